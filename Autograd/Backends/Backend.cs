@@ -1,0 +1,53 @@
+namespace Autograd.Backends;
+
+/// <summary>Chooses the backend once per process: <c>AUTOGRAD_BACKEND=mkl|openblas|managed</c>, else MKL
+/// if it loads, else OpenBLAS, else managed. The choice and its reason go to stderr once.</summary>
+public static class Backend
+{
+    private static readonly Lazy<IBackend> current = new(Select);
+    private static readonly Dictionary<string, IBackend?> loaded = [];
+
+    /// <summary>The backend every op uses.</summary>
+    public static IBackend Current => current.Value;
+
+    /// <summary>Loads a backend by name (<c>mkl</c>, <c>openblas</c>, <c>managed</c>); null with a reason if unavailable.</summary>
+    public static IBackend? TryCreate(string name, out string reason)
+    {
+        lock (loaded)
+        {
+            reason = "";
+            if (loaded.TryGetValue(name, out var b)) { if (b == null) reason = $"{name} is not available"; return b; }
+            b = name switch
+            {
+                "mkl" => MklBackend.TryLoad(out reason),
+                "openblas" => OpenBlasBackend.TryLoad(out reason),
+                "managed" => new ManagedBackend(),
+                _ => throw new ArgumentException($"unknown backend '{name}' (expected mkl, openblas or managed)"),
+            };
+            loaded[name] = b;
+            return b;
+        }
+    }
+
+    /// <summary>Every backend that loads on this machine.</summary>
+    public static IReadOnlyList<IBackend> Available() =>
+        new[] { "mkl", "openblas", "managed" }.Select(n => TryCreate(n, out _)).OfType<IBackend>().ToList();
+
+    private static IBackend Select()
+    {
+        var env = Environment.GetEnvironmentVariable("AUTOGRAD_BACKEND");
+        IBackend chosen;
+        string why;
+        if (!string.IsNullOrEmpty(env))
+        {
+            chosen = TryCreate(env, out var reason) ?? throw new InvalidOperationException($"AUTOGRAD_BACKEND={env}: {reason}");
+            why = "AUTOGRAD_BACKEND=" + env;
+        }
+        else if (TryCreate("mkl", out var mklWhy) is IBackend mkl) { chosen = mkl; why = "default, libmkl_rt loaded"; }
+        else if (TryCreate("openblas", out var obWhy) is IBackend ob) { chosen = ob; why = $"MKL unavailable: {mklWhy}"; }
+        else { chosen = new ManagedBackend(); why = $"MKL unavailable: {mklWhy}; OpenBLAS unavailable: {obWhy}"; }
+        var detail = chosen is MklBackend m ? $" [{m.Description}]" : "";
+        Console.Error.WriteLine($"autograd: backend {chosen.Name} ({why}){detail}");
+        return chosen;
+    }
+}

@@ -1,0 +1,49 @@
+using System.Numerics;
+
+namespace Autograd.Backends;
+
+/// <summary>Shape of one (optionally batched) row-major GEMM: <c>C = alpha * op(A) * op(B) + beta * C</c>.</summary>
+/// <remarks>op(A) is M x K, op(B) is K x N, C is M x N. Leading dimensions are row strides of the
+/// stored (untransposed) matrices. Batch i uses offsets <c>OffsetX + i * StrideX</c>.</remarks>
+public readonly record struct GemmSpec(
+    bool TransA, bool TransB, int M, int N, int K,
+    int Lda, int Ldb, int Ldc,
+    int Batch = 1, long StrideA = 0, long StrideB = 0, long StrideC = 0,
+    long OffsetA = 0, long OffsetB = 0, long OffsetC = 0)
+{
+    /// <summary>A plain (unbatched) GEMM on dense row-major operands.</summary>
+    public static GemmSpec Dense(bool transA, bool transB, int m, int n, int k, int batch = 1) =>
+        new(transA, transB, m, n, k,
+            Lda: transA ? m : k, Ldb: transB ? k : n, Ldc: n,
+            Batch: batch, StrideA: (long)m * k, StrideB: (long)k * n, StrideC: (long)m * n);
+}
+
+/// <summary>Elementwise unary kernels a backend may accelerate (VML on MKL).</summary>
+public enum UnaryKernel
+{
+    /// <summary>e^x</summary>
+    Exp,
+    /// <summary>natural logarithm</summary>
+    Log,
+    /// <summary>square root</summary>
+    Sqrt,
+    /// <summary>hyperbolic tangent</summary>
+    Tanh,
+    /// <summary>error function</summary>
+    Erf,
+}
+
+/// <summary>The raw kernels behind every op. Tensors, shapes and autograd live above this line.</summary>
+public interface IBackend
+{
+    /// <summary>Short name: <c>mkl</c>, <c>openblas</c> or <c>managed</c>.</summary>
+    string Name { get; }
+
+    /// <summary>Row-major (batched) matrix multiply; see <see cref="GemmSpec"/>.</summary>
+    void Gemm<T>(in GemmSpec spec, T alpha, T[] a, T[] b, T beta, T[] c)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary><c>y[i] = f(x[i])</c> over equal-length spans.</summary>
+    void Unary<T>(UnaryKernel kernel, ReadOnlySpan<T> x, Span<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+}

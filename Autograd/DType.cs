@@ -1,0 +1,31 @@
+namespace Autograd;
+
+/// <summary>Element type of a tensor.</summary>
+public enum DType
+{
+    /// <summary>32-bit IEEE float (PyTorch's default float).</summary>
+    Float32,
+    /// <summary>64-bit IEEE float, used by gradient checks.</summary>
+    Float64,
+    /// <summary>64-bit integer, for class indices and index tensors. Not differentiable.</summary>
+    Int64,
+}
+
+internal static class DTypes
+{
+    public static bool IsFloat(this DType t) => t != DType.Int64;
+
+    public static string Torch(this DType t) => t switch
+    {
+        DType.Float32 => "torch.float32",
+        DType.Float64 => "torch.float64",
+        _ => "torch.int64",
+    };
+
+    public static Array Allocate(DType t, int n) => t switch
+    {
+        DType.Float32 => new float[n],
+        DType.Float64 => new double[n],
+        _ => new long[n],
+    };
+}

@@ -1,0 +1,148 @@
+namespace Autograd;
+
+/// <summary>One recorded op: its inputs and its derivative rule. The rule closes over the tensors its
+/// backward needs; dropping the rule after backward frees them.</summary>
+internal sealed class Node(string op, Tensor[] inputs, Func<Tensor, Tensor?[]> rule)
+{
+    public readonly string Op = op;
+    public readonly Tensor[] Inputs = inputs;
+    public Func<Tensor, Tensor?[]>? Rule = rule;
+}
+
+/// <summary>Autograd entry points that are not tied to one tensor, like <c>torch.autograd</c>.</summary>
+public static class AutoGrad
+{
+    [ThreadStatic] private static int noGradDepth;
+
+    /// <summary>Whether ops record the graph on this thread.</summary>
+    public static bool IsGradEnabled => noGradDepth == 0;
+
+    /// <summary>Turns graph recording off on this thread until disposed: <c>using (AutoGrad.NoGrad()) { ... }</c>.</summary>
+    public static IDisposable NoGrad() => new GradScope(enable: false);
+
+    internal static IDisposable EnableGrad(bool enable) => new GradScope(enable);
+
+    private sealed class GradScope : IDisposable
+    {
+        private readonly int saved;
+        public GradScope(bool enable) { saved = noGradDepth; noGradDepth = enable ? 0 : saved + 1; }
+        public void Dispose() => noGradDepth = saved;
+    }
+
+    /// <summary>Records <paramref name="result"/> as the output of <paramref name="op"/> when recording is on
+    /// and an input requires gradients. <paramref name="rule"/> maps the output gradient to one gradient
+    /// per input (null where there is none), written with tensor ops so it can itself be differentiated.</summary>
+    internal static Tensor Record(Tensor result, string op, Func<Tensor, Tensor?[]> rule, params Tensor[] inputs)
+    {
+        if (!IsGradEnabled) return result;
+        foreach (var i in inputs)
+            if (i.RequiresGrad) { result.GradFn = new Node(op, inputs, rule); return result; }
+        return result;
+    }
+
+    /// <summary>Gradients of <paramref name="outputs"/> with respect to <paramref name="inputs"/>, without
+    /// touching any <see cref="Tensor.Grad"/> (like <c>torch.autograd.grad</c>).</summary>
+    /// <param name="outputs">Tensors to differentiate.</param>
+    /// <param name="inputs">Tensors to differentiate with respect to (leaves or intermediate).</param>
+    /// <param name="gradOutputs">Vector for the vector-Jacobian product; may be null for scalar outputs.</param>
+    /// <param name="createGraph">Record the backward pass so the result can be differentiated again.</param>
+    /// <param name="retainGraph">Keep the graph for another backward; defaults to <paramref name="createGraph"/>.</param>
+    /// <param name="allowUnused">Return null for inputs the outputs do not depend on instead of failing.</param>
+    public static Tensor?[] Grad(Tensor[] outputs, Tensor[] inputs, Tensor[]? gradOutputs = null,
+        bool createGraph = false, bool? retainGraph = null, bool allowUnused = false)
+    {
+        foreach (var i in inputs)
+            if (!i.RequiresGrad) throw new ArgumentException($"AutoGrad.Grad: input {Shape.Str(i.Dims)} does not require grad, so it has no gradient");
+        var found = Run(outputs, gradOutputs, retainGraph ?? createGraph, createGraph, accumulate: false, wanted: inputs);
+        var result = new Tensor?[inputs.Length];
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            if (!found.TryGetValue(inputs[i], out var g) && !allowUnused)
+                throw new ArgumentException($"AutoGrad.Grad: input {i} {Shape.Str(inputs[i].Dims)} was not used to compute the outputs; pass allowUnused: true to get null for it");
+            result[i] = g;
+        }
+        return result;
+    }
+
+    internal static Dictionary<Tensor, Tensor> Run(Tensor[] roots, Tensor[]? rootGrads, bool retainGraph, bool createGraph,
+        bool accumulate, Tensor[]? wanted)
+    {
+        var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
+        for (int i = 0; i < roots.Length; i++)
+        {
+            var r = roots[i];
+            if (!r.RequiresGrad)
+                throw new InvalidOperationException($"Backward: tensor {i} {Shape.Str(r.Dims)} does not require grad and has no grad_fn");
+            Tensor g;
+            if (rootGrads?[i] is Tensor given)
+            {
+                if (!Shape.Same(given.Dims, r.Dims))
+                    throw new ArgumentException($"Backward: gradient shape {Shape.Str(given.Dims)} does not match output shape {Shape.Str(r.Dims)}");
+                Shape.SameDType("Backward", r, given);
+                g = given;
+            }
+            else if (r.Numel == 1) g = Tensor.OnesLike(r);
+            else throw new InvalidOperationException($"Backward: grad can be implicitly created only for scalar outputs, got shape {Shape.Str(r.Dims)}; pass a gradient of that shape");
+            Accumulate(grads, r, g);
+        }
+
+        var order = TopologicalOrder(roots);
+        var keep = wanted == null ? null : new HashSet<Tensor>(wanted, ReferenceEqualityComparer.Instance);
+        var result = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
+        using var mode = EnableGrad(createGraph);
+        for (int k = order.Count - 1; k >= 0; k--)
+        {
+            var t = order[k];
+            if (!grads.Remove(t, out var g)) continue;
+            if (keep != null && keep.Contains(t)) result[t] = g;
+            var node = t.GradFn;
+            if (node == null)
+            {
+                if (accumulate) t.Grad = t.Grad is null ? (createGraph ? g : g.Detach()) : t.Grad + g;
+                continue;
+            }
+            var rule = node.Rule ?? throw new InvalidOperationException(
+                $"Backward: trying to backward through the graph a second time (op {node.Op}, output {Shape.Str(t.Dims)}); its saved tensors were freed. Pass retainGraph: true to the first Backward.");
+            var inputGrads = rule(g);
+            if (inputGrads.Length != node.Inputs.Length)
+                throw new InvalidOperationException($"{node.Op} backward returned {inputGrads.Length} gradients for {node.Inputs.Length} inputs");
+            if (!retainGraph) node.Rule = null;
+            for (int i = 0; i < node.Inputs.Length; i++)
+            {
+                var x = node.Inputs[i];
+                if (inputGrads[i] is not Tensor gi || !x.RequiresGrad) continue;
+                if (!Shape.Same(gi.Dims, x.Dims))
+                    throw new InvalidOperationException($"{node.Op} backward: gradient for input {i} has shape {Shape.Str(gi.Dims)}, expected {Shape.Str(x.Dims)}");
+                Accumulate(grads, x, gi);
+            }
+        }
+        return result;
+    }
+
+    private static void Accumulate(Dictionary<Tensor, Tensor> grads, Tensor t, Tensor g) =>
+        grads[t] = grads.TryGetValue(t, out var prev) ? prev + g : g;
+
+    /// <summary>Post-order of the graph above <paramref name="roots"/>, iterative so deep graphs cannot overflow the stack.</summary>
+    private static List<Tensor> TopologicalOrder(Tensor[] roots)
+    {
+        var order = new List<Tensor>();
+        var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<(Tensor T, int Next)>();
+        foreach (var root in roots)
+        {
+            if (!seen.Add(root)) continue;
+            stack.Push((root, 0));
+            while (stack.Count > 0)
+            {
+                var (t, next) = stack.Pop();
+                var inputs = t.GradFn?.Inputs ?? [];
+                while (next < inputs.Length && (!inputs[next].RequiresGrad || seen.Contains(inputs[next]))) next++;
+                if (next == inputs.Length) { order.Add(t); continue; }
+                stack.Push((t, next + 1));
+                seen.Add(inputs[next]);
+                stack.Push((inputs[next], 0));
+            }
+        }
+        return order;
+    }
+}

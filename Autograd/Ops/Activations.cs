@@ -1,0 +1,129 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+using Autograd.Backends;
+
+namespace Autograd;
+
+public static partial class Functional
+{
+    /// <summary>1 / (1 + e^-x).</summary>
+    public static Tensor Sigmoid(Tensor x)
+    {
+        var r = Kernels.Spans("Sigmoid", x, (s, d) => TensorPrimitives.Sigmoid(s, d), (s, d) => TensorPrimitives.Sigmoid(s, d));
+        return AutoGrad.Record(r, "Sigmoid", g => [g * r * (1.0 - r)], x);
+    }
+
+    /// <summary>Hyperbolic tangent.</summary>
+    public static Tensor Tanh(Tensor x)
+    {
+        var r = Kernels.Unary("Tanh", UnaryKernel.Tanh, x);
+        return AutoGrad.Record(r, "Tanh", g => [g * (1.0 - r * r)], x);
+    }
+
+    private struct ReluMap : IMap { public readonly T F<T>(T x) where T : unmanaged, IFloatingPointIeee754<T> => x > T.Zero ? x : (T.IsNaN(x) ? x : T.Zero); }
+
+    /// <summary>max(x, 0). Sub-gradient convention: relu'(0) = 0.</summary>
+    public static Tensor Relu(Tensor x) => AutoGrad.Record(Kernels.Map("Relu", x, new ReluMap()), "Relu", g => [g * (x > 0)], x);
+
+    private struct LeakyMap(double slope) : IMap
+    {
+        public readonly T F<T>(T x) where T : unmanaged, IFloatingPointIeee754<T> => x > T.Zero ? x : x * T.CreateTruncating(slope);
+    }
+
+    /// <summary>x for x &gt; 0, else negativeSlope * x. At 0 the gradient is negativeSlope (as PyTorch).</summary>
+    public static Tensor LeakyRelu(Tensor x, double negativeSlope = 0.01) => AutoGrad.Record(
+        Kernels.Map("LeakyRelu", x, new LeakyMap(negativeSlope)), "LeakyRelu", g => [g * ((x > 0) * (1 - negativeSlope) + negativeSlope)], x);
+
+    private struct EluMap(double alpha, double scale) : IMap
+    {
+        public readonly T F<T>(T x) where T : unmanaged, IFloatingPointIeee754<T> =>
+            T.CreateTruncating(scale) * (x > T.Zero ? x : T.CreateTruncating(alpha) * (T.Exp(x) - T.One));
+    }
+
+    /// <summary>x for x &gt; 0, else alpha * (e^x - 1).</summary>
+    public static Tensor Elu(Tensor x, double alpha = 1.0) => ScaledElu("Elu", x, alpha, 1.0);
+
+    /// <summary>SELU with PyTorch's constants: scale * elu(x, alpha).</summary>
+    public static Tensor Selu(Tensor x) => ScaledElu("Selu", x, 1.6732632423543772848170429916717, 1.0507009873554804934193349852946);
+
+    private static Tensor ScaledElu(string op, Tensor x, double alpha, double scale)
+    {
+        var r = Kernels.Map(op, x, new EluMap(alpha, scale));
+        // Below 0 the derivative is scale * alpha * e^x = r + scale * alpha; written with r so nothing overflows.
+        return AutoGrad.Record(r, op, g => [g * Where(x > 0, Tensor.Full([], scale, x.DType), r + scale * alpha)], x);
+    }
+
+    /// <summary>GELU: x * Φ(x) exactly (<paramref name="approximate"/> = "none") or with the tanh approximation ("tanh").</summary>
+    public static Tensor Gelu(Tensor x, string approximate = "none") => approximate switch
+    {
+        "none" => 0.5 * x * (1.0 + Erf(x * (1 / Math.Sqrt(2)))),
+        "tanh" => 0.5 * x * (1.0 + Tanh(Math.Sqrt(2 / Math.PI) * (x + 0.044715 * Pow(x, 3)))),
+        _ => throw new ArgumentException($"Gelu: approximate must be \"none\" or \"tanh\", got \"{approximate}\""),
+    };
+
+    /// <summary>x * sigmoid(x) (also called swish).</summary>
+    public static Tensor Silu(Tensor x) => x * Sigmoid(x);
+
+    private struct SoftplusMap(double beta, double threshold) : IMap
+    {
+        public readonly T F<T>(T x) where T : unmanaged, IFloatingPointIeee754<T>
+        {
+            T bx = x * T.CreateTruncating(beta);
+            return bx > T.CreateTruncating(threshold) ? x : T.LogP1(T.Exp(bx)) / T.CreateTruncating(beta);
+        }
+    }
+
+    /// <summary>log(1 + e^(beta x)) / beta, linear above <paramref name="threshold"/> (as PyTorch).</summary>
+    public static Tensor Softplus(Tensor x, double beta = 1, double threshold = 20) => AutoGrad.Record(
+        Kernels.Map("Softplus", x, new SoftplusMap(beta, threshold)), "Softplus", g => [g * Sigmoid(x * beta)], x);
+
+    private struct HardSigmoidMap : IMap
+    {
+        public readonly T F<T>(T x) where T : unmanaged, IFloatingPointIeee754<T> =>
+            T.Clamp(x / T.CreateTruncating(6) + T.CreateTruncating(0.5), T.Zero, T.One);
+    }
+
+    /// <summary>relu6(x + 3) / 6. The gradient is 1/6 strictly inside (-3, 3), else 0.</summary>
+    public static Tensor HardSigmoid(Tensor x) => AutoGrad.Record(
+        Kernels.Map("HardSigmoid", x, new HardSigmoidMap()), "HardSigmoid", g => [g * ((x > -3) * (x < 3)) * (1.0 / 6)], x);
+
+    /// <summary>x * hardsigmoid(x).</summary>
+    public static Tensor HardSwish(Tensor x) => x * HardSigmoid(x);
+
+    /// <summary>x * tanh(softplus(x)).</summary>
+    public static Tensor Mish(Tensor x) => x * Tanh(Softplus(x));
+
+    /// <summary>Softmax along <paramref name="dim"/>, computed as exp(x - max) / sum so large logits cannot overflow.</summary>
+    public static Tensor Softmax(Tensor x, int dim = -1)
+    {
+        Tensor r;
+        using (AutoGrad.NoGrad())
+        {
+            var e = Exp(x - Max(x, dim, keepDim: true));
+            r = e / Sum(e, dim, keepDim: true);
+        }
+        return AutoGrad.Record(r, "Softmax", g => [r * (g - Sum(g * r, dim, keepDim: true))], x);
+    }
+
+    /// <summary>log(softmax(x)) along <paramref name="dim"/>, computed as x - logsumexp(x).</summary>
+    public static Tensor LogSoftmax(Tensor x, int dim = -1)
+    {
+        Tensor r;
+        using (AutoGrad.NoGrad()) r = x - LogSumExp(x, dim, keepDim: true);
+        return AutoGrad.Record(r, "LogSoftmax", g => [g - Exp(r) * Sum(g, dim, keepDim: true)], x);
+    }
+}
+
+public sealed partial class Tensor
+{
+    /// <summary>See <see cref="Functional.Relu"/>.</summary>
+    public Tensor Relu() => Functional.Relu(this);
+    /// <summary>See <see cref="Functional.Sigmoid"/>.</summary>
+    public Tensor Sigmoid() => Functional.Sigmoid(this);
+    /// <summary>See <see cref="Functional.Tanh"/>.</summary>
+    public Tensor Tanh() => Functional.Tanh(this);
+    /// <summary>See <see cref="Functional.Softmax"/>.</summary>
+    public Tensor Softmax(int dim = -1) => Functional.Softmax(this, dim);
+    /// <summary>See <see cref="Functional.LogSoftmax"/>.</summary>
+    public Tensor LogSoftmax(int dim = -1) => Functional.LogSoftmax(this, dim);
+}

@@ -1,0 +1,161 @@
+namespace Autograd;
+
+/// <summary>How a loss reduces its per-element values.</summary>
+public enum Reduction
+{
+    /// <summary>The mean (PyTorch's default).</summary>
+    Mean,
+    /// <summary>The sum.</summary>
+    Sum,
+    /// <summary>No reduction: one loss per element (per sample for classification losses).</summary>
+    None,
+}
+
+public static partial class Functional
+{
+    private static Tensor Reduce(Tensor loss, Reduction reduction) => reduction switch
+    {
+        Reduction.Mean => Mean(loss),
+        Reduction.Sum => Sum(loss),
+        _ => loss,
+    };
+
+    private static void SameShape(string op, Tensor input, Tensor target)
+    {
+        Shape.SameDType(op, input, target);
+        Shape.Equal(op, input, target, "input and target");
+    }
+
+    /// <summary>Mean squared error.</summary>
+    public static Tensor MseLoss(Tensor input, Tensor target, Reduction reduction = Reduction.Mean)
+    {
+        SameShape("MseLoss", input, target);
+        var d = input - target;
+        return Reduce(d * d, reduction);
+    }
+
+    /// <summary>Mean absolute error.</summary>
+    public static Tensor L1Loss(Tensor input, Tensor target, Reduction reduction = Reduction.Mean)
+    {
+        SameShape("L1Loss", input, target);
+        return Reduce(Abs(input - target), reduction);
+    }
+
+    /// <summary>Huber-like loss: 0.5 d²/beta where |d| &lt; beta, else |d| - 0.5 beta.</summary>
+    public static Tensor SmoothL1Loss(Tensor input, Tensor target, Reduction reduction = Reduction.Mean, double beta = 1.0)
+    {
+        SameShape("SmoothL1Loss", input, target);
+        if (beta < 0) throw new ArgumentException($"SmoothL1Loss: beta must be non-negative, got {beta}");
+        var ad = Abs(input - target);
+        if (beta == 0) return Reduce(ad, reduction);
+        return Reduce(Where(ad < beta, ad * ad * (0.5 / beta), ad - 0.5 * beta), reduction);
+    }
+
+    /// <summary>Binary cross-entropy on probabilities; logs are clamped at -100 as in PyTorch.</summary>
+    public static Tensor BinaryCrossEntropy(Tensor input, Tensor target, Tensor? weight = null, Reduction reduction = Reduction.Mean)
+    {
+        SameShape("BinaryCrossEntropy", input, target);
+        var loss = -(target * Clamp(Log(input), min: -100) + (1.0 - target) * Clamp(Log(1.0 - input), min: -100));
+        return Reduce(weight == null ? loss : loss * weight, reduction);
+    }
+
+    /// <summary>Binary cross-entropy on logits, stable for any logit: max(x,0) - x t + log(1 + e^-|x|),
+    /// with <paramref name="posWeight"/> scaling the positive term as in PyTorch.</summary>
+    public static Tensor BinaryCrossEntropyWithLogits(Tensor input, Tensor target, Tensor? weight = null, Tensor? posWeight = null,
+        Reduction reduction = Reduction.Mean)
+    {
+        SameShape("BinaryCrossEntropyWithLogits", input, target);
+        // log(sigmoid(x)) = -softplus(-x); log(1 - sigmoid(x)) = -softplus(x).
+        var logSigNeg = Softplus(-input);
+        var loss = posWeight == null
+            ? (1.0 - target) * input + logSigNeg
+            : (1.0 - target) * input + (1.0 + (posWeight - 1.0) * target) * logSigNeg;
+        return Reduce(weight == null ? loss : loss * weight, reduction);
+    }
+
+    /// <summary>Negative log-likelihood of log-probabilities [N, C] (or [N, C, d1, ...]) at class indices
+    /// [N] (or [N, d1, ...], Int64). Mean reduction divides by the summed weights of non-ignored targets.</summary>
+    public static Tensor NllLoss(Tensor input, Tensor target, Tensor? weight = null, long ignoreIndex = -100, Reduction reduction = Reduction.Mean)
+    {
+        var (logp, t, w, _) = ClassTargets("NllLoss", input, target, weight, ignoreIndex);
+        var picked = -Gather(logp, 1, t.Unsqueeze(1)).Squeeze(1) * w;
+        return ReduceWeighted(picked, w, reduction, target);
+    }
+
+    /// <summary>Cross-entropy of logits [N, C] (or [N, C, d1, ...]) against class indices (Int64 [N, ...]) or
+    /// class probabilities (same shape as the input), with class weights, ignore index and label smoothing, as PyTorch.</summary>
+    public static Tensor CrossEntropy(Tensor input, Tensor target, Tensor? weight = null, long ignoreIndex = -100,
+        Reduction reduction = Reduction.Mean, double labelSmoothing = 0.0)
+    {
+        if (labelSmoothing < 0 || labelSmoothing > 1) throw new ArgumentException($"CrossEntropy: labelSmoothing must be in [0, 1], got {labelSmoothing}");
+        if (input.Rank < 1) throw new ArgumentException($"CrossEntropy: input must have a class dim, got shape {Shape.Str(input.Dims)}");
+        int classDim = input.Rank == 1 ? 0 : 1, c = input.Dims[classDim];
+        var logp = LogSoftmax(input, classDim);
+        if (target.DType.IsFloat())
+        {
+            // Class probabilities: loss_n = -sum_c w_c p_c log q_c; mean divides by the number of samples.
+            SameShape("CrossEntropy", input, target);
+            var p = labelSmoothing > 0 ? target * (1 - labelSmoothing) + labelSmoothing / c : target;
+            var wl = weight == null ? logp : logp * ClassWeight(weight, input, classDim);
+            var perSample = -Sum(p * wl, classDim);
+            return reduction == Reduction.Mean ? Sum(perSample) / (input.Numel / c) : Reduce(perSample, reduction);
+        }
+        var (lp, t, w, valid) = ClassTargets("CrossEntropy", logp, target, weight, ignoreIndex);
+        var nll = -Gather(lp, 1, t.Unsqueeze(1)).Squeeze(1) * w;
+        if (labelSmoothing == 0) return ReduceWeighted(nll, w, reduction, target);
+        // PyTorch: (1 - eps) * nll + eps / C * smooth, smooth_n = -sum_c w_c log q_c over non-ignored samples.
+        var cw = weight == null ? lp : lp * weight.Reshape(1, c);
+        var smooth = -Sum(cw, 1) * valid;
+        Tensor nllR = ReduceWeighted(nll, w, reduction, target), smoothR;
+        if (reduction == Reduction.Mean) smoothR = Sum(smooth) / (weight == null ? Sum(valid) : Sum(w));
+        else smoothR = reduction == Reduction.Sum ? Sum(smooth) : smooth.Reshape(target.Dims);
+        return nllR * (1 - labelSmoothing) + smoothR * (labelSmoothing / c);
+    }
+
+    private static Tensor ClassWeight(Tensor weight, Tensor input, int classDim)
+    {
+        int c = input.Dims[classDim];
+        if (weight.Rank != 1 || weight.Dims[0] != c) throw new ArgumentException($"CrossEntropy: weight must have shape [{c}], got {Shape.Str(weight.Dims)}");
+        var shape = Enumerable.Repeat(1, input.Rank).ToArray();
+        shape[classDim] = c;
+        return weight.Reshape(shape);
+    }
+
+    /// <summary>Flattens [N, C, d...] log-probabilities to [M, C] and targets to [M]; ignored targets get index 0,
+    /// weight 0 and valid 0.</summary>
+    private static (Tensor LogP, Tensor Target, Tensor W, Tensor Valid) ClassTargets(string op, Tensor input, Tensor target, Tensor? weight, long ignoreIndex)
+    {
+        Shape.Float(op, input);
+        if (target.DType != DType.Int64) throw new ArgumentException($"{op}: class-index target must be Int64, got {target.DType} {Shape.Str(target.Dims)}");
+        int classDim = input.Rank == 1 ? 0 : 1, c = input.Dims[classDim];
+        var expected = input.Rank == 1 ? [] : input.Dims.Where((_, i) => i != 1).ToArray();
+        if (!Shape.Same(target.Dims, expected))
+            throw new ArgumentException($"{op}: target shape {Shape.Str(target.Dims)} does not match input {Shape.Str(input.Dims)} (expected {Shape.Str(expected)})");
+        if (weight != null && (weight.Rank != 1 || weight.Dims[0] != c))
+            throw new ArgumentException($"{op}: weight must have shape [{c}], got {Shape.Str(weight.Dims)}");
+        var lp = input.Rank == 1 ? input.Reshape(1, c)
+            : input.Rank == 2 ? input
+            : input.Reshape(input.Dims[0], c, -1).Transpose(1, 2).Reshape(-1, c);
+        var tv = target.Data<long>();
+        var idx = new long[tv.Length];
+        var w = new double[tv.Length];
+        var valid = new double[tv.Length];
+        var wv = weight?.ToDoubleArray();
+        for (int i = 0; i < tv.Length; i++)
+        {
+            if (tv[i] == ignoreIndex) continue;
+            if (tv[i] < 0 || tv[i] >= c) throw new ArgumentOutOfRangeException(nameof(target), $"{op}: target {tv[i]} at position {i} is out of range for {c} classes");
+            idx[i] = tv[i];
+            w[i] = wv?[(int)tv[i]] ?? 1;
+            valid[i] = 1;
+        }
+        return (lp, Tensor.From(idx, idx.Length), Tensor.From(w, w.Length).To(input.DType), Tensor.From(valid, valid.Length).To(input.DType));
+    }
+
+    private static Tensor ReduceWeighted(Tensor perSample, Tensor w, Reduction reduction, Tensor target) => reduction switch
+    {
+        Reduction.Mean => Sum(perSample) / Sum(w),
+        Reduction.Sum => Sum(perSample),
+        _ => perSample.Reshape(target.Dims),
+    };
+}

@@ -1,0 +1,134 @@
+using System.Text;
+
+namespace Autograd;
+
+/// <summary>Every shape rule and shape check of the framework, with error messages that name the op
+/// and the shapes involved.</summary>
+internal static class Shape
+{
+    public static string Str(int[] s) => "[" + string.Join(", ", s) + "]";
+
+    public static int Numel(int[] s)
+    {
+        long n = 1;
+        foreach (var d in s) n *= d;
+        if (n > int.MaxValue) throw new ArgumentException($"shape {Str(s)} has {n} elements, more than a tensor can hold ({int.MaxValue})");
+        return (int)n;
+    }
+
+    /// <summary>Row-major strides of a contiguous tensor of this shape.</summary>
+    public static int[] Strides(int[] s)
+    {
+        var st = new int[s.Length];
+        int acc = 1;
+        for (int i = s.Length - 1; i >= 0; i--) { st[i] = acc; acc *= s[i]; }
+        return st;
+    }
+
+    public static bool Same(int[] a, int[] b) => a.AsSpan().SequenceEqual(b);
+
+    /// <summary>Normalizes a possibly negative dim; <paramref name="rank"/> may be 0 for scalars.</summary>
+    public static int Dim(string op, int dim, int rank, bool forInsert = false)
+    {
+        int r = forInsert ? rank + 1 : Math.Max(rank, 1);
+        if (dim < -r || dim >= r)
+            throw new ArgumentOutOfRangeException(nameof(dim), $"{op}: dim {dim} is out of range for a tensor of rank {rank} (expected a value in [{-r}, {r - 1}])");
+        return dim < 0 ? dim + r : dim;
+    }
+
+    /// <summary>Normalizes a list of dims, rejecting duplicates; null means all dims.</summary>
+    public static int[] Dims(string op, int[]? dims, int rank)
+    {
+        if (dims == null || dims.Length == 0) return Enumerable.Range(0, rank).ToArray();
+        var r = dims.Select(d => Dim(op, d, rank)).ToArray();
+        if (r.Distinct().Count() != r.Length) throw new ArgumentException($"{op}: dim {Str(dims)} contains a repeated dimension");
+        Array.Sort(r);
+        return r;
+    }
+
+    /// <summary>NumPy/PyTorch broadcasting of two shapes.</summary>
+    public static int[] Broadcast(string op, int[] a, int[] b)
+    {
+        int n = Math.Max(a.Length, b.Length);
+        var r = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            int da = i < n - a.Length ? 1 : a[i - (n - a.Length)];
+            int db = i < n - b.Length ? 1 : b[i - (n - b.Length)];
+            if (da != db && da != 1 && db != 1)
+                throw new ArgumentException($"{op}: shapes {Str(a)} and {Str(b)} cannot be broadcast together (dimension {i} of the result: {da} vs {db})");
+            r[i] = da == 1 ? db : da;
+        }
+        return r;
+    }
+
+    /// <summary>Strides that read <paramref name="src"/> as if broadcast to <paramref name="dst"/> (0 on broadcast dims).</summary>
+    public static int[] BroadcastStrides(int[] src, int[] dst)
+    {
+        var st = Strides(src);
+        var r = new int[dst.Length];
+        int off = dst.Length - src.Length;
+        for (int i = 0; i < src.Length; i++) r[i + off] = src[i] == 1 && dst[i + off] != 1 ? 0 : st[i];
+        return r;
+    }
+
+    /// <summary>Resolves a single -1 in a reshape target.</summary>
+    public static int[] Infer(string op, int[] from, int[] to)
+    {
+        int n = Numel(from), known = 1, neg = -1;
+        for (int i = 0; i < to.Length; i++)
+        {
+            if (to[i] == -1) { if (neg >= 0) throw new ArgumentException($"{op}: only one dimension can be -1, got {Str(to)}"); neg = i; }
+            else if (to[i] < 0) throw new ArgumentException($"{op}: invalid size {to[i]} in {Str(to)}");
+            else known *= to[i];
+        }
+        var r = (int[])to.Clone();
+        if (neg >= 0)
+        {
+            if (known == 0 || n % known != 0) throw new ArgumentException($"{op}: shape {Str(to)} is invalid for input of shape {Str(from)} ({n} elements)");
+            r[neg] = n / known;
+        }
+        else if (known != n) throw new ArgumentException($"{op}: shape {Str(to)} is invalid for input of shape {Str(from)} ({n} elements)");
+        return r;
+    }
+
+    public static void SameDType(string op, Tensor a, Tensor b)
+    {
+        if (a.DType != b.DType)
+            throw new ArgumentException($"{op}: dtype mismatch, {a.DType} {Str(a.Dims)} vs {b.DType} {Str(b.Dims)}; convert one with To(DType)");
+    }
+
+    public static void Float(string op, Tensor a, string arg = "input")
+    {
+        if (!a.DType.IsFloat()) throw new ArgumentException($"{op}: {arg} must be Float32 or Float64, got {a.DType} {Str(a.Dims)}");
+    }
+
+    public static void Rank(string op, Tensor a, int min, int max, string arg = "input")
+    {
+        if (a.Rank < min || a.Rank > max)
+            throw new ArgumentException($"{op}: {arg} must have {(min == max ? $"{min}" : $"{min} to {max}")} dimensions, got shape {Str(a.Dims)}");
+    }
+
+    public static void Equal(string op, Tensor a, Tensor b, string what)
+    {
+        if (!Same(a.Dims, b.Dims))
+            throw new ArgumentException($"{op}: {what} must have the same shape, got {Str(a.Dims)} and {Str(b.Dims)}");
+    }
+
+    /// <summary>The reduced shape, with kept dims of size 1 when <paramref name="keepDim"/>.</summary>
+    public static int[] Reduced(int[] s, int[] dims, bool keepDim)
+    {
+        var r = new List<int>();
+        for (int i = 0; i < s.Length; i++)
+            if (Array.IndexOf(dims, i) < 0) r.Add(s[i]);
+            else if (keepDim) r.Add(1);
+        return r.ToArray();
+    }
+
+    public static string Join(IEnumerable<Tensor> ts)
+    {
+        var sb = new StringBuilder();
+        foreach (var t in ts) { if (sb.Length > 0) sb.Append(", "); sb.Append(Str(t.Dims)); }
+        return sb.ToString();
+    }
+}
