@@ -24,10 +24,11 @@ public sealed record GradCheckOptions
 /// <param name="MaxAbsError">Largest |numeric - analytic|.</param>
 /// <param name="MaxRelError">Largest |numeric - analytic| / max(|numeric|, tiny).</param>
 /// <param name="WorstElement">Flat index of the worst element (-1 in directional mode, where the whole direction is one value).</param>
+/// <param name="WorstOutput">Flat index of the output element of that Jacobian entry (-1 in directional mode).</param>
 /// <param name="Numeric">Finite-difference value at the worst element.</param>
 /// <param name="Analytic">Backward value at the worst element.</param>
 /// <param name="Passed">Whether every element is within atol + rtol * |numeric|.</param>
-public sealed record GradCheckInputReport(int Input, double MaxAbsError, double MaxRelError, long WorstElement, double Numeric, double Analytic, bool Passed);
+public sealed record GradCheckInputReport(int Input, double MaxAbsError, double MaxRelError, long WorstElement, long WorstOutput, double Numeric, double Analytic, bool Passed);
 
 /// <summary>The outcome of a gradient check: pass/fail with per-input errors.</summary>
 public sealed record GradCheckReport(bool Passed, string Mode, IReadOnlyList<GradCheckInputReport> Inputs, string? Failure)
@@ -42,7 +43,7 @@ public sealed record GradCheckReport(bool Passed, string Mode, IReadOnlyList<Gra
         if (Failure != null) sb.Append(": ").Append(Failure);
         foreach (var r in Inputs)
             sb.Append($"\n  input {r.Input}: max abs err {r.MaxAbsError:G3}, max rel err {r.MaxRelError:G3}" +
-                (r.WorstElement >= 0 ? $", worst element {r.WorstElement}" : ", worst direction") +
+                (r.WorstElement >= 0 ? $", worst element {r.WorstElement} (output element {r.WorstOutput})" : ", random direction v^T J u") +
                 $" numeric {r.Numeric:G9} vs analytic {r.Analytic:G9}{(r.Passed ? "" : "  <-- mismatch")}");
         return sb.ToString();
     }
@@ -80,44 +81,51 @@ public static class GradCheck
         if (!y0.DType.IsFloat()) throw new ArgumentException($"GradCheck: the function must return a float tensor, got {y0.DType}");
         int total = wrt.Sum(i => inputs[i].Numel) + y0.Numel;
         bool fast = options.Fast || total > options.FullJacobianLimit;
+        string mode = fast ? "fast" : "full";
         var gen = new Generator(options.Seed);
-        // Full mode: one output direction per output element (all rows of J); fast mode: one random v.
-        var directions = fast ? [Tensor.Randn(y0.Dims, gen, DType.Float64)]
-            : Enumerable.Range(0, y0.Numel).Select(k => OneHot(y0.Dims, k)).ToArray();
+
+        // Reentrancy: two backward passes with the same output gradient must agree exactly.
+        var v = Tensor.Randn(y0.Dims, gen, DType.Float64);
+        var first = VectorJacobian(f, inputs, wrt, v);
+        var second = VectorJacobian(f, inputs, wrt, v);
+        for (int w = 0; w < wrt.Length; w++)
+            if (!first[w].AsSpan().SequenceEqual(second[w]))
+                return new GradCheckReport(false, mode, [], $"backward is not reentrant: two backward passes gave different gradients for input {wrt[w]}");
 
         var worst = wrt.Select(i => new Worst(i)).ToArray();
-        foreach (var v in directions)
+        if (fast)
         {
-            var analytic = VectorJacobian(f, inputs, wrt, v, out var again);
+            // Directional: numeric v^T J u against (J^T v) . u for one random u per input.
             for (int w = 0; w < wrt.Length; w++)
-                if (!Same(analytic[w], again[w]))
-                    return new GradCheckReport(false, fast ? "fast" : "full", [], $"backward is not reentrant: two backward passes gave different gradients for input {wrt[w]}");
+            {
+                var u = Tensor.Randn(inputs[wrt[w]].Dims, gen, DType.Float64).ToDoubleArray();
+                var dy = Difference(f, inputs, inputs[wrt[w]], u, options.Eps);
+                double numeric = 0, analytic = 0, vv;
+                var vs = v.ToDoubleArray();
+                for (int j = 0; j < dy.Length; j++) { vv = vs[j]; numeric += vv * dy[j]; }
+                for (int k = 0; k < u.Length; k++) analytic += first[w][k] * u[k];
+                worst[w].Add(-1, -1, numeric, analytic, options);
+            }
+        }
+        else
+        {
+            // Full Jacobian: numeric columns (one per input element), analytic rows (one backward per output element).
+            var rows = Enumerable.Range(0, y0.Numel).Select(j => VectorJacobian(f, inputs, wrt, OneHot(y0.Dims, j))).ToArray();
             for (int w = 0; w < wrt.Length; w++)
             {
                 var x = inputs[wrt[w]];
-                var a = analytic[w]?.ToDoubleArray() ?? new double[x.Numel];
-                if (fast)
+                for (int k = 0; k < x.Numel; k++)
                 {
-                    var u = Tensor.Randn(x.Dims, gen, DType.Float64).ToDoubleArray();
-                    double numeric = Directional(f, inputs, x, u, v, options.Eps), an = 0;
-                    for (int k = 0; k < u.Length; k++) an += a[k] * u[k];
-                    worst[w].Add(-1, numeric, an, options);
-                }
-                else
-                {
-                    var xs = x.Data<double>();
-                    for (int k = 0; k < xs.Length; k++)
-                    {
-                        var u = new double[xs.Length];
-                        u[k] = 1;
-                        worst[w].Add(k, Directional(f, inputs, x, u, v, options.Eps), a[k], options);
-                    }
+                    var u = new double[x.Numel];
+                    u[k] = 1;
+                    var column = Difference(f, inputs, x, u, options.Eps);
+                    for (int j = 0; j < column.Length; j++) worst[w].Add(k, j, column[j], rows[j][w][k], options);
                 }
             }
         }
         var reports = worst.Select(w => w.Report()).ToList();
         bool ok = reports.All(r => r.Passed);
-        return new GradCheckReport(ok, fast ? "fast" : "full", reports, ok ? null : "analytic and numeric gradients differ");
+        return new GradCheckReport(ok, mode, reports, ok ? null : "analytic and numeric gradients differ");
     }
 
     /// <summary>Checks the gradients of the gradients: <c>g(x, v) = d(v · f(x))/dx</c> is checked with <see cref="Check(Func{Tensor[], Tensor}, GradCheckOptions, Tensor[])"/>.</summary>
@@ -147,53 +155,46 @@ public static class GradCheck
         return t;
     }
 
-    private static Tensor?[] VectorJacobian(Func<Tensor[], Tensor> f, Tensor[] inputs, int[] wrt, Tensor v, out Tensor?[] again)
+    /// <summary>J^T v for each checked input, as arrays (zeros where an input is unused).</summary>
+    private static double[][] VectorJacobian(Func<Tensor[], Tensor> f, Tensor[] inputs, int[] wrt, Tensor v)
     {
         var y = f(inputs);
         var wrtT = wrt.Select(i => inputs[i]).ToArray();
-        if (!y.RequiresGrad) { again = new Tensor?[wrt.Length]; return new Tensor?[wrt.Length]; }
-        var g1 = AutoGrad.Grad([y], wrtT, [v.To(y.DType)], retainGraph: true, allowUnused: true);
-        again = AutoGrad.Grad([y], wrtT, [v.To(y.DType)], allowUnused: true);
-        return g1;
+        var g = y.RequiresGrad ? AutoGrad.Grad([y], wrtT, [v.To(y.DType)], allowUnused: true) : new Tensor?[wrt.Length];
+        return g.Select((t, i) => t?.ToDoubleArray() ?? new double[wrtT[i].Numel]).ToArray();
     }
 
-    private static bool Same(Tensor? a, Tensor? b) =>
-        (a == null && b == null) || (a != null && b != null && a.ToDoubleArray().AsSpan().SequenceEqual(b.ToDoubleArray()));
-
-    /// <summary>v · (f(x + eps u) - f(x - eps u)) / 2 eps, perturbing <paramref name="x"/> in place and restoring it.</summary>
-    private static double Directional(Func<Tensor[], Tensor> f, Tensor[] inputs, Tensor x, double[] u, Tensor v, double eps)
+    /// <summary>(f(x + eps u) - f(x - eps u)) / 2 eps, perturbing <paramref name="x"/> in place and restoring it.</summary>
+    private static double[] Difference(Func<Tensor[], Tensor> f, Tensor[] inputs, Tensor x, double[] u, double eps)
     {
         var xs = x.Data<double>();
         var saved = (double[])xs.Clone();
-        double Eval(double sign)
+        // Not under NoGrad: f may itself differentiate (second-order checks).
+        double[] Eval(double sign)
         {
             for (int k = 0; k < xs.Length; k++) xs[k] = saved[k] + sign * eps * u[k];
-            // Not under NoGrad: f may itself differentiate (second-order checks).
-            var y = f(inputs).ToDoubleArray();
-            var vv = v.ToDoubleArray();
-            double s = 0;
-            for (int k = 0; k < y.Length; k++) s += y[k] * vv[k];
-            return s;
+            return f(inputs).ToDoubleArray();
         }
-        double plus = Eval(1), minus = Eval(-1);
+        double[] plus = Eval(1), minus = Eval(-1);
         saved.CopyTo(xs, 0);
-        return (plus - minus) / (2 * eps);
+        for (int j = 0; j < plus.Length; j++) plus[j] = (plus[j] - minus[j]) / (2 * eps);
+        return plus;
     }
 
     private sealed class Worst(int input)
     {
         private double maxAbs, maxRel, numeric, analytic;
-        private long element = -1;
+        private long element = -1, output = -1;
         private bool passed = true, any;
 
-        public void Add(long k, double num, double an, GradCheckOptions o)
+        public void Add(long k, long j, double num, double an, GradCheckOptions o)
         {
             double abs = Math.Abs(num - an), rel = abs / Math.Max(Math.Abs(num), 1e-12);
             bool ok = abs <= o.Atol + o.Rtol * Math.Abs(num) && !double.IsNaN(an) == !double.IsNaN(num);
             // Track the element that fails worst, or, if all pass, the one with the largest error.
             if (!any || (!ok && passed) || (ok == passed && abs > maxAbs) || double.IsNaN(abs))
             {
-                element = k; numeric = num; analytic = an;
+                element = k; output = j; numeric = num; analytic = an;
             }
             any = true;
             maxAbs = Math.Max(maxAbs, double.IsNaN(abs) ? double.PositiveInfinity : abs);
@@ -201,6 +202,6 @@ public static class GradCheck
             passed &= ok;
         }
 
-        public GradCheckInputReport Report() => new(input, maxAbs, maxRel, element, numeric, analytic, passed);
+        public GradCheckInputReport Report() => new(input, maxAbs, maxRel, element, output, numeric, analytic, passed);
     }
 }

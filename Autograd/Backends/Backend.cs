@@ -6,9 +6,20 @@ public static class Backend
 {
     private static readonly Lazy<IBackend> current = new(Select);
     private static readonly Dictionary<string, IBackend?> loaded = [];
+    [ThreadStatic] private static IBackend? scoped;
 
-    /// <summary>The backend every op uses.</summary>
-    public static IBackend Current => current.Value;
+    /// <summary>The backend every op on this thread uses.</summary>
+    public static IBackend Current => scoped ?? current.Value;
+
+    /// <summary>Runs the ops of this thread on <paramref name="backend"/> until disposed (to compare backends).</summary>
+    public static IDisposable Use(IBackend backend) => new Scope(backend);
+
+    private sealed class Scope : IDisposable
+    {
+        private readonly IBackend? saved = scoped;
+        public Scope(IBackend backend) => scoped = backend;
+        public void Dispose() => scoped = saved;
+    }
 
     /// <summary>Loads a backend by name (<c>mkl</c>, <c>openblas</c>, <c>managed</c>); null with a reason if unavailable.</summary>
     public static IBackend? TryCreate(string name, out string reason)

@@ -10,7 +10,8 @@ namespace Autograd.Backends;
 /// op(A) and op(B) are copied into contiguous, zero-padded panels (which also absorbs transposition and alpha), and a
 /// register-tiled micro-kernel multiplies one MR x KC panel of A with one KC x NR panel of B, NR being two SIMD vectors.
 /// Loop nest: NC columns of B (L3) / KC depth / MC rows of A (L2) / NR micro-panel of B (L1) / MR micro-panel of A.
-/// Large problems are split over batches and then over rows or columns of C, one task per core.
+/// Large problems are split over batches and then over rows or columns of C, one task per core. The kernels are
+/// written once against a small vector-ops interface and instantiated for Vector512 (AVX-512) or Vector&lt;T&gt;.
 /// </remarks>
 internal static unsafe class ManagedGemm
 {
@@ -20,12 +21,13 @@ internal static unsafe class ManagedGemm
     private const int KC = 256;
     private const int MC = 144;
     private const int NC = 4096;
-    // Below this many multiply-adds the Parallel.For fork/join costs more than the second core saves.
-    private const long SerialWork = 96L * 96 * 96;
+    // Multiply-adds one task must have before another thread is worth waking (fork/join costs a few microseconds).
+    private const long TaskWork = 64L * 64 * 64;
 
     /// <summary>Computes <c>C = alpha * op(A) * op(B) + beta * C</c> for every batch entry described by <paramref name="spec"/>.</summary>
     /// <remarks>With <c>beta == 0</c>, C is overwritten without being read (NaNs in C do not propagate); with
-    /// <c>K == 0</c> or <c>alpha == 0</c>, A and B are not read and C is only scaled by beta.</remarks>
+    /// <c>K == 0</c> or <c>alpha == 0</c>, A and B are not read and C is only scaled by beta. Batch entries may run
+    /// concurrently, so their C blocks must not overlap (A and B may, e.g. a stride of 0 broadcasts an operand).</remarks>
     /// <exception cref="NotSupportedException"><typeparamref name="T"/> is neither float nor double.</exception>
     /// <exception cref="ArgumentException">The spec addresses elements outside an operand array.</exception>
     public static void Gemm<T>(in GemmSpec spec, T alpha, T[] a, T[] b, T beta, T[] c)
@@ -76,8 +78,8 @@ internal static unsafe class ManagedGemm
         where T : unmanaged, IFloatingPointIeee754<T> where TV : unmanaged where S : ISimd<TV, T>
     {
         int nr = 2 * S.Width;
-        long work = (long)s.M * s.N * s.K * s.Batch;
-        int perBatch = work < SerialWork ? 1 : (Environment.ProcessorCount + s.Batch - 1) / s.Batch;
+        int tasksWanted = (int)Math.Clamp((long)s.M * s.N * s.K * s.Batch / TaskWork, 1, Environment.ProcessorCount);
+        int perBatch = (tasksWanted + s.Batch - 1) / s.Batch;
         bool splitM = s.M >= s.N;
         int unit = splitM ? MR : nr, units = ((splitM ? s.M : s.N) + unit - 1) / unit;
         int chunk = (units + Math.Min(perBatch, units) - 1) / Math.Min(perBatch, units) * unit;
@@ -164,30 +166,37 @@ internal static unsafe class ManagedGemm
 
     /// <summary>Copies <paramref name="rows"/> x <paramref name="depth"/> of a strided matrix (times <paramref name="scale"/>)
     /// into panels of <paramref name="panel"/> rows stored depth-major, zero-padding the last panel.</summary>
+    /// <remarks>The inner loop always walks the source's unit-stride dimension across the whole block: reading a few
+    /// elements per cache line at a large power-of-two stride thrashes L1 and made transposed operands ~2x slower.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Pack<T, TV, S>(T* src, long rs, long ds, int rows, int depth, int panel, T scale, T* dst)
         where T : unmanaged, IFloatingPointIeee754<T> where TV : unmanaged where S : ISimd<TV, T>
     {
         TV vScale = S.Splat(scale), zero = S.Splat(T.Zero);
-        for (int p = 0; p < rows; p += panel, src += panel * rs)
+        int panels = (rows + panel - 1) / panel;
+        if (rs != 1)
         {
-            int h = Math.Min(panel, rows - p);
-            if (rs == 1 && h == panel && panel % S.Width == 0)
+            for (int i = 0; i < panels * panel; i++)
             {
-                // Rows are contiguous in memory (non-transposed B, transposed A): copy whole vectors.
-                for (int d = 0; d < depth; d++, dst += panel)
-                    for (int v = 0; v < panel; v += S.Width)
-                        S.Store(dst + v, S.MulAdd(S.Load(src + d * ds + v), vScale, zero));
-                continue;
+                T* s = src + i * rs, o = dst + i / panel * panel * depth + i % panel;
+                for (int d = 0; d < depth; d++)
+                    o[d * panel] = i < rows ? scale * s[d * ds] : T.Zero;
             }
-            for (int d = 0; d < depth; d++, dst += panel)
+            return;
+        }
+        for (int d = 0; d < depth; d++)
+        {
+            T* s = src + d * ds, o = dst + d * panel;
+            for (int p = 0; p < rows; p += panel, s += panel, o += panel * depth)
             {
-                T* s = src + d * ds;
-                int i = 0;
+                int h = Math.Min(panel, rows - p), i = 0;
+                if (h == panel && panel % S.Width == 0)
+                    for (; i < panel; i += S.Width)
+                        S.Store(o + i, S.MulAdd(S.Load(s + i), vScale, zero));
                 for (; i < h; i++)
-                    dst[i] = scale * s[i * rs];
+                    o[i] = scale * s[i];
                 for (; i < panel; i++)
-                    dst[i] = T.Zero;
+                    o[i] = T.Zero;
             }
         }
     }
