@@ -2,6 +2,7 @@ using System.Reflection;
 using Autograd.Backends;
 using FsCheck;
 using FsCheck.Fluent;
+using Autograd.Testing;
 
 namespace PropertyTests;
 
@@ -15,7 +16,7 @@ public class OpProperties
 
     public static IEnumerable<OpSpec> Specs => OpRegistry.All;
 
-    private static void ForAll(Action<Draw> property) => Check.One(Config, Prop.ForAll(Draw.Arbitrary, property));
+    private static void ForAll(Action<Draw> property) => Check.One(Config, Prop.ForAll(DrawArbitrary.Arbitrary, property));
 
     [Test]
     public void Every_public_op_of_Functional_has_a_registry_entry()

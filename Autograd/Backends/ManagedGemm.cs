@@ -5,9 +5,9 @@ using System.Runtime.Intrinsics;
 
 namespace Autograd.Backends;
 
-/// <summary>Pure managed, cache-blocked GEMM (GotoBLAS/BLIS scheme) for <see cref="float"/> and <see cref="double"/>.</summary>
+/// <summary>Pure managed, cache-blocked GEMM (GotoBLAS/BLIS scheme) for float and double.</summary>
 /// <remarks>
-/// op(A) and op(B) are copied into contiguous, zero-padded panels (which also absorbs transposition and alpha), and a
+/// op(A) and op(B) are copied into contiguous, zero-padded panels (absorbing transposition and alpha), and a
 /// register-tiled micro-kernel multiplies one MR x KC panel of A with one KC x NR panel of B, NR being two SIMD vectors.
 /// Loop nest: NC columns of B (L3) / KC depth / MC rows of A (L2) / NR micro-panel of B (L1) / MR micro-panel of A.
 /// Large problems are split over batches and then over rows or columns of C, one task per core. The kernels are
@@ -24,10 +24,10 @@ internal static unsafe class ManagedGemm
     // Multiply-adds one task must have before another thread is worth waking (fork/join costs a few microseconds).
     private const long TaskWork = 64L * 64 * 64;
 
-    /// <summary>Computes <c>C = alpha * op(A) * op(B) + beta * C</c> for every batch entry described by <paramref name="spec"/>.</summary>
+    /// <summary>Computes <c>C = alpha * op(A) * op(B) + beta * C</c> for every batch entry of <paramref name="spec"/>.</summary>
     /// <remarks>With <c>beta == 0</c>, C is overwritten without being read (NaNs in C do not propagate); with
     /// <c>K == 0</c> or <c>alpha == 0</c>, A and B are not read and C is only scaled by beta. Batch entries may run
-    /// concurrently, so their C blocks must not overlap (A and B may, e.g. a stride of 0 broadcasts an operand).</remarks>
+    /// concurrently, so their C blocks must not overlap (A and B may: a stride of 0 broadcasts an operand).</remarks>
     /// <exception cref="NotSupportedException"><typeparamref name="T"/> is neither float nor double.</exception>
     /// <exception cref="ArgumentException">The spec addresses elements outside an operand array.</exception>
     public static void Gemm<T>(in GemmSpec spec, T alpha, T[] a, T[] b, T beta, T[] c)
@@ -39,11 +39,12 @@ internal static unsafe class ManagedGemm
             throw new ArgumentException("GEMM sizes must be non-negative.", nameof(spec));
         if (spec.M == 0 || spec.N == 0 || spec.Batch == 0)
             return;
-        CheckBounds(a, spec.OffsetA, spec.StrideA, spec.Batch, spec.TransA ? spec.K : spec.M, spec.TransA ? spec.M : spec.K, spec.Lda, nameof(a));
-        CheckBounds(b, spec.OffsetB, spec.StrideB, spec.Batch, spec.TransB ? spec.N : spec.K, spec.TransB ? spec.K : spec.N, spec.Ldb, nameof(b));
-        CheckBounds(c, spec.OffsetC, spec.StrideC, spec.Batch, spec.M, spec.N, spec.Ldc, nameof(c));
+        var (m, n, k) = (spec.M, spec.N, spec.K);
+        CheckBounds(a, spec.OffsetA, spec.StrideA, spec.Batch, spec.TransA ? k : m, spec.TransA ? m : k, spec.Lda, nameof(a));
+        CheckBounds(b, spec.OffsetB, spec.StrideB, spec.Batch, spec.TransB ? n : k, spec.TransB ? k : n, spec.Ldb, nameof(b));
+        CheckBounds(c, spec.OffsetC, spec.StrideC, spec.Batch, m, n, spec.Ldc, nameof(c));
 
-        if (spec.K == 0 || alpha == T.Zero)
+        if (k == 0 || alpha == T.Zero)
             ScaleC(spec, beta, c);
         else if (Vector512.IsHardwareAccelerated)
             Run<T, Vector512<T>, Simd512<T>>(spec, alpha, a, b, beta, c);
@@ -55,7 +56,8 @@ internal static unsafe class ManagedGemm
     {
         if (rows == 0 || cols == 0)
             return;
-        if (offset < 0 || stride < 0 || ld < 0 || offset + (batch - 1) * stride + (long)(rows - 1) * ld + cols > x.Length)
+        long end = offset + (batch - 1) * stride + (long)(rows - 1) * ld + cols;
+        if (offset < 0 || stride < 0 || ld < 0 || end > x.Length)
             throw new ArgumentException("GEMM spec addresses elements outside the array.", name);
     }
 
@@ -73,7 +75,7 @@ internal static unsafe class ManagedGemm
             }
     }
 
-    /// <summary>Splits the batch and the larger of M and N into one task per core, each running the serial blocked GEMM.</summary>
+    /// <summary>Splits the batch, then the larger of M and N, into about one task per core, each a serial blocked GEMM.</summary>
     private static void Run<T, TV, S>(GemmSpec s, T alpha, T[] a, T[] b, T beta, T[] c)
         where T : unmanaged, IFloatingPointIeee754<T> where TV : unmanaged where S : ISimd<TV, T>
     {
@@ -82,7 +84,7 @@ internal static unsafe class ManagedGemm
         int perBatch = (tasksWanted + s.Batch - 1) / s.Batch;
         bool splitM = s.M >= s.N;
         int unit = splitM ? MR : nr, units = ((splitM ? s.M : s.N) + unit - 1) / unit;
-        int chunk = (units + Math.Min(perBatch, units) - 1) / Math.Min(perBatch, units) * unit;
+        int parts = Math.Min(perBatch, units), chunk = (units + parts - 1) / parts * unit;
         int chunks = ((splitM ? s.M : s.N) + chunk - 1) / chunk;
 
         void RunChunk(int t)
@@ -101,21 +103,24 @@ internal static unsafe class ManagedGemm
         }
 
         int tasks = s.Batch * chunks;
-        if (tasks == 1)
-            RunChunk(0);
+        if (tasksWanted == 1)
+            for (int t = 0; t < tasks; t++)
+                RunChunk(t);
         else
             Parallel.For(0, tasks, RunChunk);
     }
 
-    /// <summary>Single-threaded blocked GEMM on one m x n block of C; op(A)(i,k) = a[i*ars + k*acs], op(B)(k,j) = b[k*bks + j*bjs].</summary>
+    /// <summary>Single-threaded blocked GEMM on one m x n block of C.</summary>
+    /// <remarks>op(A)(i,k) = a[i*ars + k*acs] and op(B)(k,j) = b[k*bks + j*bjs].</remarks>
     private static void Serial<T, TV, S>(T* a, long ars, long acs, T* b, long bjs, long bks, T* c, long ldc,
         int m, int n, int k, T alpha, T beta)
         where T : unmanaged, IFloatingPointIeee754<T> where TV : unmanaged where S : ISimd<TV, T>
     {
         int nr = 2 * S.Width;
         int kcMax = Math.Min(KC, k);
-        int aSize = Math.Min(MC, (m + MR - 1) / MR * MR) * kcMax, bSize = Math.Min(NC, (n + nr - 1) / nr * nr) * kcMax;
         int align = 64 / sizeof(T);
+        int aSize = (Math.Min(MC, (m + MR - 1) / MR * MR) * kcMax + align - 1) / align * align;
+        int bSize = Math.Min(NC, (n + nr - 1) / nr * nr) * kcMax;
         T[] buffer = ArrayPool<T>.Shared.Rent(aSize + bSize + align);
         T* tile = stackalloc T[MR * nr];
         try
@@ -147,11 +152,14 @@ internal static unsafe class ManagedGemm
                                         Kernel<T, TV, S>(kc, ap, bp, cp, ldc, betaK);
                                         continue;
                                     }
-                                    // Edge tile: the padded panels let the full kernel run into scratch; copy the valid part.
+                                    // Edge tile: padded panels let the full kernel run into scratch; merge the valid part.
                                     Kernel<T, TV, S>(kc, ap, bp, tile, nr, T.Zero);
                                     for (int i = 0; i < h; i++)
                                         for (int j = 0; j < w; j++)
-                                            cp[i * ldc + j] = betaK == T.Zero ? tile[i * nr + j] : betaK * cp[i * ldc + j] + tile[i * nr + j];
+                                        {
+                                            T* dst = cp + i * ldc + j;
+                                            *dst = betaK == T.Zero ? tile[i * nr + j] : betaK * *dst + tile[i * nr + j];
+                                        }
                                 }
                         }
                     }
@@ -164,10 +172,10 @@ internal static unsafe class ManagedGemm
         }
     }
 
-    /// <summary>Copies <paramref name="rows"/> x <paramref name="depth"/> of a strided matrix (times <paramref name="scale"/>)
-    /// into panels of <paramref name="panel"/> rows stored depth-major, zero-padding the last panel.</summary>
-    /// <remarks>The inner loop always walks the source's unit-stride dimension across the whole block: reading a few
-    /// elements per cache line at a large power-of-two stride thrashes L1 and made transposed operands ~2x slower.</remarks>
+    /// <summary>Copies <paramref name="rows"/> x <paramref name="depth"/> of a strided matrix, times
+    /// <paramref name="scale"/>, into panels of <paramref name="panel"/> rows stored depth-major; the last is zero-padded.</summary>
+    /// <remarks>Reads follow the source's unit stride across the whole block, so each fetched cache line is consumed at
+    /// once rather than re-fetched panel by panel (which, at power-of-two leading dimensions, also conflicts in L1).</remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Pack<T, TV, S>(T* src, long rs, long ds, int rows, int depth, int panel, T scale, T* dst)
         where T : unmanaged, IFloatingPointIeee754<T> where TV : unmanaged where S : ISimd<TV, T>
@@ -176,6 +184,7 @@ internal static unsafe class ManagedGemm
         int panels = (rows + panel - 1) / panel;
         if (rs != 1)
         {
+            // Unit stride along depth (plain A, transposed B): stream each source row into its panel column.
             for (int i = 0; i < panels * panel; i++)
             {
                 T* s = src + i * rs, o = dst + i / panel * panel * depth + i % panel;
@@ -184,6 +193,7 @@ internal static unsafe class ManagedGemm
             }
             return;
         }
+        // Unit stride along rows (transposed A, plain B): sweep each depth slice across all panels.
         for (int d = 0; d < depth; d++)
         {
             T* s = src + d * ds, o = dst + d * panel;
@@ -268,13 +278,14 @@ internal static unsafe class ManagedGemm
             : Vector512.FusedMultiplyAdd(a.AsDouble(), b.AsDouble(), c.AsDouble()).As<double, T>();
     }
 
-    /// <summary>Vector&lt;T&gt; fallback (256-bit on AVX2, 128-bit on NEON); MultiplyAddEstimate avoids a slow software FMA on CPUs without one.</summary>
+    /// <summary>Vector&lt;T&gt; fallback: 256-bit on AVX2, 128-bit on NEON.</summary>
     private readonly struct SimdAny<T> : ISimd<Vector<T>, T> where T : unmanaged
     {
         public static int Width => Vector<T>.Count;
         public static Vector<T> Load(T* p) => Vector.Load(p);
         public static void Store(T* p, Vector<T> v) => v.Store(p);
         public static Vector<T> Splat(T x) => new(x);
+        // MultiplyAddEstimate fuses where FMA exists instead of falling back to a very slow software FMA.
         public static Vector<T> MulAdd(Vector<T> a, Vector<T> b, Vector<T> c) => typeof(T) == typeof(float)
             ? Vector.MultiplyAddEstimate(a.As<T, float>(), b.As<T, float>(), c.As<T, float>()).As<float, T>()
             : Vector.MultiplyAddEstimate(a.As<T, double>(), b.As<T, double>(), c.As<T, double>()).As<double, T>();

@@ -155,18 +155,27 @@ public static partial class Functional
         }
     }
 
-    /// <summary>1 where a == b, else 0 (in the inputs' dtype). Not differentiable.</summary>
-    public static Tensor Eq(Tensor a, Tensor b) => Kernels.Binary("Eq", BinOp.Eq, a, b);
+    /// <summary>1 where a == b, else 0, in the inputs' dtype (Int64 inputs compare exactly). Not differentiable.</summary>
+    public static Tensor Eq(Tensor a, Tensor b) => Compare("Eq", BinOp.Eq, a, b);
     /// <summary>1 where a != b, else 0.</summary>
-    public static Tensor Ne(Tensor a, Tensor b) => Kernels.Binary("Ne", BinOp.Ne, a, b);
+    public static Tensor Ne(Tensor a, Tensor b) => Compare("Ne", BinOp.Ne, a, b);
     /// <summary>1 where a &lt; b, else 0.</summary>
-    public static Tensor Lt(Tensor a, Tensor b) => Kernels.Binary("Lt", BinOp.Lt, a, b);
+    public static Tensor Lt(Tensor a, Tensor b) => Compare("Lt", BinOp.Lt, a, b);
     /// <summary>1 where a &lt;= b, else 0.</summary>
-    public static Tensor Le(Tensor a, Tensor b) => Kernels.Binary("Le", BinOp.Le, a, b);
+    public static Tensor Le(Tensor a, Tensor b) => Compare("Le", BinOp.Le, a, b);
     /// <summary>1 where a &gt; b, else 0.</summary>
-    public static Tensor Gt(Tensor a, Tensor b) => Kernels.Binary("Gt", BinOp.Gt, a, b);
+    public static Tensor Gt(Tensor a, Tensor b) => Compare("Gt", BinOp.Gt, a, b);
     /// <summary>1 where a &gt;= b, else 0.</summary>
-    public static Tensor Ge(Tensor a, Tensor b) => Kernels.Binary("Ge", BinOp.Ge, a, b);
+    public static Tensor Ge(Tensor a, Tensor b) => Compare("Ge", BinOp.Ge, a, b);
+
+    private static Tensor Compare(string op, BinOp kind, Tensor a, Tensor b)
+    {
+        Shape.SameDType(op, a, b);
+        // Class indices stay far below 2^53, where Float64 represents every Int64 exactly.
+        return a.DType == DType.Int64
+            ? Kernels.Binary(op, kind, a.To(DType.Float64), b.To(DType.Float64)).To(DType.Int64)
+            : Kernels.Binary(op, kind, a, b);
+    }
 
     /// <summary>Converts to another dtype; differentiable between float types (the gradient is converted back).</summary>
     public static Tensor To(Tensor x, DType dtype)

@@ -1,6 +1,6 @@
 using static Autograd.Functional;
 
-namespace PropertyTests;
+namespace Autograd.Testing;
 
 /// <summary>One registry entry: an op (named as its <see cref="Autograd.Functional"/> method), how to draw a
 /// case for it, and what it supports.</summary>
@@ -34,7 +34,7 @@ public static class OpRegistry
     private static OpSpec Loss(string name, Func<Tensor, Tensor, Reduction, Tensor> f, Values ki = Values.Normal, Values kt = Values.Normal, bool targetGrad = true) =>
         new(name, d => new OpCase(t => f(t[0], t[1], (Reduction)d.PickA(3)), new Input(d.Shape(1), ki), new Input(d.Shape(1), kt, targetGrad)));
 
-    /// <summary>Random class indices in [0, classes) of the given shape, with some set to <paramref name="ignore"/> when ignore >= 0... never all.</summary>
+    /// <summary>Random class indices in [0, classes); with <paramref name="withIgnored"/> about a quarter (never the first) are -100, the default ignore index.</summary>
     private static Tensor Classes(Draw d, int[] shape, int classes, bool withIgnored)
     {
         var g = new Generator(d.Seed + 7);

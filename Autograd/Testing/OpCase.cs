@@ -1,7 +1,4 @@
-using FsCheck;
-using FsCheck.Fluent;
-
-namespace PropertyTests;
+namespace Autograd.Testing;
 
 /// <summary>How an input's values are drawn, so that no case lands on a kink.</summary>
 public enum Values
@@ -20,9 +17,15 @@ public enum Values
 
 /// <summary>One input of an op case: its shape, how to draw its values, whether it is differentiated,
 /// or a fixed (e.g. Int64 index) tensor.</summary>
+/// <param name="Shape">Shape of the input.</param>
+/// <param name="Kind">How its values are drawn.</param>
+/// <param name="Grad">Whether it requires grad (is checked).</param>
+/// <param name="Fixed">A given tensor instead of drawn values (converted to the case's dtype if it is a float tensor).</param>
 public sealed record Input(int[] Shape, Values Kind = Values.Normal, bool Grad = true, Tensor? Fixed = null);
 
 /// <summary>An op applied to inputs drawn for one property-test case.</summary>
+/// <param name="F">The function under test.</param>
+/// <param name="Inputs">Its inputs.</param>
 public sealed record OpCase(Func<Tensor[], Tensor> F, params Input[] Inputs)
 {
     /// <summary>Builds the inputs in <paramref name="dtype"/> from <paramref name="seed"/>; the same seed gives the same values in every dtype.</summary>
@@ -50,10 +53,19 @@ public sealed record OpCase(Func<Tensor[], Tensor> F, params Input[] Inputs)
     }
 }
 
-/// <summary>Random parameters of one case: a seed for values, up to four dim sizes with a rank, and two
-/// integers for hyper-parameters (dims, strides, variants). Shrinks toward small shapes and zero choices.</summary>
+/// <summary>Random parameters of one case: a seed for values, up to four dim sizes (1 to 4) with a rank (0 to 4),
+/// and two integers (0 to 255) for hyper-parameters (dims, strides, variants).</summary>
+/// <param name="Seed">Seed of the input values.</param>
+/// <param name="Rank">Rank of the main shape (ops clamp it to what they accept).</param>
+/// <param name="Sizes">Four dim sizes; the main shape is their first <paramref name="Rank"/>.</param>
+/// <param name="A">First hyper-parameter choice.</param>
+/// <param name="B">Second hyper-parameter choice.</param>
 public sealed record Draw(int Seed, int Rank, int[] Sizes, int A, int B)
 {
+    /// <summary>A uniformly random draw (property tests use FsCheck's generator, which also shrinks).</summary>
+    public static Draw Sample(Generator g) =>
+        new((int)g.NextLong(1 << 20), (int)g.NextLong(5), [.. Enumerable.Range(0, 4).Select(_ => 1 + (int)g.NextLong(4))], (int)g.NextLong(256), (int)g.NextLong(256));
+
     /// <summary>The first dims of the drawn sizes, with a rank clamped into [min, max].</summary>
     public int[] Shape(int min = 0, int max = 4) => Sizes[..Math.Clamp(Rank, min, max)];
 
@@ -74,24 +86,4 @@ public sealed record Draw(int Seed, int Rank, int[] Sizes, int A, int B)
 
     /// <inheritdoc/>
     public override string ToString() => $"Draw(seed {Seed}, rank {Rank}, sizes [{string.Join(", ", Sizes)}], a {A}, b {B})";
-
-    private static readonly Gen<Draw> Gen =
-        from seed in FsCheck.Fluent.Gen.Choose(0, 1 << 20)
-        from rank in FsCheck.Fluent.Gen.Choose(0, 4)
-        from sizes in FsCheck.Fluent.Gen.ArrayOf(FsCheck.Fluent.Gen.Choose(1, 4), 4)
-        from a in FsCheck.Fluent.Gen.Choose(0, 255)
-        from b in FsCheck.Fluent.Gen.Choose(0, 255)
-        select new Draw(seed, rank, sizes, a, b);
-
-    private static IEnumerable<Draw> Shrink(Draw d)
-    {
-        if (d.Rank > 0) yield return d with { Rank = d.Rank - 1 };
-        for (int i = 0; i < d.Sizes.Length; i++)
-            if (d.Sizes[i] > 1) { var s = (int[])d.Sizes.Clone(); s[i]--; yield return d with { Sizes = s }; }
-        if (d.A != 0) yield return d with { A = 0 };
-        if (d.B != 0) yield return d with { B = 0 };
-    }
-
-    /// <summary>The FsCheck arbitrary with its shrinker.</summary>
-    public static Arbitrary<Draw> Arbitrary => Arb.From(Gen, Shrink);
 }

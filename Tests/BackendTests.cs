@@ -1,0 +1,93 @@
+using Autograd.Backends;
+
+namespace Tests;
+
+public class BackendTests
+{
+    public static IEnumerable<string> Names => ["mkl", "openblas", "managed"];
+
+    private static IBackend Load(string name) => Backend.TryCreate(name, out var why) ?? throw new IgnoreException($"{name} unavailable: {why}");
+
+    [Test]
+    public void The_backend_follows_AUTOGRAD_BACKEND_when_set()
+    {
+        var env = Environment.GetEnvironmentVariable("AUTOGRAD_BACKEND");
+        if (string.IsNullOrEmpty(env)) Assert.That(Backend.Current.Name, Is.AnyOf("mkl", "openblas", "managed"));
+        else Assert.That(Backend.Current.Name, Is.EqualTo(env));
+    }
+
+    [TestCaseSource(nameof(Names))]
+    public void Gemm_matches_a_float64_triple_loop_for_odd_sizes_transposes_strides_and_batches(string name)
+    {
+        var b = Load(name);
+        var gen = new Generator(42);
+        foreach (var (m, n, k) in new[] { (1, 1, 1), (3, 5, 7), (17, 65, 33), (129, 31, 257), (64, 64, 64) })
+            foreach (var ta in new[] { false, true })
+                foreach (var tb in new[] { false, true })
+                {
+                    int batch = 2, pad = 3;
+                    int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+                    long sa = (long)(ta ? k : m) * lda, sb = (long)(tb ? n : k) * ldb, sc = (long)m * ldc;
+                    var spec = new GemmSpec(ta, tb, m, n, k, lda, ldb, ldc, batch, sa, sb, sc, OffsetA: 1, OffsetB: 2, OffsetC: 3);
+                    var A = Enumerable.Range(0, (int)(1 + batch * sa)).Select(_ => gen.NextNormal()).ToArray();
+                    var B = Enumerable.Range(0, (int)(2 + batch * sb)).Select(_ => gen.NextNormal()).ToArray();
+                    var C = Enumerable.Range(0, (int)(3 + batch * sc)).Select(_ => gen.NextNormal()).ToArray();
+                    var expected = (double[])C.Clone();
+                    for (int p = 0; p < batch; p++)
+                        for (int i = 0; i < m; i++)
+                            for (int j = 0; j < n; j++)
+                            {
+                                double s = 0;
+                                for (int q = 0; q < k; q++)
+                                    s += A[1 + p * sa + (ta ? q * lda + i : i * lda + q)] * B[2 + p * sb + (tb ? j * ldb + q : q * ldb + j)];
+                                long c = 3 + p * sc + i * ldc + j;
+                                expected[c] = 0.5 * s - 2 * C[c];
+                            }
+                    var c64 = (double[])C.Clone();
+                    b.Gemm(spec, 0.5, A, B, -2.0, c64);
+                    var c32 = C.Select(v => (float)v).ToArray();
+                    b.Gemm(spec, 0.5f, A.Select(v => (float)v).ToArray(), B.Select(v => (float)v).ToArray(), -2f, c32);
+                    for (int i = 0; i < C.Length; i++)
+                    {
+                        Assert.That(c64[i], Is.EqualTo(expected[i]).Within(1e-10 * (1 + Math.Abs(expected[i]) + k)), $"{name} f64 {m}x{n}x{k} ta={ta} tb={tb} at {i}");
+                        Assert.That(c32[i], Is.EqualTo(expected[i]).Within(1e-4 * (1 + Math.Abs(expected[i])) * Math.Sqrt(k)), $"{name} f32 {m}x{n}x{k} ta={ta} tb={tb} at {i}");
+                    }
+                }
+    }
+
+    [TestCaseSource(nameof(Names))]
+    public void Gemm_with_beta_zero_overwrites_nan_in_the_output(string name)
+    {
+        var b = Load(name);
+        var c = new[] { double.NaN, double.NaN, double.NaN, double.NaN };
+        b.Gemm(GemmSpec.Dense(false, false, 2, 2, 1), 1.0, [1.0, 2.0], [3.0, 4.0], 0.0, c);
+        Assert.That(c, Is.EqualTo(new double[] { 3, 4, 6, 8 }));
+    }
+
+    [TestCaseSource(nameof(Names))]
+    public void Gemm_rejects_operands_that_do_not_fit_their_buffers(string name)
+    {
+        var b = Load(name);
+        var e = Assert.Throws<ArgumentException>(() => b.Gemm(GemmSpec.Dense(false, false, 4, 4, 4), 1.0, new double[15], new double[16], 0.0, new double[16]));
+        Assert.That(e!.Message, Does.Contain("A").And.Contain("16").And.Contain("15"));
+    }
+
+    [TestCaseSource(nameof(Names))]
+    public void Unary_kernels_match_the_math_library(string name)
+    {
+        var b = Load(name);
+        var x = Enumerable.Range(-50, 101).Select(i => i * 0.07).ToArray();
+        var y = new double[x.Length];
+        foreach (var (k, f) in new (UnaryKernel, Func<double, double>)[]
+                 { (UnaryKernel.Exp, Math.Exp), (UnaryKernel.Tanh, Math.Tanh), (UnaryKernel.Erf, MathNet.Numerics.SpecialFunctions.Erf) })
+        {
+            b.Unary(k, x, y);
+            for (int i = 0; i < x.Length; i++) Assert.That(y[i], Is.EqualTo(f(x[i])).Within(1e-14 * (1 + Math.Abs(f(x[i])))), $"{name} {k}({x[i]})");
+        }
+        var pos = x.Select(Math.Abs).Select(v => v + 0.01).ToArray();
+        b.Unary(UnaryKernel.Log, pos, y);
+        for (int i = 0; i < x.Length; i++) Assert.That(y[i], Is.EqualTo(Math.Log(pos[i])).Within(1e-14), $"{name} Log");
+        b.Unary(UnaryKernel.Sqrt, pos, y);
+        for (int i = 0; i < x.Length; i++) Assert.That(y[i], Is.EqualTo(Math.Sqrt(pos[i])).Within(1e-15 * (1 + pos[i])), $"{name} Sqrt");
+    }
+}
