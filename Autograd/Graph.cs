@@ -2,12 +2,37 @@ namespace Autograd;
 
 /// <summary>One recorded op: its inputs and its derivative rule. The rule closes over the tensors its
 /// backward needs; dropping the rule after backward frees them.</summary>
-internal sealed class Node(string op, Tensor[] inputs, Func<Tensor, Tensor?[]> rule)
+internal sealed class Node
 {
-    public readonly string Op = op;
-    public readonly Tensor[] Inputs = inputs;
-    public Func<Tensor, Tensor?[]>? Rule = rule;
+    public readonly string Op;
+    public readonly Tensor[] Inputs;
+    public Func<Tensor, Tensor?[]>? Rule;
+    // The tensors whose values the rule reads, with their versions when the op ran: backward refuses to run
+    // if one was modified in place since (as PyTorch's saved-tensor check).
+    private readonly (Tensor T, string Role, int Version)[] saved;
+
+    public Node(string op, Tensor[] inputs, Tensor output, Saves saves, Func<Tensor, Tensor?[]> rule)
+    {
+        Op = op; Inputs = inputs; Rule = rule;
+        var s = new List<(Tensor, string, int)>();
+        if (saves.HasFlag(Saves.Inputs))
+            for (int i = 0; i < inputs.Length; i++) s.Add((inputs[i], $"input {i}", inputs[i].Version.Value));
+        if (saves.HasFlag(Saves.Output)) s.Add((output, "output", output.Version.Value));
+        saved = [.. s];
+    }
+
+    public void CheckVersions()
+    {
+        foreach (var (t, role, version) in saved)
+            if (t.Version.Value != version)
+                throw new InvalidOperationException($"Backward: the {role} {Shape.Str(t.Dims)} of {Op} was modified by an in-place operation " +
+                    $"after {Op} saved it for backward (version {t.Version.Value}, expected {version}); its gradient would be wrong");
+    }
 }
+
+/// <summary>What a derivative rule reads besides the output gradient, for the in-place modification check.</summary>
+[Flags]
+internal enum Saves { None = 0, Inputs = 1, Output = 2 }
 
 /// <summary>Autograd entry points that are not tied to one tensor, like <c>torch.autograd</c>.</summary>
 public static class AutoGrad
@@ -32,11 +57,15 @@ public static class AutoGrad
     /// <summary>Records <paramref name="result"/> as the output of <paramref name="op"/> when recording is on
     /// and an input requires gradients. <paramref name="rule"/> maps the output gradient to one gradient
     /// per input (null where there is none), written with tensor ops so it can itself be differentiated.</summary>
-    internal static Tensor Record(Tensor result, string op, Func<Tensor, Tensor?[]> rule, params Tensor[] inputs)
+    internal static Tensor Record(Tensor result, string op, Func<Tensor, Tensor?[]> rule, params Tensor[] inputs) =>
+        Record(result, op, Saves.Inputs, rule, inputs);
+
+    /// <summary>As <see cref="Record(Tensor, string, Func{Tensor, Tensor?[]}, Tensor[])"/>, declaring which values the rule reads.</summary>
+    internal static Tensor Record(Tensor result, string op, Saves saves, Func<Tensor, Tensor?[]> rule, params Tensor[] inputs)
     {
         if (!IsGradEnabled) return result;
         foreach (var i in inputs)
-            if (i.RequiresGrad) { result.GradFn = new Node(op, inputs, rule); return result; }
+            if (i.RequiresGrad) { result.GradFn = new Node(op, inputs, result, saves, rule); return result; }
         return result;
     }
 
@@ -103,6 +132,7 @@ public static class AutoGrad
             }
             var rule = node.Rule ?? throw new InvalidOperationException(
                 $"Backward: trying to backward through the graph a second time (op {node.Op}, output {Shape.Str(t.Dims)}); its saved tensors were freed. Pass retainGraph: true to the first Backward.");
+            node.CheckVersions();
             var inputGrads = rule(g);
             if (inputGrads.Length != node.Inputs.Length)
                 throw new InvalidOperationException($"{node.Op} backward returned {inputGrads.Length} gradients for {node.Inputs.Length} inputs");

@@ -19,12 +19,22 @@ public sealed partial class Tensor
     internal Node? GradFn;
     private bool requiresGrad;
 
-    internal Tensor(Array storage, int[] dims, DType dtype)
+    internal Tensor(Array storage, int[] dims, DType dtype, VersionCounter? version = null)
     {
         Storage = storage;
         Dims = dims;
         DType = dtype;
+        Version = version ?? new VersionCounter();
     }
+
+    /// <summary>Counts in-place modifications of the storage; shared by every tensor viewing the same storage,
+    /// so backward can tell that a value it saved has changed.</summary>
+    internal sealed class VersionCounter { public int Value; }
+
+    internal readonly VersionCounter Version;
+
+    /// <summary>A tensor over the same storage (a view), sharing its version counter.</summary>
+    internal Tensor ShareStorage(int[] dims) => new(Storage, dims, DType, Version);
 
     internal static Tensor Empty(DType dtype, params int[] shape) => new(DTypes.Allocate(dtype, Autograd.Shape.Numel(shape)), shape, dtype);
 

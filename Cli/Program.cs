@@ -80,11 +80,7 @@ public static class Program
             loss.Backward();
             using (AutoGrad.NoGrad())
                 for (int k = 0; k < ps.Length; k++)
-                {
-                    velocity[k] = velocity[k] * 0.9 + ps[k].Grad!;
-                    var updated = ps[k] - 0.5 * velocity[k];
-                    ps[k] = updated.RequiresGrad_();
-                }
+                    ps[k].Add_(velocity[k].Mul_(0.9).Add_(ps[k].Grad!), alpha: -0.5);
             if (step % 400 == 0 || step == 1)
             {
                 double acc;

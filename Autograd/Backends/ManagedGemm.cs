@@ -116,18 +116,15 @@ internal static unsafe class ManagedGemm
         int m, int n, int k, T alpha, T beta)
         where T : unmanaged, IFloatingPointIeee754<T> where TV : unmanaged where S : ISimd<TV, T>
     {
-        int nr = 2 * S.Width;
-        int kcMax = Math.Min(KC, k);
-        int align = 64 / sizeof(T);
+        int nr = 2 * S.Width, kcMax = Math.Min(KC, k), align = 64 / sizeof(T);
         int aSize = (Math.Min(MC, (m + MR - 1) / MR * MR) * kcMax + align - 1) / align * align;
         int bSize = Math.Min(NC, (n + nr - 1) / nr * nr) * kcMax;
         T[] buffer = ArrayPool<T>.Shared.Rent(aSize + bSize + align);
-        T* tile = stackalloc T[MR * nr];
         try
         {
             fixed (T* raw = buffer)
             {
-                // Aligned panels keep every vector load of B within one cache line.
+                // 64-byte aligned panels keep every vector load of B within one cache line.
                 T* packA = (T*)(((nint)raw + 63) & ~(nint)63), packB = packA + aSize;
                 for (int jc = 0; jc < n; jc += NC)
                 {
@@ -142,25 +139,7 @@ internal static unsafe class ManagedGemm
                         {
                             int mc = Math.Min(MC, m - ic);
                             Pack<T, TV, S>(a + ic * ars + pc * acs, ars, acs, mc, kc, MR, alpha, packA);
-                            for (int jr = 0; jr < nc; jr += nr)
-                                for (int ir = 0; ir < mc; ir += MR)
-                                {
-                                    T* ap = packA + ir * kc, bp = packB + jr * kc, cp = c + (ic + ir) * ldc + jc + jr;
-                                    int h = Math.Min(MR, mc - ir), w = Math.Min(nr, nc - jr);
-                                    if (h == MR && w == nr)
-                                    {
-                                        Kernel<T, TV, S>(kc, ap, bp, cp, ldc, betaK);
-                                        continue;
-                                    }
-                                    // Edge tile: padded panels let the full kernel run into scratch; merge the valid part.
-                                    Kernel<T, TV, S>(kc, ap, bp, tile, nr, T.Zero);
-                                    for (int i = 0; i < h; i++)
-                                        for (int j = 0; j < w; j++)
-                                        {
-                                            T* dst = cp + i * ldc + j;
-                                            *dst = betaK == T.Zero ? tile[i * nr + j] : betaK * *dst + tile[i * nr + j];
-                                        }
-                                }
+                            Macro<T, TV, S>(packA, packB, c + ic * ldc + jc, ldc, mc, nc, kc, betaK);
                         }
                     }
                 }
@@ -172,41 +151,57 @@ internal static unsafe class ManagedGemm
         }
     }
 
+    /// <summary>Multiplies a packed mc x kc block of A by a packed kc x nc block of B into C, one micro-tile at a time.</summary>
+    private static void Macro<T, TV, S>(T* packA, T* packB, T* c, long ldc, int mc, int nc, int kc, T beta)
+        where T : unmanaged, IFloatingPointIeee754<T> where TV : unmanaged where S : ISimd<TV, T>
+    {
+        int nr = 2 * S.Width;
+        T* tile = stackalloc T[MR * nr];
+        // B micro-panel outermost: it stays in L1 while the A micro-panels stream past from L2.
+        for (int jr = 0; jr < nc; jr += nr)
+            for (int ir = 0; ir < mc; ir += MR)
+            {
+                T* ap = packA + ir * kc, bp = packB + jr * kc, cp = c + ir * ldc + jr;
+                int h = Math.Min(MR, mc - ir), w = Math.Min(nr, nc - jr);
+                if (h == MR && w == nr)
+                {
+                    Kernel<T, TV, S>(kc, ap, bp, cp, ldc, beta);
+                    continue;
+                }
+                // Edge tile: the zero-padded panels let the full kernel run into scratch; merge only the valid part.
+                Kernel<T, TV, S>(kc, ap, bp, tile, nr, T.Zero);
+                for (int i = 0; i < h; i++)
+                    for (int j = 0; j < w; j++)
+                    {
+                        T* dst = cp + i * ldc + j;
+                        *dst = beta == T.Zero ? tile[i * nr + j] : beta * *dst + tile[i * nr + j];
+                    }
+            }
+    }
+
     /// <summary>Copies <paramref name="rows"/> x <paramref name="depth"/> of a strided matrix, times
     /// <paramref name="scale"/>, into panels of <paramref name="panel"/> rows stored depth-major; the last is zero-padded.</summary>
-    /// <remarks>Reads follow the source's unit stride across the whole block, so each fetched cache line is consumed at
-    /// once rather than re-fetched panel by panel (which, at power-of-two leading dimensions, also conflicts in L1).</remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Pack<T, TV, S>(T* src, long rs, long ds, int rows, int depth, int panel, T scale, T* dst)
         where T : unmanaged, IFloatingPointIeee754<T> where TV : unmanaged where S : ISimd<TV, T>
     {
         TV vScale = S.Splat(scale), zero = S.Splat(T.Zero);
-        int panels = (rows + panel - 1) / panel;
-        if (rs != 1)
+        for (int p = 0; p < rows; p += panel, src += panel * rs)
         {
-            // Unit stride along depth (plain A, transposed B): stream each source row into its panel column.
-            for (int i = 0; i < panels * panel; i++)
+            int h = Math.Min(panel, rows - p);
+            // Rows contiguous in memory (plain B, transposed A) and a full panel: copy whole vectors.
+            bool vector = rs == 1 && h == panel && panel % S.Width == 0;
+            for (int d = 0; d < depth; d++, dst += panel)
             {
-                T* s = src + i * rs, o = dst + i / panel * panel * depth + i % panel;
-                for (int d = 0; d < depth; d++)
-                    o[d * panel] = i < rows ? scale * s[d * ds] : T.Zero;
-            }
-            return;
-        }
-        // Unit stride along rows (transposed A, plain B): sweep each depth slice across all panels.
-        for (int d = 0; d < depth; d++)
-        {
-            T* s = src + d * ds, o = dst + d * panel;
-            for (int p = 0; p < rows; p += panel, s += panel, o += panel * depth)
-            {
-                int h = Math.Min(panel, rows - p), i = 0;
-                if (h == panel && panel % S.Width == 0)
+                T* s = src + d * ds;
+                int i = 0;
+                if (vector)
                     for (; i < panel; i += S.Width)
-                        S.Store(o + i, S.MulAdd(S.Load(s + i), vScale, zero));
+                        S.Store(dst + i, S.MulAdd(S.Load(s + i), vScale, zero));
                 for (; i < h; i++)
-                    o[i] = scale * s[i];
+                    dst[i] = scale * s[i * rs];
                 for (; i < panel; i++)
-                    o[i] = T.Zero;
+                    dst[i] = T.Zero;
             }
         }
     }

@@ -10,14 +10,14 @@ public static partial class Functional
     public static Tensor Sigmoid(Tensor x)
     {
         var r = Kernels.Spans("Sigmoid", x, (s, d) => TensorPrimitives.Sigmoid(s, d), (s, d) => TensorPrimitives.Sigmoid(s, d));
-        return AutoGrad.Record(r, "Sigmoid", g => [g * r * (1.0 - r)], x);
+        return AutoGrad.Record(r, "Sigmoid", Saves.Output, g => [g * r * (1.0 - r)], x);
     }
 
     /// <summary>Hyperbolic tangent.</summary>
     public static Tensor Tanh(Tensor x)
     {
         var r = Kernels.Unary("Tanh", UnaryKernel.Tanh, x);
-        return AutoGrad.Record(r, "Tanh", g => [g * (1.0 - r * r)], x);
+        return AutoGrad.Record(r, "Tanh", Saves.Output, g => [g * (1.0 - r * r)], x);
     }
 
     private struct ReluMap : IMap { public readonly T F<T>(T x) where T : unmanaged, IFloatingPointIeee754<T> => x > T.Zero ? x : (T.IsNaN(x) ? x : T.Zero); }
@@ -50,7 +50,7 @@ public static partial class Functional
     {
         var r = Kernels.Map(op, x, new EluMap(alpha, scale));
         // Below 0 the derivative is scale * alpha * e^x = r + scale * alpha; written with r so nothing overflows.
-        return AutoGrad.Record(r, op, g => [g * Where(x > 0, Tensor.Full([], scale, x.DType), r + scale * alpha)], x);
+        return AutoGrad.Record(r, op, Saves.Inputs | Saves.Output, g => [g * Where(x > 0, Tensor.Full([], scale, x.DType), r + scale * alpha)], x);
     }
 
     /// <summary>GELU: x * Φ(x) exactly (<paramref name="approximate"/> = "none") or with the tanh approximation ("tanh").</summary>
@@ -102,7 +102,7 @@ public static partial class Functional
             var e = Exp(x - Max(x, dim, keepDim: true));
             r = e / Sum(e, dim, keepDim: true);
         }
-        return AutoGrad.Record(r, "Softmax", g => [r * (g - Sum(g * r, dim, keepDim: true))], x);
+        return AutoGrad.Record(r, "Softmax", Saves.Output, g => [r * (g - Sum(g * r, dim, keepDim: true))], x);
     }
 
     /// <summary>log(softmax(x)) along <paramref name="dim"/>, computed as x - logsumexp(x).</summary>
@@ -110,7 +110,7 @@ public static partial class Functional
     {
         Tensor r;
         using (AutoGrad.NoGrad()) r = x - LogSumExp(x, dim, keepDim: true);
-        return AutoGrad.Record(r, "LogSoftmax", g => [g - Exp(r) * Sum(g, dim, keepDim: true)], x);
+        return AutoGrad.Record(r, "LogSoftmax", Saves.Output, g => [g - Exp(r) * Sum(g, dim, keepDim: true)], x);
     }
 }
 

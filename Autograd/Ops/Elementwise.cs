@@ -24,11 +24,11 @@ public static partial class Functional
     private static Tensor Scalar(Tensor like, double v) => Tensor.Scalar(v, like.DType);
 
     /// <summary>Elementwise a + b with broadcasting.</summary>
-    public static Tensor Add(Tensor a, Tensor b) => AutoGrad.Record(Kernels.Binary("Add", BinOp.Add, a, b), "Add",
+    public static Tensor Add(Tensor a, Tensor b) => AutoGrad.Record(Kernels.Binary("Add", BinOp.Add, a, b), "Add", Saves.None,
         g => [SumTo(g, a.Dims), SumTo(g, b.Dims)], a, b);
 
     /// <summary>Elementwise a - b with broadcasting.</summary>
-    public static Tensor Sub(Tensor a, Tensor b) => AutoGrad.Record(Kernels.Binary("Sub", BinOp.Sub, a, b), "Sub",
+    public static Tensor Sub(Tensor a, Tensor b) => AutoGrad.Record(Kernels.Binary("Sub", BinOp.Sub, a, b), "Sub", Saves.None,
         g => [SumTo(g, a.Dims), b.RequiresGrad ? SumTo(-g, b.Dims) : null], a, b);
 
     /// <summary>Elementwise a * b with broadcasting.</summary>
@@ -43,7 +43,7 @@ public static partial class Functional
     public static Tensor Pow(Tensor a, Tensor b)
     {
         var r = Kernels.Binary("Pow", BinOp.Pow, a, b);
-        return AutoGrad.Record(r, "Pow", g => [
+        return AutoGrad.Record(r, "Pow", Saves.Inputs | Saves.Output, g => [
             a.RequiresGrad ? SumTo(g * b * Pow(a, b - 1), a.Dims) : null,
             b.RequiresGrad ? SumTo(g * r * Log(a), b.Dims) : null], a, b);
     }
@@ -63,13 +63,13 @@ public static partial class Functional
     /// <summary>Elementwise -x.</summary>
     public static Tensor Neg(Tensor x) => AutoGrad.Record(
         Kernels.Spans("Neg", x, (s, d) => System.Numerics.Tensors.TensorPrimitives.Negate(s, d), (s, d) => System.Numerics.Tensors.TensorPrimitives.Negate(s, d)),
-        "Neg", g => [-g], x);
+        "Neg", Saves.None, g => [-g], x);
 
     /// <summary>Elementwise e^x.</summary>
     public static Tensor Exp(Tensor x)
     {
         var r = Kernels.Unary("Exp", UnaryKernel.Exp, x);
-        return AutoGrad.Record(r, "Exp", g => [g * r], x);
+        return AutoGrad.Record(r, "Exp", Saves.Output, g => [g * r], x);
     }
 
     /// <summary>Elementwise natural logarithm.</summary>
@@ -79,7 +79,7 @@ public static partial class Functional
     public static Tensor Sqrt(Tensor x)
     {
         var r = Kernels.Unary("Sqrt", UnaryKernel.Sqrt, x);
-        return AutoGrad.Record(r, "Sqrt", g => [g * 0.5 / r], x);
+        return AutoGrad.Record(r, "Sqrt", Saves.Output, g => [g * 0.5 / r], x);
     }
 
     /// <summary>Elementwise 1/sqrt(x).</summary>
@@ -87,7 +87,7 @@ public static partial class Functional
     {
         Tensor r;
         using (AutoGrad.NoGrad()) r = 1.0 / Sqrt(x);
-        return AutoGrad.Record(r, "Rsqrt", g => [g * -0.5 * r * r * r], x);
+        return AutoGrad.Record(r, "Rsqrt", Saves.Output, g => [g * -0.5 * r * r * r], x);
     }
 
     /// <summary>Elementwise error function.</summary>
@@ -101,7 +101,7 @@ public static partial class Functional
     public static Tensor Abs(Tensor x) => AutoGrad.Record(Kernels.Map("Abs", x, new AbsMap()), "Abs", g => [g * Sign(x)], x);
 
     /// <summary>Elementwise sign (-1, 0, 1). Its gradient is zero everywhere.</summary>
-    public static Tensor Sign(Tensor x) => AutoGrad.Record(Kernels.Map("Sign", x, new SignMap()), "Sign", g => [Tensor.ZerosLike(x)], x);
+    public static Tensor Sign(Tensor x) => AutoGrad.Record(Kernels.Map("Sign", x, new SignMap()), "Sign", Saves.None, g => [Tensor.ZerosLike(x)], x);
 
     private struct ClampMap(double lo, double hi) : IMap
     {
@@ -142,7 +142,7 @@ public static partial class Functional
             r = Tensor.Empty(a.DType, shape);
             for (int i = 0; i < r.Numel; i++) Set(r, i, c.At(i) != 0 ? ea.At(i) : eb.At(i));
         }
-        return AutoGrad.Record(r, "Where", g => [null, SumTo(g * c, a.Dims), SumTo(g * (1.0 - c), b.Dims)], condition, a, b);
+        return AutoGrad.Record(r, "Where", Saves.None, g => [null, SumTo(g * c, a.Dims), SumTo(g * (1.0 - c), b.Dims)], condition, a, b);
     }
 
     internal static void Set(Tensor t, int i, double v)
@@ -188,7 +188,7 @@ public static partial class Functional
             case DType.Float64: x.ToDoubleArray().CopyTo(r.Data<double>(), 0); break;
             default: x.ToLongArray().CopyTo(r.Data<long>(), 0); break;
         }
-        return dtype.IsFloat() && x.DType.IsFloat() ? AutoGrad.Record(r, "To", g => [g.To(x.DType)], x) : r;
+        return dtype.IsFloat() && x.DType.IsFloat() ? AutoGrad.Record(r, "To", Saves.None, g => [g.To(x.DType)], x) : r;
     }
 }
 
@@ -265,7 +265,7 @@ public sealed partial class Tensor
     public Tensor Ne(Tensor other) => Functional.Ne(this, other);
 
     /// <summary>A tensor sharing this one's values, cut from the graph.</summary>
-    public Tensor Detach() => new(Storage, Dims, DType);
+    public Tensor Detach() => ShareStorage(Dims);
 
     /// <summary>Clears <see cref="Grad"/> (PyTorch's default <c>set_to_none</c>).</summary>
     public void ZeroGrad() => Grad = null;

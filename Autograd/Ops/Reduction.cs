@@ -18,7 +18,7 @@ public static partial class Functional
             r = Kernels.SumRange(p, x.Rank - d.Length, x.Rank, outShape);
         }
         var keepShape = Shape.Reduced(x.Dims, d, true);
-        return AutoGrad.Record(r, "Sum", g => [g.Reshape(keepShape).Expand(x.Dims)], x);
+        return AutoGrad.Record(r, "Sum", Saves.None, g => [g.Reshape(keepShape).Expand(x.Dims)], x);
     }
 
     /// <summary>Sum over one dim.</summary>
@@ -91,7 +91,7 @@ public static partial class Functional
         var d = Shape.Dims(op, dims, x.Rank);
         var (values, perm, idx) = ReduceLast(x, d, max);
         var r = values.Reshape(Shape.Reduced(x.Dims, d, keepDim));
-        return AutoGrad.Record(r, op, g =>
+        return AutoGrad.Record(r, op, Saves.None, g =>
         {
             // One-hot mask of the chosen element, built in the permuted layout and permuted back.
             var mask = Tensor.Zeros([idx.Length, idx.Length == 0 ? 0 : x.Numel / idx.Length], x.DType);

@@ -6,7 +6,7 @@ public static partial class Functional
     public static Tensor Reshape(Tensor x, params int[] shape)
     {
         var s = Shape.Infer("Reshape", x.Dims, shape);
-        return AutoGrad.Record(new Tensor(x.Storage, s, x.DType), "Reshape", g => [g.Reshape(x.Dims)], x);
+        return AutoGrad.Record(x.ShareStorage(s), "Reshape", Saves.None, g => [g.Reshape(x.Dims)], x);
     }
 
     /// <summary>Flattens dims <paramref name="startDim"/>..<paramref name="endDim"/> into one.</summary>
@@ -41,7 +41,7 @@ public static partial class Functional
         if (p.Distinct().Count() != p.Length) throw new ArgumentException($"Permute: {Shape.Str(dims)} repeats a dim");
         var inv = new int[p.Length];
         for (int i = 0; i < p.Length; i++) inv[p[i]] = i;
-        return AutoGrad.Record(Kernels.Permute(x, p), "Permute", g => [g.Permute(inv)], x);
+        return AutoGrad.Record(Kernels.Permute(x, p), "Permute", Saves.None, g => [g.Permute(inv)], x);
     }
 
     /// <summary>Swaps two dims.</summary>
@@ -68,7 +68,7 @@ public static partial class Functional
         if (Shape.Same(s, x.Dims)) return x;
         var r = Tensor.Empty(x.DType, s);
         Kernels.StridedCopy(x.Storage, 0, Shape.BroadcastStrides(x.Dims, s), r.Storage, 0, Shape.Strides(s), s);
-        return AutoGrad.Record(r, "Expand", g => [SumTo(g, x.Dims)], x);
+        return AutoGrad.Record(r, "Expand", Saves.None, g => [SumTo(g, x.Dims)], x);
     }
 
     /// <summary>Tiles the tensor: dim i repeated <paramref name="repeats"/>[i] times (like <c>torch.Tensor.repeat</c>).</summary>
@@ -97,7 +97,7 @@ public static partial class Functional
         var srcStrides = (int[])st.Clone();
         srcStrides[d] *= step;
         Kernels.StridedCopy(x.Storage, s * st[d], srcStrides, r.Storage, 0, Shape.Strides(shape), shape);
-        return AutoGrad.Record(r, "Slice", g => [Embed(g, x.Dims, d, s, step)], x);
+        return AutoGrad.Record(r, "Slice", Saves.None, g => [Embed(g, x.Dims, d, s, step)], x);
     }
 
     /// <summary>The adjoint of <see cref="Slice"/>: zeros of <paramref name="shape"/> with <paramref name="g"/> at the sliced positions.</summary>
@@ -109,7 +109,7 @@ public static partial class Functional
         dstStrides[d] *= step;
         Kernels.StridedCopy(g.Storage, 0, Shape.Strides(g.Dims), r.Storage, start * st[d], dstStrides, g.Dims);
         int end = start + g.Dims[d] * step;
-        return AutoGrad.Record(r, "SliceBackward", gg => [Slice(gg, d, start, end, step)], g);
+        return AutoGrad.Record(r, "SliceBackward", Saves.None, gg => [Slice(gg, d, start, end, step)], g);
     }
 
     /// <summary><paramref name="length"/> elements from <paramref name="start"/> along <paramref name="dim"/>.</summary>
@@ -144,7 +144,7 @@ public static partial class Functional
             Kernels.StridedCopy(t.Storage, 0, Shape.Strides(t.Dims), r.Storage, offset * rs[d], rs, t.Dims);
             offset += t.Dims[d];
         }
-        return AutoGrad.Record(r, "Cat", g =>
+        return AutoGrad.Record(r, "Cat", Saves.None, g =>
         {
             var grads = new Tensor?[tensors.Length];
             for (int i = 0, o = 0; i < tensors.Length; o += tensors[i].Dims[d], i++)
@@ -209,7 +209,7 @@ public static partial class Functional
         var r = Tensor.Full(shape, value, x.DType);
         var rs = Shape.Strides(shape);
         Kernels.StridedCopy(x.Storage, 0, Shape.Strides(x.Dims), r.Storage, before.Select((b, i) => b * rs[i]).Sum(), rs, x.Dims);
-        return AutoGrad.Record(r, "Pad", g =>
+        return AutoGrad.Record(r, "Pad", Saves.None, g =>
         {
             for (int d = 0; d < x.Rank; d++) if (shape[d] != x.Dims[d]) g = Narrow(g, d, before[d], x.Dims[d]);
             return [g];
@@ -243,7 +243,7 @@ public static partial class Functional
         var sliceShape = (int[])x.Dims.Clone();
         sliceShape[d] = 1;
         for (int i = 0; i < idx.Length; i++) Kernels.StridedCopy(x.Storage, idx[i] * xs[d], xs, r.Storage, i * rs[d], rs, sliceShape);
-        return AutoGrad.Record(r, "IndexSelect", g => [IndexAdd(g, x.Dims, d, index, idx), null], x, index);
+        return AutoGrad.Record(r, "IndexSelect", Saves.None, g => [IndexAdd(g, x.Dims, d, index, idx), null], x, index);
     }
 
     /// <summary>The adjoint of IndexSelect: zeros of <paramref name="shape"/> with slice i of g added at idx[i].</summary>
@@ -256,7 +256,7 @@ public static partial class Functional
                 var cur = Narrow(r, d, idx[i], 1) + Narrow(g, d, i, 1);
                 Kernels.StridedCopy(cur.Storage, 0, Shape.Strides(cur.Dims), r.Storage, idx[i] * Shape.Strides(shape)[d], Shape.Strides(shape), cur.Dims);
             }
-        return AutoGrad.Record(r, "IndexSelectBackward", gg => [IndexSelect(gg, d, index)], g);
+        return AutoGrad.Record(r, "IndexSelectBackward", Saves.None, gg => [IndexSelect(gg, d, index)], g);
     }
 
     /// <summary><c>out[i][j][k] = x[i][index[i][j][k]][k]</c> for dim 1 (and likewise for any dim), like <c>torch.gather</c>.</summary>
@@ -269,7 +269,7 @@ public static partial class Functional
         var map = GatherOffsets(x.Dims, index.Dims, d, idx);
         var r = Tensor.Empty(x.DType, index.Dims);
         for (int i = 0; i < map.Length; i++) Set(r, i, x.At(map[i]));
-        return AutoGrad.Record(r, "Gather", g => [ScatterAdd(g, x.Dims, map, d, index), null], x, index);
+        return AutoGrad.Record(r, "Gather", Saves.None, g => [ScatterAdd(g, x.Dims, map, d, index), null], x, index);
     }
 
     /// <summary>For each element of the index tensor, the flat offset it reads in the input.</summary>
@@ -293,7 +293,7 @@ public static partial class Functional
     {
         var r = Tensor.Zeros(shape, g.DType);
         for (int i = 0; i < map.Length; i++) Set(r, map[i], r.At(map[i]) + g.At(i));
-        return AutoGrad.Record(r, "GatherBackward", gg => [Gather(gg, d, index)], g);
+        return AutoGrad.Record(r, "GatherBackward", Saves.None, gg => [Gather(gg, d, index)], g);
     }
 }
 

@@ -1,0 +1,41 @@
+namespace Autograd;
+
+public sealed partial class Tensor
+{
+    // In-place ops are for updates outside the graph (optimizer steps, initialization). They are not recorded:
+    // on a tensor that is part of a graph being recorded they are an error; every tensor sharing the storage has
+    // its version bumped, so a backward that needs the old values fails instead of computing a wrong gradient.
+
+    private Tensor InPlace(string op, Func<Tensor> compute)
+    {
+        if (AutoGrad.IsGradEnabled && RequiresGrad)
+            throw new InvalidOperationException(IsLeaf
+                ? $"{op}: a leaf tensor {Autograd.Shape.Str(Dims)} that requires grad cannot be modified in place while gradients are recorded; do it inside AutoGrad.NoGrad()"
+                : $"{op}: tensor {Autograd.Shape.Str(Dims)} (output of {GradFn!.Op}) is part of a recorded graph; in-place ops are not recorded, use the out-of-place op");
+        Tensor r;
+        using (AutoGrad.NoGrad()) r = compute();
+        if (!Autograd.Shape.Same(r.Dims, Dims))
+            throw new ArgumentException($"{op}: the result has shape {Autograd.Shape.Str(r.Dims)}, which cannot be written into a tensor of shape {Autograd.Shape.Str(Dims)}");
+        Array.Copy(r.DType == DType ? r.Storage : r.To(DType).Storage, Storage, Numel);
+        Version.Value++;
+        return this;
+    }
+
+    /// <summary>this += alpha * other, in place (broadcasting <paramref name="other"/>).</summary>
+    public Tensor Add_(Tensor other, double alpha = 1) => InPlace("Add_", () => alpha == 1 ? this + other : this + other * alpha);
+
+    /// <summary>this *= other, in place (broadcasting <paramref name="other"/>).</summary>
+    public Tensor Mul_(Tensor other) => InPlace("Mul_", () => this * other);
+
+    /// <summary>this *= s, in place.</summary>
+    public Tensor Mul_(double s) => InPlace("Mul_", () => this * s);
+
+    /// <summary>Copies <paramref name="source"/> (broadcast, converted to this dtype) into this tensor.</summary>
+    public Tensor Copy_(Tensor source) => InPlace("Copy_", () => source.To(DType).Expand(Dims));
+
+    /// <summary>Sets every element to <paramref name="value"/>.</summary>
+    public Tensor Fill_(double value) => InPlace("Fill_", () => Full(Dims, value, DType));
+
+    /// <summary>Sets every element to zero.</summary>
+    public Tensor Zero_() => Fill_(0);
+}
