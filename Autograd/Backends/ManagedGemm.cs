@@ -18,6 +18,8 @@ internal static unsafe class ManagedGemm
     // Six rows of two-vector accumulators (12 registers) keep enough FMAs in flight to hide latency while still
     // fitting the 16 vector registers of AVX2 / the 32 of NEON, so one kernel serves every vector width.
     private const int MR = 6;
+    // With 512-bit vectors a KC x NR panel of B is 32 KB (L1) and an MC x KC block of float A is 144 KB (L2);
+    // measured throughput was flat (within noise) for KC in 128..384 and MC in 72..288 on Zen 5.
     private const int KC = 256;
     private const int MC = 144;
     private const int NC = 4096;
