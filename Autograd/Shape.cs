@@ -132,3 +132,57 @@ internal static class Shape
         return sb.ToString();
     }
 }
+
+/// <summary>Sizes of an N-d convolution, with spatial arrays always of length 3 (1-d and 2-d are padded with leading
+/// size-1 dims), so one kernel serves Conv1d, Conv2d and Conv3d.</summary>
+internal sealed class ConvGeometry
+{
+    public required int Nd, N, Cin, Cout, Groups;
+    public required int[] In, K, Stride, PadLo, PadHi, Dilation, Out;
+    public int Cg => Cin / Groups;
+    public int CoutG => Cout / Groups;
+    public int InVol => In[0] * In[1] * In[2];
+    public int KVol => K[0] * K[1] * K[2];
+    public int OutVol => Out[0] * Out[1] * Out[2];
+    /// <summary>A 1x1 kernel with stride 1 and no padding: the input itself is the im2col matrix.</summary>
+    public bool Pointwise => KVol == 1 && Stride.All(s => s == 1) && PadLo.All(p => p == 0) && PadHi.All(p => p == 0);
+    public int[] InShape => [N, Cin, .. In[(3 - Nd)..]];
+    public int[] OutShape => [N, Cout, .. Out[(3 - Nd)..]];
+    public int[] WeightShape => [Cout, Cg, .. K[(3 - Nd)..]];
+
+    private static int[] Lift(int[] v, int nd, int fill) => [.. Enumerable.Repeat(fill, 3 - nd), .. v];
+
+    /// <summary>Checks a convolution of <paramref name="x"/> [N, Cin, *in] by <paramref name="w"/> [Cout, Cin/groups, *k]
+    /// and computes its output size, naming every size in its errors.</summary>
+    public static ConvGeometry Create(string op, int nd, int[] x, int[] w, int[] stride, int[] padLo, int[] padHi, int[] dilation, int groups, int[]? forcedIn = null)
+    {
+        if (x.Length != nd + 2) throw new ArgumentException($"{op}: input must be {nd + 2}-d [N, C, {string.Join(", ", "DHW"[(3 - nd)..].Select(c => c.ToString()))}], got {Shape.Str(x)}");
+        if (w.Length != nd + 2) throw new ArgumentException($"{op}: weight must be {nd + 2}-d [out_channels, in_channels / groups, *kernel], got {Shape.Str(w)}");
+        if (groups < 1) throw new ArgumentException($"{op}: groups must be positive, got {groups}");
+        if (stride.Any(s => s < 1) || dilation.Any(d => d < 1))
+            throw new ArgumentException($"{op}: stride {Shape.Str(stride)} and dilation {Shape.Str(dilation)} must be positive");
+        int cin = x[1], cout = w[0];
+        if (cin % groups != 0 || cout % groups != 0)
+            throw new ArgumentException($"{op}: in_channels ({cin}) and out_channels ({cout}) must both be divisible by groups ({groups})");
+        if (w[1] * groups != cin)
+            throw new ArgumentException($"{op}: weight {Shape.Str(w)} expects {w[1]} x {groups} groups = {w[1] * groups} input channels, input {Shape.Str(x)} has {cin}");
+        var inSp = forcedIn ?? x[2..];
+        var k = w[2..];
+        var o = new int[nd];
+        for (int i = 0; i < nd; i++)
+        {
+            int padded = inSp[i] + padLo[i] + padHi[i], span = dilation[i] * (k[i] - 1) + 1;
+            if (span > padded)
+                throw new ArgumentException($"{op}: kernel {Shape.Str(k)} with dilation {Shape.Str(dilation)} spans {span} in spatial dim {i}, more than the padded input " +
+                    $"({inSp[i]} + padding {padLo[i]} + {padHi[i]} = {padded}); input {Shape.Str(x)}, weight {Shape.Str(w)}");
+            o[i] = (padded - span) / stride[i] + 1;
+        }
+        if (x[0] == 0 || cout == 0) throw new ArgumentException($"{op}: empty batch or channels: input {Shape.Str(x)}, weight {Shape.Str(w)}");
+        return new ConvGeometry
+        {
+            Nd = nd, N = x[0], Cin = cin, Cout = cout, Groups = groups,
+            In = Lift(inSp, nd, 1), K = Lift(k, nd, 1), Stride = Lift(stride, nd, 1), PadLo = Lift(padLo, nd, 0), PadHi = Lift(padHi, nd, 0),
+            Dilation = Lift(dilation, nd, 1), Out = Lift(o, nd, 1),
+        };
+    }
+}

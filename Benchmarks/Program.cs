@@ -1,80 +1,101 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text;
 using Autograd.Backends;
 
 namespace Autograd.Benchmarks;
 
-/// <summary>GEMM GFLOP/s and elementwise GB/s on every backend that loads, printed as tables and written to RESULTS.md.</summary>
+/// <summary>GEMM GFLOP/s and elementwise GB/s on every backend that loads, printed as tables and written to RESULTS.md.
+/// Each backend is measured in its own process (<c>--backend NAME</c>): MKL's OpenMP threads, OpenBLAS's pthreads
+/// and .NET's thread pool spin-wait differently, and in one process the idle spinning of one slows the others.</summary>
 public static class Program
 {
+    private static readonly int[] Sizes = [64, 128, 256, 512, 1024, 2048];
+    private static readonly int[] Lengths = [1 << 16, 1 << 20, 1 << 24];
+
     public static void Main(string[] args)
     {
-        var backends = Backend.Available();
-        var md = new StringBuilder();
-        md.AppendLine("# Benchmark results").AppendLine();
-        md.AppendLine($"Machine: {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}; " +
-                      $"{DateTime.UtcNow:yyyy-MM-dd}. Medians of repeated runs.").AppendLine();
-        foreach (var b in backends.OfType<MklBackend>()) md.AppendLine($"MKL: {b.Description}").AppendLine();
-
-        int[] sizes = args.Length > 0 ? args.Select(int.Parse).ToArray() : [64, 128, 256, 512, 1024, 2048];
-        foreach (var dtype in new[] { "float32", "float64" })
+        if (args.Length == 2 && args[0] == "--backend")
         {
-            Table(md, $"GEMM {dtype}, square n x n x n, GFLOP/s", backends, sizes.Select(n => n.ToString()).ToArray(), (b, i) =>
-            {
-                int n = sizes[i];
-                double flops = 2.0 * n * n * n;
-                double seconds = dtype == "float32" ? TimeGemm<float>(b, n) : TimeGemm<double>(b, n);
-                return flops / seconds / 1e9;
-            });
+            if (Backend.TryCreate(args[1], out var why) is IBackend backend) Measure(backend);
+            else Console.WriteLine($"note|{args[1]} not measured: {why}");
+            return;
         }
-
-        int[] lengths = [1 << 16, 1 << 20, 1 << 24];
-        Table(md, "Elementwise float32 a * b (two reads, one write), GB/s", backends, lengths.Select(l => $"{l >> 10}K").ToArray(), (b, i) =>
+        // table title -> (column headers, backend -> values)
+        var tables = new List<(string Title, string[] Columns, List<(string Backend, double[] Values)> Rows)>();
+        var notes = new List<string>();
+        // The parent loads no backend itself, so no idle native thread pool of its own competes with the child.
+        foreach (var name in new[] { "mkl", "openblas", "managed" })
         {
-            int n = lengths[i];
-            var x = Tensor.Rand([n], 1);
-            var y = Tensor.Rand([n], 2);
-            using var use = Backend.Use(b);
-            double s = Median(() => _ = x * y, n >= 1 << 24 ? 10 : 50);
-            return 3.0 * n * sizeof(float) / s / 1e9;
-        });
-        Table(md, "Elementwise float32 exp(x) (one read, one write), GB/s", backends, lengths.Select(l => $"{l >> 10}K").ToArray(), (b, i) =>
+            var psi = new ProcessStartInfo("dotnet", [typeof(Program).Assembly.Location, "--backend", name]) { RedirectStandardOutput = true };
+            using var p = Process.Start(psi)!;
+            foreach (var line in p.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                var parts = line.Split('|');
+                if (parts[0] == "note") { notes.Add(parts[1]); continue; }
+                var t = tables.FirstOrDefault(t => t.Title == parts[0]);
+                if (t.Title == null) tables.Add(t = (parts[0], parts[1].Split(','), []));
+                t.Rows.Add((name, parts[2].Split(',').Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray()));
+            }
+            p.WaitForExit();
+        }
+        var md = new StringBuilder("# Benchmark results\n\n");
+        md.AppendLine($"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, {DateTime.UtcNow:yyyy-MM-dd}. " +
+            "Medians of repeated runs; each backend in its own process. Produced by `dotnet run -c Release --project Benchmarks`.\n");
+        foreach (var n in notes) md.AppendLine(n).AppendLine();
+        foreach (var (title, columns, rows) in tables)
         {
-            int n = lengths[i];
-            var x = Tensor.Rand([n], 1);
-            using var use = Backend.Use(b);
-            double s = Median(() => _ = x.Exp(), n >= 1 << 24 ? 10 : 50);
-            return 2.0 * n * sizeof(float) / s / 1e9;
-        });
-
+            Console.WriteLine($"\n{title}\n{"backend",-10}{string.Concat(columns.Select(c => $"{c,10}"))}");
+            md.AppendLine($"## {title}\n\n| backend | {string.Join(" | ", columns)} |\n| --- |{string.Concat(columns.Select(_ => " ---: |"))}");
+            foreach (var (backend, values) in rows)
+            {
+                Console.WriteLine($"{backend,-10}{string.Concat(values.Select(v => $"{v,10:F1}"))}");
+                md.AppendLine($"| {backend} | {string.Join(" | ", values.Select(v => v.ToString("F1", CultureInfo.InvariantCulture)))} |");
+            }
+            md.AppendLine();
+        }
         var path = Path.Combine(FindBenchmarksDir(), "RESULTS.md");
         File.WriteAllText(path, md.ToString());
-        Console.WriteLine($"written {path}");
+        Console.WriteLine($"\nwritten {path}");
     }
 
-    private static void Table(StringBuilder md, string title, IReadOnlyList<IBackend> backends, string[] columns, Func<IBackend, int, double> measure)
+    /// <summary>Runs every workload on one backend and prints <c>title|columns|values</c> lines for the parent.</summary>
+    private static void Measure(IBackend b)
     {
-        Console.WriteLine($"\n{title}");
-        Console.WriteLine($"{"backend",-10}" + string.Concat(columns.Select(c => $"{c,10}")));
-        md.AppendLine($"## {title}").AppendLine();
-        md.AppendLine("| backend | " + string.Join(" | ", columns) + " |");
-        md.AppendLine("| --- |" + string.Concat(columns.Select(_ => " ---: |")));
-        foreach (var b in backends)
+        if (b is MklBackend mkl) Console.WriteLine($"note|MKL: {mkl.Description}");
+        using var use = Backend.Use(b);
+        foreach (var dtype in new[] { "float32", "float64" })
+            Emit($"GEMM {dtype}, n x n x n, GFLOP/s", Sizes.Select(n => n.ToString()), Sizes.Select(n =>
+                2.0 * n * n * n / (dtype == "float32" ? TimeGemm<float>(b, n) : TimeGemm<double>(b, n)) / 1e9));
+        var columns = Lengths.Select(l => $"{l >> 10}K");
+        // Kernels into preallocated buffers (what the backend does), then the tensor op (which also allocates its result).
+        Emit("Kernel exp(x), float32, into a preallocated buffer (1 read + 1 write), GB/s", columns, Lengths.Select(n =>
         {
-            var values = columns.Select((_, i) => measure(b, i)).ToArray();
-            Console.WriteLine($"{b.Name,-10}" + string.Concat(values.Select(v => $"{v,10:F1}")));
-            md.AppendLine($"| {b.Name} | " + string.Join(" | ", values.Select(v => v.ToString("F1"))) + " |");
-        }
-        md.AppendLine();
+            var (x, y) = (Tensor.Rand([n], 1).ToFloatArray(), new float[n]);
+            return 2.0 * n * sizeof(float) / Median(() => b.Unary<float>(UnaryKernel.Exp, x, y), n >= 1 << 24 ? 10 : 50) / 1e9;
+        }));
+        Emit("Tensor op x * y, float32, allocating its result (2 reads + 1 write), GB/s", columns, Lengths.Select(n =>
+        {
+            var (x, y) = (Tensor.Rand([n], 1), Tensor.Rand([n], 2));
+            return 3.0 * n * sizeof(float) / Median(() => _ = x * y, n >= 1 << 24 ? 10 : 50) / 1e9;
+        }));
+        Emit("Tensor op exp(x), float32, allocating its result (1 read + 1 write), GB/s", columns, Lengths.Select(n =>
+        {
+            var x = Tensor.Rand([n], 1);
+            return 2.0 * n * sizeof(float) / Median(() => _ = x.Exp(), n >= 1 << 24 ? 10 : 50) / 1e9;
+        }));
     }
+
+    private static void Emit(string title, IEnumerable<string> columns, IEnumerable<double> values) =>
+        Console.WriteLine($"{title}|{string.Join(",", columns)}|{string.Join(",", values.Select(v => v.ToString("R", CultureInfo.InvariantCulture)))}");
 
     private static double TimeGemm<T>(IBackend b, int n) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
     {
         var gen = new Generator(n);
         T[] Fill() => Enumerable.Range(0, n * n).Select(_ => T.CreateTruncating(gen.NextDouble() - 0.5)).ToArray();
-        T[] a = Fill(), c = new T[n * n], bm = Fill();
+        T[] a = Fill(), bm = Fill(), c = new T[n * n];
         var spec = GemmSpec.Dense(false, false, n, n, n);
-        int reps = Math.Clamp((int)(2e9 / (2.0 * n * n * n)), 3, 200);
+        int reps = Math.Clamp((int)(2e9 / (2.0 * n * n * n)), 5, 200);
         return Median(() => b.Gemm(spec, T.One, a, bm, T.Zero, c), reps);
     }
 

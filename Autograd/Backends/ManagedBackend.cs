@@ -20,6 +20,26 @@ public class ManagedBackend : IBackend
     /// <inheritdoc/>
     public virtual void Unary<T>(UnaryKernel kernel, ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (x.Length != y.Length) throw new ArgumentException($"Unary {kernel}: input length {x.Length} != output length {y.Length}");
+        if (x.Length < 1 << 15) { UnaryChunk(kernel, x, y); return; }
+        // Transcendentals are compute-bound: split long inputs across the cores.
+        unsafe
+        {
+            fixed (T* px = x, py = y)
+            {
+                nint ix = (nint)px, iy = (nint)py;
+                int n = x.Length, parts = Environment.ProcessorCount;
+                Parallel.For(0, parts, p =>
+                {
+                    int s = (int)((long)n * p / parts), e = (int)((long)n * (p + 1) / parts);
+                    UnaryChunk(kernel, new ReadOnlySpan<T>((T*)ix + s, e - s), new Span<T>((T*)iy + s, e - s));
+                });
+            }
+        }
+    }
+
+    private static void UnaryChunk<T>(UnaryKernel kernel, ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    {
         switch (kernel)
         {
             case UnaryKernel.Exp: TensorPrimitives.Exp(x, y); break;

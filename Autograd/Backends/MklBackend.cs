@@ -36,9 +36,6 @@ public sealed unsafe class MklBackend : CblasBackend
     {
         var shimPath = Environment.GetEnvironmentVariable("AUTOGRAD_MKL_SHIM") ?? Native.FindInRepo("libmkl_cpu_shim.so");
         bool shim = shimPath != null && Native.OpenGlobal(shimPath, out _) != IntPtr.Zero;
-        // Unbound OpenMP threads migrate and halve MKL's throughput here (measured: 2-thread SGEMM 1024 at 77 vs
-        // 205 GFLOP/s bound); libgomp reads this when it loads. A value the user set wins.
-        Native.SetDefaultEnv("OMP_PROC_BIND", "true");
         bool gomp = Native.OpenGlobal("libgomp.so.1", out _) != IntPtr.Zero;
         var lib = Native.OpenGlobal("libmkl_rt.so", out var err);
         if (lib == IntPtr.Zero) lib = Native.OpenGlobal("libmkl_rt.so.1", out err);

@@ -1,0 +1,263 @@
+using System.Buffers;
+using System.Numerics;
+using Autograd.Backends;
+
+namespace Autograd;
+
+public static partial class Functional
+{
+    /// <summary>1-d convolution (cross-correlation) of [N, Cin, L] (or unbatched [Cin, L]) by weight [Cout, Cin/groups, k].</summary>
+    public static Tensor Conv1d(Tensor input, Tensor weight, Tensor? bias = null, IntTuple stride = default, Padding padding = default, IntTuple dilation = default, int groups = 1) =>
+        Conv("Conv1d", 1, input, weight, bias, stride, padding, dilation, groups);
+
+    /// <summary>2-d convolution (cross-correlation) of [N, Cin, H, W] (or unbatched) by weight [Cout, Cin/groups, kH, kW], as <c>F.conv2d</c>.
+    /// Padding may be one int, one per dim, (before, after) per dim, <c>"same"</c> or <c>"valid"</c>.</summary>
+    public static Tensor Conv2d(Tensor input, Tensor weight, Tensor? bias = null, IntTuple stride = default, Padding padding = default, IntTuple dilation = default, int groups = 1) =>
+        Conv("Conv2d", 2, input, weight, bias, stride, padding, dilation, groups);
+
+    /// <summary>3-d convolution (cross-correlation) of [N, Cin, D, H, W] (or unbatched) by weight [Cout, Cin/groups, kD, kH, kW].</summary>
+    public static Tensor Conv3d(Tensor input, Tensor weight, Tensor? bias = null, IntTuple stride = default, Padding padding = default, IntTuple dilation = default, int groups = 1) =>
+        Conv("Conv3d", 3, input, weight, bias, stride, padding, dilation, groups);
+
+    /// <summary>1-d transposed convolution of [N, Cin, L] by weight [Cin, Cout/groups, k], as <c>F.conv_transpose1d</c>.</summary>
+    public static Tensor ConvTranspose1d(Tensor input, Tensor weight, Tensor? bias = null, IntTuple stride = default, IntTuple padding = default,
+        IntTuple outputPadding = default, int groups = 1, IntTuple dilation = default) =>
+        ConvTranspose("ConvTranspose1d", 1, input, weight, bias, stride, padding, outputPadding, groups, dilation);
+
+    /// <summary>2-d transposed convolution (the adjoint of Conv2d) of [N, Cin, H, W] by weight [Cin, Cout/groups, kH, kW], as <c>F.conv_transpose2d</c>.</summary>
+    public static Tensor ConvTranspose2d(Tensor input, Tensor weight, Tensor? bias = null, IntTuple stride = default, IntTuple padding = default,
+        IntTuple outputPadding = default, int groups = 1, IntTuple dilation = default) =>
+        ConvTranspose("ConvTranspose2d", 2, input, weight, bias, stride, padding, outputPadding, groups, dilation);
+
+    /// <summary>3-d transposed convolution of [N, Cin, D, H, W] by weight [Cin, Cout/groups, kD, kH, kW].</summary>
+    public static Tensor ConvTranspose3d(Tensor input, Tensor weight, Tensor? bias = null, IntTuple stride = default, IntTuple padding = default,
+        IntTuple outputPadding = default, int groups = 1, IntTuple dilation = default) =>
+        ConvTranspose("ConvTranspose3d", 3, input, weight, bias, stride, padding, outputPadding, groups, dilation);
+
+    private static Tensor Conv(string op, int nd, Tensor input, Tensor weight, Tensor? bias, IntTuple stride, Padding padding, IntTuple dilation, int groups)
+    {
+        Shape.SameDType(op, input, weight);
+        Shape.Float(op, input);
+        bool unbatched = input.Rank == nd + 1;
+        var x = unbatched ? input.Unsqueeze(0) : input;
+        var s = stride.Expand(op, "stride", nd, 1);
+        var d = dilation.Expand(op, "dilation", nd, 1);
+        if (weight.Rank != nd + 2) throw new ArgumentException($"{op}: weight must be {nd + 2}-d [out_channels, in_channels / groups, *kernel], got {Shape.Str(weight.Dims)}");
+        var (lo, hi) = padding.Resolve(op, nd, weight.Dims[2..], d, s);
+        var g = ConvGeometry.Create(op, nd, x.Dims, weight.Dims, s, lo, hi, d, groups);
+        var y = AddChannelBias(op, ConvForward(x, weight, g), bias, nd);
+        return unbatched ? y.Squeeze(0) : y;
+    }
+
+    private static Tensor ConvTranspose(string op, int nd, Tensor input, Tensor weight, Tensor? bias, IntTuple stride, IntTuple padding,
+        IntTuple outputPadding, int groups, IntTuple dilation)
+    {
+        Shape.SameDType(op, input, weight);
+        Shape.Float(op, input);
+        bool unbatched = input.Rank == nd + 1;
+        var x = unbatched ? input.Unsqueeze(0) : input;
+        var s = stride.Expand(op, "stride", nd, 1);
+        var d = dilation.Expand(op, "dilation", nd, 1);
+        var p = padding.Expand(op, "padding", nd, 0);
+        var op_ = outputPadding.Expand(op, "output_padding", nd, 0);
+        if (x.Rank != nd + 2 || weight.Rank != nd + 2)
+            throw new ArgumentException($"{op}: input must be {nd + 2}-d and weight {nd + 2}-d [in_channels, out_channels / groups, *kernel], got {Shape.Str(input.Dims)} and {Shape.Str(weight.Dims)}");
+        for (int i = 0; i < nd; i++)
+            if (op_[i] < 0 || (op_[i] >= s[i] && op_[i] >= d[i]))
+                throw new ArgumentException($"{op}: output_padding {Shape.Str(op_)} must be smaller than stride {Shape.Str(s)} or dilation {Shape.Str(d)}");
+        // The transposed conv is the adjoint of the conv from the output size below back to the input's size.
+        var outSize = Enumerable.Range(0, nd).Select(i => (x.Dims[2 + i] - 1) * s[i] - 2 * p[i] + d[i] * (weight.Dims[2 + i] - 1) + op_[i] + 1).ToArray();
+        if (outSize.Any(o => o <= 0))
+            throw new ArgumentException($"{op}: output size {Shape.Str(outSize)} is empty for input {Shape.Str(input.Dims)}, weight {Shape.Str(weight.Dims)}, stride {Shape.Str(s)}, padding {Shape.Str(p)}");
+        if (weight.Dims[0] != x.Dims[1])
+            throw new ArgumentException($"{op}: weight {Shape.Str(weight.Dims)} expects {weight.Dims[0]} input channels, input {Shape.Str(input.Dims)} has {x.Dims[1]}");
+        int[] convIn = [x.Dims[0], weight.Dims[1] * groups, .. outSize];
+        var g = ConvGeometry.Create(op, nd, convIn, weight.Dims, s, p, p, d, groups);
+        var y = AddChannelBias(op, ConvAdjoint(x, weight, g), bias, nd);
+        return unbatched ? y.Squeeze(0) : y;
+    }
+
+    /// <summary>Adds a per-channel bias [C] to [N, C, *spatial].</summary>
+    private static Tensor AddChannelBias(string op, Tensor y, Tensor? bias, int nd)
+    {
+        if (bias == null) return y;
+        if (bias.Rank != 1 || bias.Dims[0] != y.Dims[1]) throw new ArgumentException($"{op}: bias must have shape [{y.Dims[1]}], got {Shape.Str(bias.Dims)}");
+        return y + bias.Reshape([bias.Dims[0], .. Enumerable.Repeat(1, nd)]);
+    }
+
+    // Three bilinear ops close the convolution under differentiation, so grad-of-grad works:
+    //   ConvForward(x, w)   = conv(x, w)
+    //   ConvAdjoint(u, w)   = the adjoint of conv(., w) applied to u           (transposed conv)
+    //   ConvWeight(x, u)    = d/dw <u, conv(x, w)>                             (weight gradient)
+    // Each one's derivative is written with the other two.
+
+    private static Tensor ConvForward(Tensor x, Tensor w, ConvGeometry g)
+    {
+        var y = Tensor.Empty(x.DType, g.OutShape);
+        if (x.DType == DType.Float32) ConvKernels<float>.Forward(g, x.Data<float>(), w.Data<float>(), y.Data<float>());
+        else ConvKernels<double>.Forward(g, x.Data<double>(), w.Data<double>(), y.Data<double>());
+        return AutoGrad.Record(y, "Conv", gy => [x.RequiresGrad ? ConvAdjoint(gy, w, g) : null, w.RequiresGrad ? ConvWeight(x, gy, g) : null], x, w);
+    }
+
+    private static Tensor ConvAdjoint(Tensor u, Tensor w, ConvGeometry g)
+    {
+        var x = Tensor.Empty(u.DType, g.InShape);
+        if (u.DType == DType.Float32) ConvKernels<float>.Adjoint(g, u.Data<float>(), w.Data<float>(), x.Data<float>());
+        else ConvKernels<double>.Adjoint(g, u.Data<double>(), w.Data<double>(), x.Data<double>());
+        return AutoGrad.Record(x, "ConvTranspose", gx => [u.RequiresGrad ? ConvForward(gx, w, g) : null, w.RequiresGrad ? ConvWeight(gx, u, g) : null], u, w);
+    }
+
+    private static Tensor ConvWeight(Tensor x, Tensor u, ConvGeometry g)
+    {
+        var w = Tensor.Empty(x.DType, g.WeightShape);
+        if (x.DType == DType.Float32) ConvKernels<float>.Weight(g, x.Data<float>(), u.Data<float>(), w.Data<float>());
+        else ConvKernels<double>.Weight(g, x.Data<double>(), u.Data<double>(), w.Data<double>());
+        return AutoGrad.Record(w, "ConvWeightGrad", gw => [x.RequiresGrad ? ConvAdjoint(u, gw, g) : null, u.RequiresGrad ? ConvForward(x, gw, g) : null], x, u);
+    }
+}
+
+/// <summary>im2col + GEMM convolution kernels for one dtype. Per sample and group, the input patch matrix
+/// col [Cg*KVol, OutVol] is built (or, for 1x1 stride-1 convs, is the input itself) and multiplied by the weights.</summary>
+internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public static void Forward(ConvGeometry g, T[] x, T[] w, T[] y)
+    {
+        int rows = g.Cg * g.KVol;
+        if (g.Pointwise)
+        {
+            // y[n, group] = W_group [CoutG, Cg] . x[n, group] [Cg, OutVol]: one batched GEMM per group over the samples.
+            for (int gr = 0; gr < g.Groups; gr++)
+                Backend.Current.Gemm(new GemmSpec(false, false, g.CoutG, g.OutVol, g.Cg, rows, g.OutVol, g.OutVol, g.N,
+                    0, (long)g.Cin * g.InVol, (long)g.Cout * g.OutVol, (long)gr * g.CoutG * rows, (long)gr * g.Cg * g.InVol, (long)gr * g.CoutG * g.OutVol), T.One, w, x, T.Zero, y);
+            return;
+        }
+        var col = ArrayPool<T>.Shared.Rent(rows * g.OutVol);
+        try
+        {
+            for (int n = 0; n < g.N; n++)
+                for (int gr = 0; gr < g.Groups; gr++)
+                {
+                    Im2Col(g, x, (n * g.Cin + gr * g.Cg) * g.InVol, col);
+                    Backend.Current.Gemm(new GemmSpec(false, false, g.CoutG, g.OutVol, rows, rows, g.OutVol, g.OutVol,
+                        OffsetA: (long)gr * g.CoutG * rows, OffsetC: ((long)n * g.Cout + gr * g.CoutG) * g.OutVol), T.One, w, col, T.Zero, y);
+                }
+        }
+        finally { ArrayPool<T>.Shared.Return(col); }
+    }
+
+    public static void Adjoint(ConvGeometry g, T[] u, T[] w, T[] x)
+    {
+        int rows = g.Cg * g.KVol;
+        if (g.Pointwise)
+        {
+            for (int gr = 0; gr < g.Groups; gr++)
+                Backend.Current.Gemm(new GemmSpec(true, false, g.Cg, g.OutVol, g.CoutG, rows, g.OutVol, g.InVol, g.N,
+                    0, (long)g.Cout * g.OutVol, (long)g.Cin * g.InVol, (long)gr * g.CoutG * rows, (long)gr * g.CoutG * g.OutVol, (long)gr * g.Cg * g.InVol), T.One, w, u, T.Zero, x);
+            return;
+        }
+        Array.Clear(x);
+        var col = ArrayPool<T>.Shared.Rent(rows * g.OutVol);
+        try
+        {
+            for (int n = 0; n < g.N; n++)
+                for (int gr = 0; gr < g.Groups; gr++)
+                {
+                    Backend.Current.Gemm(new GemmSpec(true, false, rows, g.OutVol, g.CoutG, rows, g.OutVol, g.OutVol,
+                        OffsetA: (long)gr * g.CoutG * rows, OffsetB: ((long)n * g.Cout + gr * g.CoutG) * g.OutVol), T.One, w, u, T.Zero, col);
+                    Col2Im(g, col, x, (n * g.Cin + gr * g.Cg) * g.InVol);
+                }
+        }
+        finally { ArrayPool<T>.Shared.Return(col); }
+    }
+
+    public static void Weight(ConvGeometry g, T[] x, T[] u, T[] w)
+    {
+        int rows = g.Cg * g.KVol;
+        var col = g.Pointwise ? null : ArrayPool<T>.Shared.Rent(rows * g.OutVol);
+        try
+        {
+            for (int n = 0; n < g.N; n++)
+                for (int gr = 0; gr < g.Groups; gr++)
+                {
+                    long xOff = ((long)n * g.Cin + gr * g.Cg) * g.InVol;
+                    if (col != null) Im2Col(g, x, (int)xOff, col);
+                    // dW_group += u[n, group] [CoutG, OutVol] . col^T [OutVol, rows]
+                    Backend.Current.Gemm(new GemmSpec(false, true, g.CoutG, rows, g.OutVol, g.OutVol, g.OutVol, rows,
+                        OffsetA: ((long)n * g.Cout + gr * g.CoutG) * g.OutVol, OffsetB: col == null ? xOff : 0, OffsetC: (long)gr * g.CoutG * rows),
+                        T.One, u, col ?? x, n == 0 ? T.Zero : T.One, w);
+                }
+        }
+        finally { if (col != null) ArrayPool<T>.Shared.Return(col); }
+    }
+
+    /// <summary>Patch matrix of one (sample, group): row (c, kd, kh, kw), column (od, oh, ow); zeros where the window is in the padding.</summary>
+    private static void Im2Col(ConvGeometry g, T[] x, int xOff, T[] col)
+    {
+        int rows = g.Cg * g.KVol;
+        void Row(int r)
+        {
+            var (c, kd, kh, kw) = Split(g, r);
+            var dst = col.AsSpan(r * g.OutVol, g.OutVol);
+            int o = 0;
+            for (int od = 0; od < g.Out[0]; od++)
+            {
+                int id = od * g.Stride[0] - g.PadLo[0] + kd * g.Dilation[0];
+                for (int oh = 0; oh < g.Out[1]; oh++, o += g.Out[2])
+                {
+                    int ih = oh * g.Stride[1] - g.PadLo[1] + kh * g.Dilation[1];
+                    var seg = dst.Slice(o, g.Out[2]);
+                    if ((uint)id >= (uint)g.In[0] || (uint)ih >= (uint)g.In[1]) { seg.Clear(); continue; }
+                    int rowBase = xOff + ((c * g.In[0] + id) * g.In[1] + ih) * g.In[2];
+                    int iw0 = -g.PadLo[2] + kw * g.Dilation[2], sw = g.Stride[2];
+                    for (int ow = 0; ow < seg.Length; ow++)
+                    {
+                        int iw = iw0 + ow * sw;
+                        seg[ow] = (uint)iw < (uint)g.In[2] ? x[rowBase + iw] : T.Zero;
+                    }
+                }
+            }
+        }
+        if ((long)rows * g.OutVol >= 1 << 16) Parallel.For(0, rows, Row);
+        else for (int r = 0; r < rows; r++) Row(r);
+    }
+
+    /// <summary>The adjoint of <see cref="Im2Col"/>: adds every patch entry back to the input position it came from.</summary>
+    private static void Col2Im(ConvGeometry g, T[] col, T[] x, int xOff)
+    {
+        // Rows of one channel write to that channel only, so channels can run in parallel.
+        void Channel(int c)
+        {
+            for (int k = 0; k < g.KVol; k++)
+            {
+                int r = c * g.KVol + k;
+                var (_, kd, kh, kw) = Split(g, r);
+                int o = r * g.OutVol;
+                for (int od = 0; od < g.Out[0]; od++)
+                {
+                    int id = od * g.Stride[0] - g.PadLo[0] + kd * g.Dilation[0];
+                    for (int oh = 0; oh < g.Out[1]; oh++, o += g.Out[2])
+                    {
+                        int ih = oh * g.Stride[1] - g.PadLo[1] + kh * g.Dilation[1];
+                        if ((uint)id >= (uint)g.In[0] || (uint)ih >= (uint)g.In[1]) continue;
+                        int rowBase = xOff + ((c * g.In[0] + id) * g.In[1] + ih) * g.In[2];
+                        int iw0 = -g.PadLo[2] + kw * g.Dilation[2], sw = g.Stride[2];
+                        for (int ow = 0; ow < g.Out[2]; ow++)
+                        {
+                            int iw = iw0 + ow * sw;
+                            if ((uint)iw < (uint)g.In[2]) x[rowBase + iw] += col[o + ow];
+                        }
+                    }
+                }
+            }
+        }
+        if ((long)g.Cg * g.KVol * g.OutVol >= 1 << 16) Parallel.For(0, g.Cg, Channel);
+        else for (int c = 0; c < g.Cg; c++) Channel(c);
+    }
+
+    private static (int C, int Kd, int Kh, int Kw) Split(ConvGeometry g, int r)
+    {
+        int kw = r % g.K[2], t = r / g.K[2];
+        int kh = t % g.K[1]; t /= g.K[1];
+        return (t / g.K[0], t % g.K[0], kh, kw);
+    }
+}
