@@ -145,7 +145,7 @@ internal sealed class ConvGeometry
     public int KVol => K[0] * K[1] * K[2];
     public int OutVol => Out[0] * Out[1] * Out[2];
     /// <summary>A 1x1 kernel with stride 1 and no padding: the input itself is the im2col matrix.</summary>
-    public bool Pointwise => KVol == 1 && Stride.All(s => s == 1) && PadLo.All(p => p == 0) && PadHi.All(p => p == 0);
+    public bool Pointwise => KVol == 1 && Stride.All(s => s == 1) && PadLo.All(p => p == 0) && PadHi.All(p => p == 0) && In.SequenceEqual(Out);
     public int[] InShape => [N, Cin, .. In[(3 - Nd)..]];
     public int[] OutShape => [N, Cout, .. Out[(3 - Nd)..]];
     public int[] WeightShape => [Cout, Cg, .. K[(3 - Nd)..]];
@@ -153,8 +153,8 @@ internal sealed class ConvGeometry
     private static int[] Lift(int[] v, int nd, int fill) => [.. Enumerable.Repeat(fill, 3 - nd), .. v];
 
     /// <summary>Checks a convolution of <paramref name="x"/> [N, Cin, *in] by <paramref name="w"/> [Cout, Cin/groups, *k]
-    /// and computes its output size, naming every size in its errors.</summary>
-    public static ConvGeometry Create(string op, int nd, int[] x, int[] w, int[] stride, int[] padLo, int[] padHi, int[] dilation, int groups, int[]? forcedIn = null)
+    /// and computes its output size (or takes <paramref name="forcedOut"/>), naming every size in its errors.</summary>
+    public static ConvGeometry Create(string op, int nd, int[] x, int[] w, int[] stride, int[] padLo, int[] padHi, int[] dilation, int groups, int[]? forcedOut = null)
     {
         if (x.Length != nd + 2) throw new ArgumentException($"{op}: input must be {nd + 2}-d [N, C, {string.Join(", ", "DHW"[(3 - nd)..].Select(c => c.ToString()))}], got {Shape.Str(x)}");
         if (w.Length != nd + 2) throw new ArgumentException($"{op}: weight must be {nd + 2}-d [out_channels, in_channels / groups, *kernel], got {Shape.Str(w)}");
@@ -166,7 +166,7 @@ internal sealed class ConvGeometry
             throw new ArgumentException($"{op}: in_channels ({cin}) and out_channels ({cout}) must both be divisible by groups ({groups})");
         if (w[1] * groups != cin)
             throw new ArgumentException($"{op}: weight {Shape.Str(w)} expects {w[1]} x {groups} groups = {w[1] * groups} input channels, input {Shape.Str(x)} has {cin}");
-        var inSp = forcedIn ?? x[2..];
+        var inSp = x[2..];
         var k = w[2..];
         var o = new int[nd];
         for (int i = 0; i < nd; i++)
@@ -175,7 +175,8 @@ internal sealed class ConvGeometry
             if (span > padded)
                 throw new ArgumentException($"{op}: kernel {Shape.Str(k)} with dilation {Shape.Str(dilation)} spans {span} in spatial dim {i}, more than the padded input " +
                     $"({inSp[i]} + padding {padLo[i]} + {padHi[i]} = {padded}); input {Shape.Str(x)}, weight {Shape.Str(w)}");
-            o[i] = (padded - span) / stride[i] + 1;
+            // A transposed conv with output_padding is the adjoint of a conv computing only its first outputs.
+            o[i] = forcedOut?[i] ?? (padded - span) / stride[i] + 1;
         }
         if (x[0] == 0 || cout == 0) throw new ArgumentException($"{op}: empty batch or channels: input {Shape.Str(x)}, weight {Shape.Str(w)}");
         return new ConvGeometry

@@ -56,6 +56,16 @@ public class BackendTests
     }
 
     [TestCaseSource(nameof(Names))]
+    public void Batched_gemm_with_a_shared_operand_of_stride_zero(string name)
+    {
+        // MKL's strided batch rejects stride 0 (found by the 1x1 convolution, which shares its weights across the batch).
+        var b = Load(name);
+        var c = new double[4];
+        b.Gemm(new GemmSpec(false, false, 1, 2, 1, 1, 2, 2, Batch: 2, StrideA: 0, StrideB: 2, StrideC: 2), 1.0, [3.0], [1.0, 2.0, 10.0, 20.0], 0.0, c);
+        Assert.That(c, Is.EqualTo(new double[] { 3, 6, 30, 60 }));
+    }
+
+    [TestCaseSource(nameof(Names))]
     public void Gemm_with_beta_zero_overwrites_nan_in_the_output(string name)
     {
         var b = Load(name);

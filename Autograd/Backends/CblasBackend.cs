@@ -27,6 +27,10 @@ public abstract unsafe class CblasBackend : ManagedBackend
         }
     }
 
+    /// <summary>MKL's strided batch rejects strides smaller than one matrix (a shared operand has stride 0); such batches loop instead.</summary>
+    private static bool StridesValid(in GemmSpec s) =>
+        s.StrideA >= (long)s.Lda * (s.TransA ? s.K : s.M) && s.StrideB >= (long)s.Ldb * (s.TransB ? s.N : s.K) && s.StrideC >= (long)s.Ldc * s.M;
+
     /// <inheritdoc/>
     public override void Gemm<T>(in GemmSpec s, T alpha, T[] a, T[] b, T beta, T[] c)
     {
@@ -46,7 +50,7 @@ public abstract unsafe class CblasBackend : ManagedBackend
             {
                 float* A = (float*)pa + s.OffsetA, B = (float*)pb + s.OffsetB, C = (float*)pc + s.OffsetC;
                 float al = float.CreateTruncating(alpha), be = float.CreateTruncating(beta);
-                if (s.Batch > 1 && sgemmBatch != null)
+                if (s.Batch > 1 && sgemmBatch != null && StridesValid(s))
                     sgemmBatch(RowMajor, ta, tb, s.M, s.N, s.K, al, A, lda, (int)s.StrideA, B, ldb, (int)s.StrideB, be, C, ldc, (int)s.StrideC, s.Batch);
                 else
                     for (int i = 0; i < s.Batch; i++)
@@ -56,7 +60,7 @@ public abstract unsafe class CblasBackend : ManagedBackend
             {
                 double* A = (double*)pa + s.OffsetA, B = (double*)pb + s.OffsetB, C = (double*)pc + s.OffsetC;
                 double al = double.CreateTruncating(alpha), be = double.CreateTruncating(beta);
-                if (s.Batch > 1 && dgemmBatch != null)
+                if (s.Batch > 1 && dgemmBatch != null && StridesValid(s))
                     dgemmBatch(RowMajor, ta, tb, s.M, s.N, s.K, al, A, lda, (int)s.StrideA, B, ldb, (int)s.StrideB, be, C, ldc, (int)s.StrideC, s.Batch);
                 else
                     for (int i = 0; i < s.Batch; i++)

@@ -72,7 +72,7 @@ public static partial class Functional
         if (weight.Dims[0] != x.Dims[1])
             throw new ArgumentException($"{op}: weight {Shape.Str(weight.Dims)} expects {weight.Dims[0]} input channels, input {Shape.Str(input.Dims)} has {x.Dims[1]}");
         int[] convIn = [x.Dims[0], weight.Dims[1] * groups, .. outSize];
-        var g = ConvGeometry.Create(op, nd, convIn, weight.Dims, s, p, p, d, groups);
+        var g = ConvGeometry.Create(op, nd, convIn, weight.Dims, s, p, p, d, groups, forcedOut: x.Dims[2..]);
         var y = AddChannelBias(op, ConvAdjoint(x, weight, g), bias, nd);
         return unbatched ? y.Squeeze(0) : y;
     }

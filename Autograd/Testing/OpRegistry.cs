@@ -144,6 +144,10 @@ public static class OpRegistry
             return new OpCase(t => Linear(t[0], t[1], bias ? t[2] : null), new Input(xs), new Input([outF, inF]), new Input([outF]));
         }),
 
+        // ---- convolution ----
+        ConvSpec("Conv1d", 1), ConvSpec("Conv2d", 2), ConvSpec("Conv3d", 3),
+        ConvSpec("ConvTranspose1d", 1), ConvSpec("ConvTranspose2d", 2), ConvSpec("ConvTranspose3d", 3),
+
         // ---- activations ----
         Unary("Sigmoid", Sigmoid),
         Unary("Tanh", Tanh),
@@ -189,6 +193,59 @@ public static class OpRegistry
                 new Input(xs), new Input(target.Shape, Grad: false, Fixed: target), new Input([c], Values.Positive, Grad: false));
         }),
     ];
+
+    /// <summary>Random valid hyper-parameters of an nd-dim (transposed) convolution, drawn from the draw's choices.</summary>
+    public sealed record ConvConfig(int Nd, bool Transposed, int N, int Cin, int Cout, int Groups, int[] In, int[] K, int[] Stride, Padding Padding,
+        int[] Pad, int[] OutputPadding, int[] Dilation, bool Bias)
+    {
+        /// <summary>Input shape.</summary>
+        public int[] InputShape => [N, Cin, .. In];
+        /// <summary>Weight shape: [Cout, Cin/groups, *k], or [Cin, Cout/groups, *k] when transposed.</summary>
+        public int[] WeightShape => Transposed ? [Cin, Cout / Groups, .. K] : [Cout, Cin / Groups, .. K];
+        /// <summary>Applies the op to (input, weight, bias).</summary>
+        public Tensor Apply(Tensor x, Tensor w, Tensor? b) => (Nd, Transposed) switch
+        {
+            (1, false) => Conv1d(x, w, b, Stride, Padding, Dilation, Groups),
+            (2, false) => Conv2d(x, w, b, Stride, Padding, Dilation, Groups),
+            (3, false) => Conv3d(x, w, b, Stride, Padding, Dilation, Groups),
+            (1, true) => ConvTranspose1d(x, w, b, Stride, Pad, OutputPadding, Groups, Dilation),
+            (2, true) => ConvTranspose2d(x, w, b, Stride, Pad, OutputPadding, Groups, Dilation),
+            _ => ConvTranspose3d(x, w, b, Stride, Pad, OutputPadding, Groups, Dilation),
+        };
+
+        /// <summary>Draws a configuration: groups 1-2 (with channel multipliers), kernels 1-3 (non-square), stride and dilation 1-2,
+        /// padding as ints, (before, after) pairs, "same" or "valid".</summary>
+        public static ConvConfig Draw(Draw d, int nd, bool transposed)
+        {
+            var g = new Generator(d.A * 256 + d.B);
+            int R(int n) => (int)g.NextLong(n);
+            int groups = 1 + R(2), n = 1 + R(2);
+            int cin = groups * (1 + R(2)), cout = groups * (1 + R(2));
+            int mode = transposed ? 0 : d.PickB(4);                   // 0 ints, 1 pairs, 2 "same", 3 "valid"
+            var k = new int[nd]; var s = new int[nd]; var dil = new int[nd]; var pad = new int[nd]; var op = new int[nd]; var inS = new int[nd];
+            var pairs = new int[2 * nd];
+            for (int i = 0; i < nd; i++)
+            {
+                k[i] = 1 + R(3); dil[i] = 1 + R(2); s[i] = mode == 2 ? 1 : 1 + R(2);
+                int span = dil[i] * (k[i] - 1) + 1;
+                pad[i] = mode == 0 ? R(2) : 0;
+                pairs[2 * i] = R(2); pairs[2 * i + 1] = R(2);
+                int padTotal = mode == 1 ? pairs[2 * i] + pairs[2 * i + 1] : 2 * pad[i];
+                inS[i] = transposed ? 1 + R(3) : Math.Max(1, span - padTotal) + R(3);
+                op[i] = transposed ? R(Math.Max(s[i], dil[i])) : 0;
+                if (transposed && (inS[i] - 1) * s[i] - 2 * pad[i] + span + op[i] <= 0) pad[i] = 0;
+            }
+            Padding p = mode switch { 0 => pad, 1 => pairs, 2 => "same", _ => "valid" };
+            return new ConvConfig(nd, transposed, n, cin, cout, groups, inS, k, s, p, pad, op, dil, d.PickB(2) == 1 || d.B >= 128);
+        }
+    }
+
+    private static OpSpec ConvSpec(string name, int nd) => new(name, d =>
+    {
+        var c = ConvConfig.Draw(d, nd, name.StartsWith("ConvTranspose"));
+        return new OpCase(t => c.Apply(t[0], t[1], c.Bias ? t[2] : null),
+            new Input(c.InputShape), new Input(c.WeightShape), new Input([c.Cout]));
+    });
 
     private static int[]? Dims(Draw d)
     {

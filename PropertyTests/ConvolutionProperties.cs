@@ -1,0 +1,102 @@
+using Autograd.Testing;
+using FsCheck;
+using FsCheck.Fluent;
+using static Autograd.Functional;
+
+namespace PropertyTests;
+
+/// <summary>Convolution against a direct-loop reference, the adjoint identity of the transposed convolution, and 1x1 = matmul.</summary>
+public class ConvolutionProperties
+{
+    private static readonly Config Config = Config.QuickThrowOnFailure.WithMaxTest(100).WithReplay(20261124UL, 101UL).WithQuietOnSuccess(true);
+    private static void ForAll(Action<Draw> property) => Check.One(Config, Prop.ForAll(DrawArbitrary.Arbitrary, property));
+
+    public static IEnumerable<int> Dims => [1, 2, 3];
+
+    /// <summary>Direct loops over every output element and kernel tap, in float64, on 3-d lifted shapes.</summary>
+    private static double[] ReferenceConv(OpRegistry.ConvConfig c, double[] x, double[] w, double[]? b, out int[] outShape)
+    {
+        int nd = c.Nd;
+        int[] Lift(int[] v, int fill) => [.. Enumerable.Repeat(fill, 3 - nd), .. v];
+        var (inS, k, s, dil) = (Lift(c.In, 1), Lift(c.K, 1), Lift(c.Stride, 1), Lift(c.Dilation, 1));
+        var (lo, hi) = (new int[3], new int[3]);
+        var pad = c.Padding.ToArray();
+        string mode = c.Padding.ToString();
+        for (int i = 0; i < nd; i++)
+        {
+            int j = i + 3 - nd;
+            if (mode == "\"same\"") { int t = c.Dilation[i] * (c.K[i] - 1); lo[j] = t / 2; hi[j] = t - t / 2; }
+            else if (mode == "\"valid\"") { }
+            else if (pad.Length == 2 * nd) { lo[j] = pad[2 * i]; hi[j] = pad[2 * i + 1]; }
+            else { lo[j] = hi[j] = pad[pad.Length == 1 ? 0 : i]; }
+        }
+        var o = Enumerable.Range(0, 3).Select(i => (inS[i] + lo[i] + hi[i] - dil[i] * (k[i] - 1) - 1) / s[i] + 1).ToArray();
+        outShape = [c.N, c.Cout, .. o[(3 - nd)..]];
+        int cg = c.Cin / c.Groups, cog = c.Cout / c.Groups;
+        var y = new double[c.N * c.Cout * o[0] * o[1] * o[2]];
+        int yi = 0;
+        for (int n = 0; n < c.N; n++)
+            for (int oc = 0; oc < c.Cout; oc++)
+                for (int od = 0; od < o[0]; od++)
+                    for (int oh = 0; oh < o[1]; oh++)
+                        for (int ow = 0; ow < o[2]; ow++, yi++)
+                        {
+                            double sum = b?[oc] ?? 0;
+                            int grp = oc / cog;
+                            for (int ic = 0; ic < cg; ic++)
+                                for (int kd = 0; kd < k[0]; kd++)
+                                    for (int kh = 0; kh < k[1]; kh++)
+                                        for (int kw = 0; kw < k[2]; kw++)
+                                        {
+                                            int id = od * s[0] - lo[0] + kd * dil[0], ih = oh * s[1] - lo[1] + kh * dil[1], iw = ow * s[2] - lo[2] + kw * dil[2];
+                                            if (id < 0 || ih < 0 || iw < 0 || id >= inS[0] || ih >= inS[1] || iw >= inS[2]) continue;
+                                            int xc = grp * cg + ic;
+                                            sum += x[(((n * c.Cin + xc) * inS[0] + id) * inS[1] + ih) * inS[2] + iw]
+                                                 * w[(((oc * cg + ic) * k[0] + kd) * k[1] + kh) * k[2] + kw];
+                                        }
+                            y[yi] = sum;
+                        }
+        return y;
+    }
+
+    [TestCaseSource(nameof(Dims))]
+    public void Conv_equals_a_direct_loop_reference_in_float64(int nd) => ForAll(d =>
+    {
+        var c = OpRegistry.ConvConfig.Draw(d, nd, transposed: false);
+        var x = Tensor.Randn(c.InputShape, d.Seed, DType.Float64);
+        var w = Tensor.Randn(c.WeightShape, d.Seed + 1, DType.Float64);
+        var b = Tensor.Randn([c.Cout], d.Seed + 2, DType.Float64);
+        var y = c.Apply(x, w, c.Bias ? b : null);
+        var expected = ReferenceConv(c, x.ToDoubleArray(), w.ToDoubleArray(), c.Bias ? b.ToDoubleArray() : null, out var shape);
+        Assert.That(y.Shape, Is.EqualTo(shape), $"{d}");
+        Assert.That(y.ToDoubleArray(), Is.EqualTo(expected).Within(1e-12), $"{d}");
+    });
+
+    [TestCaseSource(nameof(Dims))]
+    public void ConvTranspose_is_the_adjoint_of_Conv(int nd) => ForAll(d =>
+    {
+        // <convT(u, w), x> = <u, conv(x, w)> for the same stride, padding, dilation and groups (output_padding included).
+        var t = OpRegistry.ConvConfig.Draw(d, nd, transposed: true);
+        var u = Tensor.Randn(t.InputShape, d.Seed, DType.Float64);
+        var w = Tensor.Randn(t.WeightShape, d.Seed + 1, DType.Float64);
+        var convT = t.Apply(u, w, null);
+        var x = Tensor.Randn(convT.Shape, d.Seed + 2, DType.Float64);
+        var conv = (t with { Transposed = false, Padding = t.Pad }).Apply(x, w, null);
+        // With output_padding >= stride (allowed below the dilation) the conv has extra trailing outputs that the
+        // transposed conv never reads; PyTorch's transposed conv is the adjoint of the conv's first outputs.
+        for (int i = 0; i < nd; i++) conv = conv.Narrow(2 + i, 0, u.Shape[2 + i]);
+        Assert.That(conv.Shape, Is.EqualTo(u.Shape), $"{d}");
+        Assert.That((convT * x).Sum().Item(), Is.EqualTo((u * conv).Sum().Item()).Within(1e-9), $"{d}");
+    });
+
+    [Test]
+    public void A_1x1_conv_equals_a_matmul_over_channels() => ForAll(d =>
+    {
+        int n = d.Sizes[0], cin = d.Sizes[1], cout = d.Sizes[2], h = d.Sizes[3], w = 1 + d.PickA(4);
+        var x = Tensor.Randn([n, cin, h, w], d.Seed, DType.Float64);
+        var k = Tensor.Randn([cout, cin, 1, 1], d.Seed + 1, DType.Float64);
+        var conv = Conv2d(x, k);
+        var mm = MatMul(k.Reshape(cout, cin), x.Reshape(n, cin, h * w)).Reshape(n, cout, h, w);
+        Assert.That(conv.ToDoubleArray(), Is.EqualTo(mm.ToDoubleArray()).Within(1e-12), $"{d}");
+    });
+}

@@ -1,0 +1,85 @@
+using static Autograd.Functional;
+
+namespace Tests;
+
+public class ConvolutionTests
+{
+    private static Tensor T(int[] shape, params double[] v) => Tensor.From(v, shape);
+
+    [Test]
+    public void Conv2d_with_stride_2_and_padding_1_by_hand()
+    {
+        // x = 1..16 in a 4x4 image; 2x2 kernel [[1, 0], [0, -1]]; stride 2, padding 1 => 3x3 output.
+        // Windows start at rows/cols -1, 1, 3; each output is x[r][c] - x[r+1][c+1] with out-of-range entries 0.
+        var x = T([1, 1, 4, 4], Enumerable.Range(1, 16).Select(v => (double)v).ToArray());
+        var w = T([1, 1, 2, 2], 1, 0, 0, -1);
+        var y = Conv2d(x, w, stride: 2, padding: 1);
+        Assert.That(y.Shape, Is.EqualTo(new[] { 1, 1, 3, 3 }));
+        Assert.That(y.ToDoubleArray(), Is.EqualTo(new double[]
+        {
+            -1, -3, 0,     // row -1: 0 - x[0][0] = -1, 0 - x[0][2] = -3, 0 - 0 = 0
+            -9, -5, 8,     // row 1: x[1][-1]=0 - x[2][0]=9; x[1][1]=6 - x[2][2]=11; x[1][3]=8 - 0
+            0, 14, 16,     // row 3: 0 - 0; x[3][1]=14 - 0; x[3][3]=16
+        }));
+    }
+
+    [Test]
+    public void Conv2d_gradients_by_hand()
+    {
+        // y = sum(conv(x, w)) with a 2x2 all-ones input and a 1x1 kernel of 3: dy/dx = 3 everywhere, dy/dw = sum(x) = 4.
+        var x = Tensor.Ones([1, 1, 2, 2], DType.Float64).RequiresGrad_();
+        var w = Tensor.Full([1, 1, 1, 1], 3, DType.Float64).RequiresGrad_();
+        var b = Tensor.Zeros([1], DType.Float64).RequiresGrad_();
+        Conv2d(x, w, b).Sum().Backward();
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(new double[] { 3, 3, 3, 3 }));
+        Assert.That(w.Grad!.Item(), Is.EqualTo(4));
+        Assert.That(b.Grad!.Item(), Is.EqualTo(4));
+    }
+
+    [Test]
+    public void ConvTranspose1d_by_hand()
+    {
+        // Each input element stamps the kernel [1, 2] at position 2i: [1, 10] => [1, 2, 10, 20].
+        var y = ConvTranspose1d(T([1, 1, 2], 1, 10), T([1, 1, 2], 1, 2), stride: 2);
+        Assert.That(y.ToDoubleArray(), Is.EqualTo(new double[] { 1, 2, 10, 20 }));
+        var withPadding = ConvTranspose1d(T([1, 1, 2], 1, 10), T([1, 1, 2], 1, 2), stride: 2, padding: 1, outputPadding: 1);
+        Assert.That(withPadding.ToDoubleArray(), Is.EqualTo(new double[] { 2, 10, 20 }));
+    }
+
+    [Test]
+    public void Depthwise_conv_applies_one_filter_per_channel()
+    {
+        var x = T([1, 2, 1, 3], 1, 2, 3, 10, 20, 30);
+        var w = T([2, 1, 1, 2], 1, 1, 1, -1);
+        Assert.That(Conv2d(x, w, groups: 2).ToDoubleArray(), Is.EqualTo(new double[] { 3, 5, -10, -10 }));
+    }
+
+    [Test]
+    public void Same_padding_keeps_the_size_with_even_kernels_padding_more_after()
+    {
+        var y = Conv1d(T([1, 1, 3], 1, 2, 3), T([1, 1, 2], 1, 1), padding: "same");
+        Assert.That(y.ToDoubleArray(), Is.EqualTo(new double[] { 3, 5, 3 }));
+        Assert.That(Conv1d(T([1, 1, 3], 1, 2, 3), T([1, 1, 2], 1, 1), padding: [1, 0]).ToDoubleArray(), Is.EqualTo(new double[] { 1, 3, 5 }));
+    }
+
+    [Test]
+    public void Unbatched_input_is_accepted()
+    {
+        Assert.That(Conv2d(Tensor.Ones(1, 3, 3), Tensor.Ones(2, 1, 2, 2)).Shape, Is.EqualTo(new[] { 2, 2, 2 }));
+    }
+
+    [Test]
+    public void Bad_configurations_name_the_op_and_every_size()
+    {
+        var e1 = Assert.Throws<ArgumentException>(() => Conv2d(Tensor.Ones(1, 3, 8, 8), Tensor.Ones(4, 1, 3, 3), groups: 2));
+        Assert.That(e1!.Message, Does.Contain("Conv2d").And.Contain("in_channels (3)").And.Contain("groups (2)"));
+        var e2 = Assert.Throws<ArgumentException>(() => Conv2d(Tensor.Ones(1, 1, 2, 2), Tensor.Ones(1, 1, 3, 3)));
+        Assert.That(e2!.Message, Does.Contain("Conv2d").And.Contain("[3, 3]").And.Contain("padded input").And.Contain("[1, 1, 2, 2]"));
+        var e3 = Assert.Throws<ArgumentException>(() => Conv2d(Tensor.Ones(1, 2, 4, 4), Tensor.Ones(1, 3, 3, 3)));
+        Assert.That(e3!.Message, Does.Contain("3 x 1 groups").And.Contain("has 2"));
+        var e4 = Assert.Throws<ArgumentException>(() => Conv2d(Tensor.Ones(1, 1, 4, 4), Tensor.Ones(1, 1, 3, 3), stride: 2, padding: "same"));
+        Assert.That(e4!.Message, Does.Contain("\"same\" needs stride 1"));
+        var e5 = Assert.Throws<ArgumentException>(() => ConvTranspose2d(Tensor.Ones(1, 1, 2, 2), Tensor.Ones(1, 1, 2, 2), stride: 2, outputPadding: 2));
+        Assert.That(e5!.Message, Does.Contain("output_padding"));
+    }
+}
