@@ -187,3 +187,101 @@ internal sealed class ConvGeometry
         };
     }
 }
+
+/// <summary>The windows of a pooling op: per lifted spatial dim (always 3, leading dims of size 1) and output index, the first
+/// input position (possibly in the padding), the number of taps and the step between taps. Planes are all leading dims.</summary>
+internal sealed class PoolGeometry
+{
+    public required int Nd, Planes;
+    public required int[] Lead, In, Out, Step;
+    public required int[][] Start, Len;
+    /// <summary>Per dim and output index, the factor of the average's divisor (null for max pooling).</summary>
+    public double[][]? Div;
+    public double? DivisorOverride;
+    public int InVol => In[0] * In[1] * In[2];
+    public int OutVol => Out[0] * Out[1] * Out[2];
+    public int[] InShape => [.. Lead, .. In[(3 - Nd)..]];
+    public int[] OutShape => [.. Lead, .. Out[(3 - Nd)..]];
+
+    private static int[] Lift(int[] v, int nd, int fill) => [.. Enumerable.Repeat(fill, 3 - nd), .. v];
+
+    private static (int[] Lead, int[] In) Split(string op, int nd, int[] x)
+    {
+        if (x.Length != nd + 1 && x.Length != nd + 2)
+            throw new ArgumentException($"{op}: input must be {nd + 1}-d or {nd + 2}-d ([C, *spatial] or [N, C, *spatial]), got {Shape.Str(x)}");
+        if (Shape.Numel(x) == 0) throw new ArgumentException($"{op}: input {Shape.Str(x)} is empty");
+        return (x[..^nd], x[^nd..]);
+    }
+
+    /// <summary>Sliding windows of MaxPool/AvgPool: output size floor (or ceil) of (In + 2p - d(k-1) - 1)/s + 1, where in
+    /// ceil mode a last window starting beyond the input and left padding is dropped, as PyTorch does.</summary>
+    public static PoolGeometry Sliding(string op, int nd, int[] x, int[] kernel, int[] stride, int[] padding, int[] dilation, bool ceilMode,
+        bool average = false, bool countIncludePad = true, double? divisorOverride = null)
+    {
+        var (lead, inS) = Split(op, nd, x);
+        if (kernel.Any(k => k < 1) || stride.Any(s => s < 1) || dilation.Any(d => d < 1) || padding.Any(p => p < 0))
+            throw new ArgumentException($"{op}: kernel {Shape.Str(kernel)}, stride {Shape.Str(stride)} and dilation {Shape.Str(dilation)} must be positive and padding {Shape.Str(padding)} non-negative");
+        if (divisorOverride is double dv && dv == 0) throw new ArgumentException($"{op}: divisor_override must be non-zero");
+        var o = new int[nd];
+        for (int i = 0; i < nd; i++)
+        {
+            int span = dilation[i] * (kernel[i] - 1) + 1;
+            if (padding[i] * 2 > span)
+                throw new ArgumentException($"{op}: padding {Shape.Str(padding)} should be at most half of the (dilated) kernel {Shape.Str(kernel)} in dim {i}");
+            int num = inS[i] + 2 * padding[i] - span;
+            if (num < 0)
+                throw new ArgumentException($"{op}: kernel {Shape.Str(kernel)} with dilation {Shape.Str(dilation)} spans {span} in spatial dim {i}, more than the padded input ({inS[i]} + 2 x {padding[i]}); input {Shape.Str(x)}");
+            o[i] = (ceilMode ? (num + stride[i] - 1) / stride[i] : num / stride[i]) + 1;
+            if (ceilMode && (o[i] - 1) * stride[i] >= inS[i] + padding[i]) o[i]--;
+        }
+        var g = Create(nd, lead, inS, o, dilation);
+        for (int i = 0; i < nd; i++)
+        {
+            int j = i + 3 - nd;
+            for (int t = 0; t < o[i]; t++)
+            {
+                int start = t * stride[i] - padding[i];
+                g.Start[j][t] = start;
+                // Average windows are cut at the padded border (their divisor counts padding but not beyond it).
+                g.Len[j][t] = average ? Math.Min(start + kernel[i], inS[i] + padding[i]) - start : kernel[i];
+                if (average) g.Div![j][t] = countIncludePad ? g.Len[j][t] : Math.Min(start + g.Len[j][t], inS[i]) - Math.Max(start, 0);
+            }
+        }
+        if (average) g.DivisorOverride = divisorOverride;
+        else g.Div = null;
+        return g;
+    }
+
+    /// <summary>Adaptive windows: output index o covers [floor(o In / Out), ceil((o + 1) In / Out)).</summary>
+    public static PoolGeometry Adaptive(string op, int nd, int[] x, int[] outputSize, bool average)
+    {
+        var (lead, inS) = Split(op, nd, x);
+        if (outputSize.Any(s => s < 1)) throw new ArgumentException($"{op}: output size {Shape.Str(outputSize)} must be positive");
+        var g = Create(nd, lead, inS, outputSize, Enumerable.Repeat(1, nd).ToArray());
+        for (int i = 0; i < nd; i++)
+        {
+            int j = i + 3 - nd;
+            for (int t = 0; t < outputSize[i]; t++)
+            {
+                int start = (int)((long)t * inS[i] / outputSize[i]), end = (int)(((long)(t + 1) * inS[i] + outputSize[i] - 1) / outputSize[i]);
+                g.Start[j][t] = start;
+                g.Len[j][t] = end - start;
+                g.Div![j][t] = end - start;
+            }
+        }
+        if (!average) g.Div = null;
+        return g;
+    }
+
+    private static PoolGeometry Create(int nd, int[] lead, int[] inS, int[] o, int[] dilation)
+    {
+        var outL = Lift(o, nd, 1);
+        var g = new PoolGeometry
+        {
+            Nd = nd, Planes = Shape.Numel(lead), Lead = lead, In = Lift(inS, nd, 1), Out = outL, Step = Lift(dilation, nd, 1),
+            Start = outL.Select(n => new int[n]).ToArray(), Len = outL.Select(n => Enumerable.Repeat(1, n).ToArray()).ToArray(),
+        };
+        g.Div = outL.Select(n => Enumerable.Repeat(1.0, n).ToArray()).ToArray();
+        return g;
+    }
+}

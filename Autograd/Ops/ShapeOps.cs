@@ -266,10 +266,34 @@ public static partial class Functional
         if (index.Rank != x.Rank || Enumerable.Range(0, x.Rank).Any(i => i != d && index.Dims[i] > x.Dims[i]))
             throw new ArgumentException($"Gather: index {Shape.Str(index.Dims)} must have the rank of input {Shape.Str(x.Dims)} and no larger size outside dim {d}");
         var idx = CheckIndex("Gather", index, x.Dims[d], $"dim {d} of {Shape.Str(x.Dims)}");
-        var map = GatherOffsets(x.Dims, index.Dims, d, idx);
-        var r = Tensor.Empty(x.DType, index.Dims);
-        for (int i = 0; i < map.Length; i++) Set(r, i, x.At(map[i]));
-        return AutoGrad.Record(r, "Gather", Saves.None, g => [ScatterAdd(g, x.Dims, map, d, index), null], x, index);
+        return TakeFlat(x, GatherOffsets(x.Dims, index.Dims, d, idx), index.Dims);
+    }
+
+    /// <summary><c>r[i] = x.flat[map[i]]</c> (0 where map[i] is -1). Its adjoint is <see cref="PutFlat"/>; Gather, max pooling
+    /// and max unpooling are built on this pair.</summary>
+    internal static Tensor TakeFlat(Tensor x, int[] map, int[] shape)
+    {
+        var r = Tensor.Empty(x.DType, shape);
+        if (x.DType == DType.Float32) Take(x.Data<float>(), map, r.Data<float>()); else Take(x.Data<double>(), map, r.Data<double>());
+        return AutoGrad.Record(r, "TakeFlat", Saves.None, g => [PutFlat(g, map, x.Dims)], x);
+
+        static void Take<T>(T[] src, int[] m, T[] dst) where T : struct
+        {
+            for (int i = 0; i < m.Length; i++) dst[i] = m[i] < 0 ? default : src[m[i]];
+        }
+    }
+
+    /// <summary>Zeros of <paramref name="shape"/> with <c>g[i]</c> added at <c>flat[map[i]]</c> (skipping -1): the adjoint of <see cref="TakeFlat"/>.</summary>
+    internal static Tensor PutFlat(Tensor g, int[] map, int[] shape)
+    {
+        var r = Tensor.Zeros(shape, g.DType);
+        if (g.DType == DType.Float32) Put(g.Data<float>(), map, r.Data<float>()); else Put(g.Data<double>(), map, r.Data<double>());
+        return AutoGrad.Record(r, "PutFlat", Saves.None, gg => [TakeFlat(gg, map, g.Dims)], g);
+
+        static void Put<T>(T[] src, int[] m, T[] dst) where T : System.Numerics.INumber<T>
+        {
+            for (int i = 0; i < m.Length; i++) if (m[i] >= 0) dst[m[i]] += src[i];
+        }
     }
 
     /// <summary>For each element of the index tensor, the flat offset it reads in the input.</summary>
@@ -286,14 +310,6 @@ public static partial class Functional
             for (int k = iDims.Length - 1; k >= 0 && ++pos[k] == iDims[k]; k--) pos[k] = 0;
         }
         return map;
-    }
-
-    /// <summary>The adjoint of Gather: zeros of <paramref name="shape"/> with g added at the gathered offsets.</summary>
-    private static Tensor ScatterAdd(Tensor g, int[] shape, int[] map, int d, Tensor index)
-    {
-        var r = Tensor.Zeros(shape, g.DType);
-        for (int i = 0; i < map.Length; i++) Set(r, map[i], r.At(map[i]) + g.At(i));
-        return AutoGrad.Record(r, "GatherBackward", Saves.None, gg => [Gather(gg, d, index)], g);
     }
 }
 

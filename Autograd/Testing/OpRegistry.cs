@@ -148,6 +148,21 @@ public static class OpRegistry
         ConvSpec("Conv1d", 1), ConvSpec("Conv2d", 2), ConvSpec("Conv3d", 3),
         ConvSpec("ConvTranspose1d", 1), ConvSpec("ConvTranspose2d", 2), ConvSpec("ConvTranspose3d", 3),
 
+        // ---- pooling ----
+        PoolSpec("MaxPool1d", 1, max: true), PoolSpec("MaxPool2d", 2, max: true), PoolSpec("MaxPool3d", 3, max: true),
+        PoolSpec("AvgPool1d", 1, max: false), PoolSpec("AvgPool2d", 2, max: false), PoolSpec("AvgPool3d", 3, max: false),
+        new("AdaptiveAvgPool1d", d => new OpCase(t => AdaptiveAvgPool1d(t[0], 1 + d.PickA(4)), new Input([d.Sizes[0], d.Sizes[1], 1 + d.Sizes[2] * 2]))),
+        new("AdaptiveAvgPool2d", d => new OpCase(t => AdaptiveAvgPool2d(t[0], [1 + d.PickA(3), 1 + d.PickB(3)]), new Input([d.Sizes[0], 2, 1 + d.Sizes[1] * 2, d.Sizes[2] + 2]))),
+        new("AdaptiveMaxPool2d", d => new OpCase(t => AdaptiveMaxPool2d(t[0], [1 + d.PickA(3), 1 + d.PickB(3)]),
+            new Input([d.Sizes[0], 2, 1 + d.Sizes[1] * 2, d.Sizes[2] + 2], Values.Distinct))),
+        new("MaxUnpool2d", d =>
+        {
+            int k = 1 + d.PickA(3);
+            int[] shape = [d.Sizes[0], d.Sizes[1], k * d.Sizes[2] + d.PickB(2), k * d.Sizes[3]];
+            var (pooled, indices) = MaxPool2dWithIndices(Tensor.Randn(shape, d.Seed, DType.Float64), k);
+            return new OpCase(t => MaxUnpool2d(t[0], t[1], k, outputSize: shape[2..]), new Input(pooled.Shape), new Input(indices.Shape, Grad: false, Fixed: indices));
+        }),
+
         // ---- activations ----
         Unary("Sigmoid", Sigmoid),
         Unary("Tanh", Tanh),
@@ -245,6 +260,30 @@ public static class OpRegistry
         var c = ConvConfig.Draw(d, nd, name.StartsWith("ConvTranspose"));
         return new OpCase(t => c.Apply(t[0], t[1], c.Bias ? t[2] : null),
             new Input(c.InputShape), new Input(c.WeightShape), new Input([c.Cout]));
+    });
+
+    private static OpSpec PoolSpec(string name, int nd, bool max) => new(name, d =>
+    {
+        var g = new Generator(d.A * 256 + d.B + 7);
+        int R(int n) => (int)g.NextLong(n);
+        var k = Enumerable.Range(0, nd).Select(_ => 1 + R(3)).ToArray();
+        var dil = Enumerable.Range(0, nd).Select(i => max ? 1 + R(2) : 1).ToArray();
+        var pad = Enumerable.Range(0, nd).Select(i => R((dil[i] * (k[i] - 1) + 1) / 2 + 1)).ToArray();
+        var strides = Enumerable.Range(0, nd).Select(_ => 1 + R(3)).ToArray();
+        IntTuple stride = R(3) == 0 ? default(IntTuple) : strides;
+        bool ceil = R(2) == 1, includePad = R(2) == 1;
+        int? divisor = nd > 1 && R(4) == 0 ? 1 + R(5) : null;
+        int[] shape = [1 + R(2), 1 + R(2), .. Enumerable.Range(0, nd).Select(i => dil[i] * (k[i] - 1) + 1 - 2 * pad[i] + R(4)).Select(v => Math.Max(v, 1))];
+        Func<Tensor[], Tensor> f = (max, nd) switch
+        {
+            (true, 1) => t => MaxPool1d(t[0], k, stride, pad, dil, ceil),
+            (true, 2) => t => MaxPool2d(t[0], k, stride, pad, dil, ceil),
+            (true, _) => t => MaxPool3d(t[0], k, stride, pad, dil, ceil),
+            (false, 1) => t => AvgPool1d(t[0], k, stride, pad, ceil, includePad),
+            (false, 2) => t => AvgPool2d(t[0], k, stride, pad, ceil, includePad, divisor),
+            _ => t => AvgPool3d(t[0], k, stride, pad, ceil, includePad, divisor),
+        };
+        return new OpCase(f, new Input(shape, max ? Values.Distinct : Values.Normal));
     });
 
     private static int[]? Dims(Draw d)

@@ -1,0 +1,199 @@
+using System.Numerics;
+
+namespace Autograd;
+
+public static partial class Functional
+{
+    /// <summary>1-d max pooling over [N, C, L] or [C, L]; stride defaults to the kernel size.</summary>
+    public static Tensor MaxPool1d(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, IntTuple dilation = default, bool ceilMode = false) =>
+        MaxPool("MaxPool1d", 1, input, kernelSize, stride, padding, dilation, ceilMode).Values;
+
+    /// <summary>2-d max pooling over [N, C, H, W] or [C, H, W], as <c>F.max_pool2d</c>. Sub-gradient convention: the gradient of each
+    /// window goes to its first maximal element (row-major order).</summary>
+    public static Tensor MaxPool2d(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, IntTuple dilation = default, bool ceilMode = false) =>
+        MaxPool("MaxPool2d", 2, input, kernelSize, stride, padding, dilation, ceilMode).Values;
+
+    /// <summary>3-d max pooling over [N, C, D, H, W] or [C, D, H, W].</summary>
+    public static Tensor MaxPool3d(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, IntTuple dilation = default, bool ceilMode = false) =>
+        MaxPool("MaxPool3d", 3, input, kernelSize, stride, padding, dilation, ceilMode).Values;
+
+    /// <summary><see cref="MaxPool1d"/> that also returns the Int64 index of each maximum within its (n, c) plane, as <c>return_indices=True</c>.</summary>
+    public static (Tensor Values, Tensor Indices) MaxPool1dWithIndices(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, IntTuple dilation = default, bool ceilMode = false) =>
+        MaxPool("MaxPool1d", 1, input, kernelSize, stride, padding, dilation, ceilMode);
+
+    /// <summary><see cref="MaxPool2d"/> that also returns the Int64 index of each maximum within its (n, c) plane (for <see cref="MaxUnpool2d"/>).</summary>
+    public static (Tensor Values, Tensor Indices) MaxPool2dWithIndices(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, IntTuple dilation = default, bool ceilMode = false) =>
+        MaxPool("MaxPool2d", 2, input, kernelSize, stride, padding, dilation, ceilMode);
+
+    /// <summary><see cref="MaxPool3d"/> that also returns the Int64 index of each maximum within its (n, c) volume.</summary>
+    public static (Tensor Values, Tensor Indices) MaxPool3dWithIndices(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, IntTuple dilation = default, bool ceilMode = false) =>
+        MaxPool("MaxPool3d", 3, input, kernelSize, stride, padding, dilation, ceilMode);
+
+    /// <summary>1-d average pooling.</summary>
+    public static Tensor AvgPool1d(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, bool ceilMode = false, bool countIncludePad = true) =>
+        AvgPool("AvgPool1d", 1, input, kernelSize, stride, padding, ceilMode, countIncludePad, null);
+
+    /// <summary>2-d average pooling, as <c>F.avg_pool2d</c> (count_include_pad, ceil_mode, divisor_override).</summary>
+    public static Tensor AvgPool2d(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, bool ceilMode = false, bool countIncludePad = true, int? divisorOverride = null) =>
+        AvgPool("AvgPool2d", 2, input, kernelSize, stride, padding, ceilMode, countIncludePad, divisorOverride);
+
+    /// <summary>3-d average pooling.</summary>
+    public static Tensor AvgPool3d(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, bool ceilMode = false, bool countIncludePad = true, int? divisorOverride = null) =>
+        AvgPool("AvgPool3d", 3, input, kernelSize, stride, padding, ceilMode, countIncludePad, divisorOverride);
+
+    /// <summary>Average pooling to a fixed output length; <c>AdaptiveAvgPool1d(x, 1)</c> is global average pooling.</summary>
+    public static Tensor AdaptiveAvgPool1d(Tensor input, IntTuple outputSize) =>
+        WindowAverage(input, PoolGeometry.Adaptive("AdaptiveAvgPool1d", 1, input.Dims, outputSize.Expand("AdaptiveAvgPool1d", "output_size", 1, 1), average: true));
+
+    /// <summary>Average pooling to a fixed output size, as <c>F.adaptive_avg_pool2d</c>; <c>AdaptiveAvgPool2d(x, 1)</c> is global average pooling.</summary>
+    public static Tensor AdaptiveAvgPool2d(Tensor input, IntTuple outputSize) =>
+        WindowAverage(input, PoolGeometry.Adaptive("AdaptiveAvgPool2d", 2, input.Dims, outputSize.Expand("AdaptiveAvgPool2d", "output_size", 2, 1), average: true));
+
+    /// <summary>Max pooling to a fixed output size; <c>AdaptiveMaxPool2d(x, 1)</c> is global max pooling.</summary>
+    public static Tensor AdaptiveMaxPool2d(Tensor input, IntTuple outputSize) =>
+        WindowMax(input, PoolGeometry.Adaptive("AdaptiveMaxPool2d", 2, input.Dims, outputSize.Expand("AdaptiveMaxPool2d", "output_size", 2, 1), average: false)).Values;
+
+    /// <summary>The partial inverse of <see cref="MaxPool2dWithIndices"/>: each value is put at its index in a zero plane of the
+    /// output size (by default the size the pooling came from, as <c>F.max_unpool2d</c>).</summary>
+    public static Tensor MaxUnpool2d(Tensor input, Tensor indices, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, int[]? outputSize = null)
+    {
+        const string op = "MaxUnpool2d";
+        Shape.Equal(op, input, indices, "input and indices");
+        if (input.Rank is not (3 or 4)) throw new ArgumentException($"{op}: input must be 3-d or 4-d, got {Shape.Str(input.Dims)}");
+        var k = kernelSize.Expand(op, "kernel_size", 2, 1);
+        var s = stride.IsDefault ? k : stride.Expand(op, "stride", 2, 1);
+        var p = padding.Expand(op, "padding", 2, 0);
+        var size = outputSize ?? Enumerable.Range(0, 2).Select(i => (input.Dims[^(2 - i)] - 1) * s[i] - 2 * p[i] + k[i]).ToArray();
+        if (size.Length != 2 || size.Any(v => v < 1)) throw new ArgumentException($"{op}: output size {Shape.Str(size)} must be 2 positive ints");
+        int plane = size[0] * size[1], inPlane = input.Dims[^1] * input.Dims[^2];
+        var idx = indices.ToLongArray();
+        var map = new int[idx.Length];
+        for (int i = 0; i < idx.Length; i++)
+        {
+            if (idx[i] < 0 || idx[i] >= plane) throw new ArgumentOutOfRangeException(nameof(indices), $"{op}: index {idx[i]} at position {i} is outside the {size[0]}x{size[1]} output plane");
+            map[i] = i / inPlane * plane + (int)idx[i];
+        }
+        return PutFlat(input, map, [.. input.Dims[..^2], .. size]);
+    }
+
+    private static (Tensor Values, Tensor Indices) MaxPool(string op, int nd, Tensor input, IntTuple kernelSize, IntTuple stride, IntTuple padding, IntTuple dilation, bool ceilMode)
+    {
+        var k = kernelSize.Expand(op, "kernel_size", nd, 1);
+        var g = PoolGeometry.Sliding(op, nd, input.Dims, k, stride.IsDefault ? k : stride.Expand(op, "stride", nd, 1),
+            padding.Expand(op, "padding", nd, 0), dilation.Expand(op, "dilation", nd, 1), ceilMode);
+        return WindowMax(input, g);
+    }
+
+    private static Tensor AvgPool(string op, int nd, Tensor input, IntTuple kernelSize, IntTuple stride, IntTuple padding, bool ceilMode, bool countIncludePad, int? divisorOverride)
+    {
+        var k = kernelSize.Expand(op, "kernel_size", nd, 1);
+        var g = PoolGeometry.Sliding(op, nd, input.Dims, k, stride.IsDefault ? k : stride.Expand(op, "stride", nd, 1),
+            padding.Expand(op, "padding", nd, 0), Enumerable.Repeat(1, nd).ToArray(), ceilMode, average: true, countIncludePad, divisorOverride);
+        return WindowAverage(input, g);
+    }
+
+    /// <summary>Max over each window; differentiable through <see cref="TakeFlat"/>, so the gradient goes to the chosen element.</summary>
+    private static (Tensor Values, Tensor Indices) WindowMax(Tensor x, PoolGeometry g)
+    {
+        Shape.Float("MaxPool", x);
+        var map = x.DType == DType.Float32 ? PoolKernels<float>.ArgMax(g, x.Data<float>()) : PoolKernels<double>.ArgMax(g, x.Data<double>());
+        var values = TakeFlat(x, map, g.OutShape);
+        var indices = Tensor.From(map.Select((m, i) => m < 0 ? -1L : m - i / g.OutVol * g.InVol).ToArray(), g.OutShape);
+        return (values, indices);
+    }
+
+    private static Tensor WindowAverage(Tensor x, PoolGeometry g)
+    {
+        Shape.Float("AvgPool", x);
+        var r = Tensor.Empty(x.DType, g.OutShape);
+        if (x.DType == DType.Float32) PoolKernels<float>.Average(g, x.Data<float>(), r.Data<float>(), adjoint: false);
+        else PoolKernels<double>.Average(g, x.Data<double>(), r.Data<double>(), adjoint: false);
+        return AutoGrad.Record(r, "AvgPool", Saves.None, gy => [WindowAverageAdjoint(gy, g)], x);
+    }
+
+    private static Tensor WindowAverageAdjoint(Tensor gy, PoolGeometry g)
+    {
+        var r = Tensor.Zeros(g.InShape, gy.DType);
+        if (gy.DType == DType.Float32) PoolKernels<float>.Average(g, r.Data<float>(), gy.Data<float>(), adjoint: true);
+        else PoolKernels<double>.Average(g, r.Data<double>(), gy.Data<double>(), adjoint: true);
+        return AutoGrad.Record(r, "AvgPoolBackward", Saves.None, gg => [WindowAverage(gg, g)], gy);
+    }
+}
+
+/// <summary>Window loops over lifted 3-d planes, parallel over planes.</summary>
+internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private static void ForPlanes(PoolGeometry g, Action<int> plane)
+    {
+        if (g.Planes >= 2 && (long)g.Planes * g.OutVol >= 1 << 14) Parallel.For(0, g.Planes, plane);
+        else for (int p = 0; p < g.Planes; p++) plane(p);
+    }
+
+    /// <summary>For each output, the flat input offset of the first maximal (or first NaN) element of its window; -1 for a window with no element in range.</summary>
+    public static int[] ArgMax(PoolGeometry g, T[] x)
+    {
+        var map = new int[g.Planes * g.OutVol];
+        ForPlanes(g, p =>
+        {
+            int inBase = p * g.InVol, o = p * g.OutVol;
+            for (int od = 0; od < g.Out[0]; od++)
+                for (int oh = 0; oh < g.Out[1]; oh++)
+                    for (int ow = 0; ow < g.Out[2]; ow++, o++)
+                    {
+                        int best = -1;
+                        T bestV = T.NegativeInfinity;
+                        for (int a = 0; a < g.Len[0][od]; a++)
+                        {
+                            int id = g.Start[0][od] + a * g.Step[0];
+                            if ((uint)id >= (uint)g.In[0]) continue;
+                            for (int b = 0; b < g.Len[1][oh]; b++)
+                            {
+                                int ih = g.Start[1][oh] + b * g.Step[1];
+                                if ((uint)ih >= (uint)g.In[1]) continue;
+                                int row = inBase + (id * g.In[1] + ih) * g.In[2];
+                                for (int c = 0; c < g.Len[2][ow]; c++)
+                                {
+                                    int iw = g.Start[2][ow] + c * g.Step[2];
+                                    if ((uint)iw >= (uint)g.In[2]) continue;
+                                    T v = x[row + iw];
+                                    if (best < 0 || v > bestV || (T.IsNaN(v) && !T.IsNaN(bestV))) { best = row + iw; bestV = v; }
+                                }
+                            }
+                        }
+                        map[o] = best;
+                    }
+        });
+        return map;
+    }
+
+    /// <summary>y = window sums / divisor; with <paramref name="adjoint"/>, x += y / divisor spread over each window instead.</summary>
+    public static void Average(PoolGeometry g, T[] x, T[] y, bool adjoint)
+    {
+        ForPlanes(g, p =>
+        {
+            int inBase = p * g.InVol, o = p * g.OutVol;
+            for (int od = 0; od < g.Out[0]; od++)
+                for (int oh = 0; oh < g.Out[1]; oh++)
+                    for (int ow = 0; ow < g.Out[2]; ow++, o++)
+                    {
+                        double div = g.DivisorOverride ?? g.Div![0][od] * g.Div[1][oh] * g.Div[2][ow];
+                        T scale = T.CreateTruncating(1 / div), sum = T.Zero, share = adjoint ? y[o] * scale : T.Zero;
+                        for (int a = 0; a < g.Len[0][od]; a++)
+                        {
+                            int id = g.Start[0][od] + a;
+                            if ((uint)id >= (uint)g.In[0]) continue;
+                            for (int b = 0; b < g.Len[1][oh]; b++)
+                            {
+                                int ih = g.Start[1][oh] + b;
+                                if ((uint)ih >= (uint)g.In[1]) continue;
+                                int row = inBase + (id * g.In[1] + ih) * g.In[2];
+                                int c0 = Math.Max(0, -g.Start[2][ow]), c1 = Math.Min(g.Len[2][ow], g.In[2] - g.Start[2][ow]);
+                                for (int c = c0; c < c1; c++)
+                                    if (adjoint) x[row + g.Start[2][ow] + c] += share; else sum += x[row + g.Start[2][ow] + c];
+                            }
+                        }
+                        if (!adjoint) y[o] = sum * scale;
+                    }
+        });
+    }
+}

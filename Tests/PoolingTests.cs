@@ -1,0 +1,77 @@
+using static Autograd.Functional;
+
+namespace Tests;
+
+public class PoolingTests
+{
+    private static Tensor T(int[] shape, params double[] v) => Tensor.From(v, shape);
+
+    [Test]
+    public void MaxPool_with_a_tie_sends_the_gradient_to_the_first_maximal_element()
+    {
+        var x = T([1, 1, 2, 2], 1, 3, 3, 2).RequiresGrad_();
+        var y = MaxPool2d(x, 2);
+        Assert.That(y.Item(), Is.EqualTo(3));
+        y.Sum().Backward();
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(new double[] { 0, 1, 0, 0 }));
+    }
+
+    [Test]
+    public void Overlapping_max_windows_add_their_gradients()
+    {
+        // k = 2, stride 1 over [1, 5, 2]: both windows pick the 5.
+        var x = T([1, 1, 3], 1, 5, 2).RequiresGrad_();
+        MaxPool1d(x, 2, stride: 1).Sum().Backward();
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(new double[] { 0, 2, 0 }));
+    }
+
+    [Test]
+    public void AvgPool_count_include_pad_both_ways()
+    {
+        // windows over [pad, 1 | 2, 3 | 4, pad]
+        var x = T([1, 1, 4], 1, 2, 3, 4);
+        Assert.That(AvgPool1d(x, 2, stride: 2, padding: 1).ToDoubleArray(), Is.EqualTo(new[] { 0.5, 2.5, 2 }));
+        Assert.That(AvgPool1d(x, 2, stride: 2, padding: 1, countIncludePad: false).ToDoubleArray(), Is.EqualTo(new[] { 1, 2.5, 4 }));
+        Assert.That(AvgPool2d(T([1, 1, 2, 2], 1, 2, 3, 4), 2, divisorOverride: 2).Item(), Is.EqualTo(5));
+    }
+
+    [Test]
+    public void Ceil_mode_keeps_a_last_partial_window()
+    {
+        var x = T([1, 1, 5], 1, 2, 3, 4, 9);
+        Assert.That(MaxPool1d(x, 2).ToDoubleArray(), Is.EqualTo(new double[] { 2, 4 }));
+        Assert.That(MaxPool1d(x, 2, ceilMode: true).ToDoubleArray(), Is.EqualTo(new double[] { 2, 4, 9 }));
+        // ceil mode: the partial window [4] averages over 1 element (the divisor is cut at the border).
+        Assert.That(AvgPool1d(x, 2, ceilMode: true).ToDoubleArray(), Is.EqualTo(new[] { 1.5, 3.5, 9 }));
+    }
+
+    [Test]
+    public void Adaptive_pooling_windows_cover_floor_to_ceil()
+    {
+        var x = T([1, 1, 5], 1, 2, 3, 4, 5);
+        Assert.That(AdaptiveAvgPool1d(x, 3).ToDoubleArray(), Is.EqualTo(new[] { 1.5, 3, 4.5 }));
+        Assert.That(AdaptiveAvgPool2d(T([1, 1, 2, 2], 1, 2, 3, 4), 1).Item(), Is.EqualTo(2.5), "global average pooling");
+        Assert.That(AdaptiveMaxPool2d(T([1, 1, 2, 3], 1, 9, 3, 4, 5, 6), [1, 2]).ToDoubleArray(), Is.EqualTo(new double[] { 9, 9 }));
+    }
+
+    [Test]
+    public void MaxUnpool2d_puts_values_back_where_they_came_from()
+    {
+        var x = T([1, 1, 2, 4], 1, 8, 3, 2, 5, 4, 7, 6);
+        var (y, idx) = MaxPool2dWithIndices(x, 2);
+        Assert.That(y.ToDoubleArray(), Is.EqualTo(new double[] { 8, 7 }));
+        Assert.That(idx.ToLongArray(), Is.EqualTo(new long[] { 1, 6 }));
+        Assert.That(MaxUnpool2d(y, idx, 2).ToDoubleArray(), Is.EqualTo(new double[] { 0, 8, 0, 0, 0, 0, 7, 0 }));
+    }
+
+    [Test]
+    public void Bad_pooling_configurations_name_the_op_and_sizes()
+    {
+        var e1 = Assert.Throws<ArgumentException>(() => MaxPool2d(Tensor.Ones(1, 1, 2, 2), 3));
+        Assert.That(e1!.Message, Does.Contain("MaxPool2d").And.Contain("[3, 3]").And.Contain("[1, 1, 2, 2]"));
+        var e2 = Assert.Throws<ArgumentException>(() => AvgPool2d(Tensor.Ones(1, 1, 4, 4), 2, padding: 2));
+        Assert.That(e2!.Message, Does.Contain("AvgPool2d").And.Contain("at most half"));
+        var e3 = Assert.Throws<ArgumentException>(() => MaxPool2d(Tensor.Ones(4, 4), 2));
+        Assert.That(e3!.Message, Does.Contain("3-d or 4-d"));
+    }
+}
