@@ -7,6 +7,15 @@ public sealed class Generator
     private ulong s0, s1, s2, s3;
     private double? spareNormal;
 
+    private static Generator defaultGenerator = new(0);
+
+    /// <summary>The generator ops use when none is passed (like PyTorch's default generator); seed it with <see cref="ManualSeed"/>.
+    /// Not thread-safe: pass your own generator to ops called from several threads.</summary>
+    public static Generator Default => defaultGenerator;
+
+    /// <summary>Reseeds the default generator, like <c>torch.manual_seed</c>.</summary>
+    public static void ManualSeed(long seed) => defaultGenerator = new Generator(seed);
+
     /// <summary>A generator whose stream is fixed by <paramref name="seed"/>.</summary>
     public Generator(long seed)
     {

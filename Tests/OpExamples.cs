@@ -198,7 +198,7 @@ public class OpExamples
         Assert.That(Stack([D(1, 2), D(3, 4)], 1).ToDoubleArray(), Is.EqualTo(new double[] { 1, 3, 2, 4 }));
         Assert.That(Chunk(D(1, 2, 3, 4, 5), 2).Select(t => t.Numel), Is.EqualTo(new[] { 3, 2 }));
         Assert.That(Split(D(1, 2, 3, 4, 5), [1, 4]).Select(t => t.Numel), Is.EqualTo(new[] { 1, 4 }));
-        Assert.That(V(Pad(D(1, 2), [1, 2], -1)), Is.EqualTo(new double[] { -1, 1, 2, -1, -1 }));
+        Assert.That(V(Pad(D(1, 2), [1, 2], value: -1)), Is.EqualTo(new double[] { -1, 1, 2, -1, -1 }));
         Assert.That(V(D(1, 2).Repeat(2)), Is.EqualTo(new double[] { 1, 2, 1, 2 }));
         Assert.That(V(D(1, 2).Reshape(2, 1).Expand(2, 3)), Is.EqualTo(new double[] { 1, 1, 1, 2, 2, 2 }));
         Assert.That(V(m.IndexSelect(1, Tensor.From(new long[] { 2, 0 }, 2))), Is.EqualTo(new double[] { 3, 1, 6, 4 }));

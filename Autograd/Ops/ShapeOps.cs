@@ -192,12 +192,8 @@ public static partial class Functional
         return Split(x, Math.Max(1, (x.Dims[d] + chunks - 1) / chunks), d);
     }
 
-    /// <summary>Constant padding. <paramref name="pad"/> lists (before, after) pairs starting from the last dim, as <c>F.pad</c>.</summary>
-    public static Tensor Pad(Tensor x, int[] pad, double value = 0)
+    private static Tensor PadConstant(Tensor x, int[] pad, double value)
     {
-        if (pad.Length % 2 != 0 || pad.Length / 2 > x.Rank)
-            throw new ArgumentException($"Pad: padding {Shape.Str(pad)} must have an even length of at most 2 x rank ({2 * x.Rank}) for input {Shape.Str(x.Dims)}");
-        if (pad.Any(p => p < 0)) throw new ArgumentException($"Pad: negative padding {Shape.Str(pad)} is not supported");
         var shape = (int[])x.Dims.Clone();
         var before = new int[x.Rank];
         for (int i = 0; i < pad.Length / 2; i++)

@@ -103,7 +103,7 @@ public static class OpRegistry
         new("Stack", d => new OpCase(t => Stack([t[0], t[1] * 2.0], d.PickA(d.Rank + 1)), new Input(d.Shape()), new Input(d.Shape()))),
         new("Split", d => new OpCase(t => Cat(Split(t[0], 1 + d.PickB(2), 0).Select((p, i) => p * (i + 1.0)).ToArray(), 0), new Input(d.Shape(1)))),
         new("Chunk", d => new OpCase(t => Cat(Chunk(t[0], 1 + d.PickB(3), 0).Select((p, i) => p * (i + 1.0)).ToArray(), 0), new Input(d.Shape(1)))),
-        new("Pad", d => new OpCase(t => Pad(t[0], Enumerable.Range(0, 2 * Math.Min(2, d.Shape(1).Length)).Select(i => (d.A >> i) & 1).ToArray(), 0.5) * 2.0, new Input(d.Shape(1)))),
+        new("Pad", d => new OpCase(t => Pad(t[0], Enumerable.Range(0, 2 * Math.Min(2, d.Shape(1).Length)).Select(i => (d.A >> i) & 1).ToArray(), new[] { "constant", "reflect", "replicate", "circular" }[d.PickB(4)], 0.5) * 2.0, new Input(d.Shape(1).Select(s => s + 1).ToArray()))),
         new("IndexSelect", d =>
         {
             var s = d.Shape(1);
@@ -161,6 +161,57 @@ public static class OpRegistry
             int[] shape = [d.Sizes[0], d.Sizes[1], k * d.Sizes[2] + d.PickB(2), k * d.Sizes[3]];
             var (pooled, indices) = MaxPool2dWithIndices(Tensor.Randn(shape, d.Seed, DType.Float64), k);
             return new OpCase(t => MaxUnpool2d(t[0], t[1], k, outputSize: shape[2..]), new Input(pooled.Shape), new Input(indices.Shape, Grad: false, Fixed: indices));
+        }),
+
+        // ---- normalization, dropout, resampling ----
+        new("BatchNorm", d =>
+        {
+            int[] shape = [2, d.Sizes[0], .. d.Sizes[1..(1 + d.PickA(4))]];
+            int c = shape[1];
+            bool training = d.PickB(2) == 1, affine = d.PickB(4) >= 2, stats = !training || d.B >= 128;
+            return new OpCase(t => BatchNorm(t[0], stats ? t[1] : null, stats ? t[2] : null, affine ? t[3] : null, affine ? t[4] : null, training),
+                new Input(shape), new Input([c], Grad: false), new Input([c], Values.Positive, Grad: false), new Input([c]), new Input([c]));
+        }),
+        new("LayerNorm", d =>
+        {
+            var shape = d.Shape(1).Select(s => s + 1).ToArray();
+            var norm = shape[^(1 + d.PickA(shape.Length))..];
+            bool affine = d.PickB(2) == 1;
+            return new OpCase(t => LayerNorm(t[0], norm, affine ? t[1] : null, affine ? t[2] : null), new Input(shape), new Input(norm), new Input(norm));
+        }),
+        new("GroupNorm", d =>
+        {
+            int groups = 1 + d.PickA(2), c = groups * d.Sizes[0];
+            int[] shape = [d.Sizes[1], c, .. d.Sizes[2..(2 + d.PickB(3))].Select(s => s + 1)];
+            return new OpCase(t => GroupNorm(t[0], groups, t[1], t[2]), new Input(shape), new Input([c]), new Input([c]));
+        }),
+        new("InstanceNorm", d =>
+        {
+            int[] shape = [d.Sizes[0], d.Sizes[1], .. d.Sizes[2..(3 + d.PickA(2))].Select(s => s + 1)];
+            int c = shape[1];
+            bool inputStats = d.PickB(2) == 1;
+            return new OpCase(t => InstanceNorm(t[0], t[1], t[2], t[3], t[4], useInputStats: inputStats),
+                new Input(shape), new Input([c], Grad: false), new Input([c], Values.Positive, Grad: false), new Input([c]), new Input([c]));
+        }),
+        new("LocalResponseNorm", d => new OpCase(t => LocalResponseNorm(t[0], 1 + d.PickA(5), alpha: 0.5, beta: 0.75, k: 1.5),
+            new Input([d.Sizes[0], 1 + d.Sizes[1] * 2, d.Sizes[2], d.Sizes[3]]))),
+        new("Dropout", d => new OpCase(t => Dropout(t[0], 0.2 + 0.2 * d.PickA(3), training: d.PickB(4) != 0, generator: new Generator(d.Seed)), new Input(d.Shape()))),
+        new("Dropout2d", d => new OpCase(t => Dropout2d(t[0], 0.5, generator: new Generator(d.Seed)), new Input([d.Sizes[0], d.Sizes[1] + 1, d.Sizes[2], d.Sizes[3]]))),
+        new("Interpolate", d =>
+        {
+            int nd = 1 + d.PickA(3);
+            int[] shape = [d.Sizes[0], 2, .. d.Sizes[1..(1 + nd)].Select(s => s + 1)];
+            string mode = d.PickB(2) == 0 ? "nearest" : new[] { "linear", "bilinear", "trilinear" }[nd - 1];
+            bool align = d.PickB(4) >= 2 && mode != "nearest", bySize = d.B >= 128;
+            int[] size = [.. shape[2..].Select((s, i) => 1 + (s * (2 + i) + d.A) % 7)];
+            return new OpCase(t => bySize ? Interpolate(t[0], size: size, mode: mode, alignCorners: align)
+                : Interpolate(t[0], scaleFactor: [1.5 + d.PickA(3) * 0.5], mode: mode, alignCorners: align), new Input(shape));
+        }),
+        new("PixelShuffle", d =>
+        {
+            int r = 1 + d.PickA(3);
+            return new OpCase(t => PixelShuffle(t[0], r) * Tensor.Arange(t[0].Numel, t[0].DType).Reshape(d.Sizes[0], d.Sizes[1], d.Sizes[2] * r, d.Sizes[3] * r),
+                new Input([d.Sizes[0], d.Sizes[1] * r * r, d.Sizes[2], d.Sizes[3]]));
         }),
 
         // ---- activations ----
