@@ -15,6 +15,11 @@ public static class Program
 
     public static void Main(string[] args)
     {
+        if (args.Length == 1 && args[0] == "cnn")
+        {
+            WriteSection("cnn", CnnOps.Run());
+            return;
+        }
         if (args.Length == 2 && args[0] == "--backend")
         {
             if (Backend.TryCreate(args[1], out var why) is IBackend backend) Measure(backend);
@@ -39,7 +44,7 @@ public static class Program
             }
             p.WaitForExit();
         }
-        var md = new StringBuilder("# Benchmark results\n\n");
+        var md = new StringBuilder("## Backends: GEMM and elementwise kernels\n\n");
         md.AppendLine($"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, {DateTime.UtcNow:yyyy-MM-dd}. " +
             "Medians of repeated runs; each backend in its own process. Produced by `dotnet run -c Release --project Benchmarks`.\n");
         foreach (var n in notes) md.AppendLine(n).AppendLine();
@@ -54,8 +59,18 @@ public static class Program
             }
             md.AppendLine();
         }
+        WriteSection("backends", md.ToString());
+    }
+
+    /// <summary>Saves one section under Benchmarks/results and rebuilds RESULTS.md from all sections.</summary>
+    private static void WriteSection(string name, string markdown)
+    {
+        var dir = Path.Combine(FindBenchmarksDir(), "results");
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, name + ".md"), markdown);
+        var all = Directory.GetFiles(dir, "*.md").Order().Select(File.ReadAllText);
         var path = Path.Combine(FindBenchmarksDir(), "RESULTS.md");
-        File.WriteAllText(path, md.ToString());
+        File.WriteAllText(path, "# Benchmark results\n\nProduced by `Benchmarks/run` (sections: `backends`, `cnn`).\n\n" + string.Join("\n", all));
         Console.WriteLine($"\nwritten {path}");
     }
 
@@ -100,7 +115,7 @@ public static class Program
     }
 
     /// <summary>Median wall time in seconds of <paramref name="reps"/> runs after two warm-up runs.</summary>
-    private static double Median(Action run, int reps)
+    internal static double Median(Action run, int reps)
     {
         run(); run();
         var times = new double[reps];

@@ -73,9 +73,11 @@ public static partial class Functional
         }
     }
 
-    /// <summary>log(1 + e^(beta x)) / beta, linear above <paramref name="threshold"/> (as PyTorch).</summary>
+    /// <summary>log(1 + e^(beta x)) / beta, the identity where beta x &gt; <paramref name="threshold"/> (as PyTorch).</summary>
     public static Tensor Softplus(Tensor x, double beta = 1, double threshold = 20) => AutoGrad.Record(
-        Kernels.Map("Softplus", x, new SoftplusMap(beta, threshold)), "Softplus", g => [g * Sigmoid(x * beta)], x);
+        Kernels.Map("Softplus", x, new SoftplusMap(beta, threshold)), "Softplus",
+        // Above the threshold the forward is the identity, so the gradient is exactly g there (as PyTorch).
+        g => [g * Where(x * beta > threshold, Tensor.Full([], 1, x.DType), Sigmoid(x * beta))], x);
 
     private struct HardSigmoidMap : IMap
     {
@@ -87,8 +89,15 @@ public static partial class Functional
     public static Tensor HardSigmoid(Tensor x) => AutoGrad.Record(
         Kernels.Map("HardSigmoid", x, new HardSigmoidMap()), "HardSigmoid", g => [g * ((x > -3) * (x < 3)) * (1.0 / 6)], x);
 
-    /// <summary>x * hardsigmoid(x).</summary>
-    public static Tensor HardSwish(Tensor x) => x * HardSigmoid(x);
+    private struct HardSwishMap : IMap
+    {
+        public readonly T F<T>(T x) where T : unmanaged, IFloatingPointIeee754<T> =>
+            x * T.Clamp(x / T.CreateTruncating(6) + T.CreateTruncating(0.5), T.Zero, T.One);
+    }
+
+    /// <summary>x * hardsigmoid(x). Its gradient is 0 below -3, x/3 + 1/2 on [-3, 3) and 1 from 3 on (as PyTorch 1.13).</summary>
+    public static Tensor HardSwish(Tensor x) => AutoGrad.Record(Kernels.Map("HardSwish", x, new HardSwishMap()), "HardSwish",
+        g => [g * Where(x < -3, Tensor.Full([], 0, x.DType), Where(x < 3, x * (1.0 / 3) + 0.5, Tensor.Full([], 1, x.DType)))], x);
 
     /// <summary>x * tanh(softplus(x)).</summary>
     public static Tensor Mish(Tensor x) => x * Tanh(Softplus(x));

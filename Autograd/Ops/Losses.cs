@@ -55,7 +55,13 @@ public static partial class Functional
     public static Tensor BinaryCrossEntropy(Tensor input, Tensor target, Tensor? weight = null, Reduction reduction = Reduction.Mean)
     {
         SameShape("BinaryCrossEntropy", input, target);
-        var loss = -(target * Clamp(Log(input), min: -100) + (1.0 - target) * Clamp(Log(1.0 - input), min: -100));
+        Tensor loss;
+        using (AutoGrad.NoGrad()) loss = -(target * Clamp(Log(input), min: -100) + (1.0 - target) * Clamp(Log(1.0 - input), min: -100));
+        // PyTorch's derivatives, finite at probabilities of exactly 0 and 1: d/dx = (x - t) / max(x (1 - x), 1e-12),
+        // d/dt = log(1 - x) - log(x) with both logs clamped at -100.
+        loss = AutoGrad.Record(loss, "BinaryCrossEntropy", g => [
+            g * (input - target) / Clamp(input * (1.0 - input), min: 1e-12),
+            target.RequiresGrad ? g * (Clamp(Log(1.0 - input), min: -100) - Clamp(Log(input), min: -100)) : null], input, target);
         return Reduce(weight == null ? loss : loss * weight, reduction);
     }
 
@@ -107,7 +113,11 @@ public static partial class Functional
         var cw = weight == null ? lp : lp * weight.Reshape(1, c);
         var smooth = -Sum(cw, 1) * valid;
         Tensor nllR = ReduceWeighted(nll, w, reduction, target), smoothR;
-        if (reduction == Reduction.Mean) smoothR = Sum(smooth) / (weight == null ? Sum(valid) : Sum(w));
+        if (reduction == Reduction.Mean)
+        {
+            var total = weight == null ? Sum(valid) : Sum(w);
+            smoothR = total.Item() == 0 ? Sum(smooth) * 0.0 + double.NaN : Sum(smooth) / total;
+        }
         else smoothR = reduction == Reduction.Sum ? Sum(smooth) : smooth.Reshape(target.Dims);
         return nllR * (1 - labelSmoothing) + smoothR * (labelSmoothing / c);
     }
@@ -154,6 +164,8 @@ public static partial class Functional
 
     private static Tensor ReduceWeighted(Tensor perSample, Tensor w, Reduction reduction, Tensor target) => reduction switch
     {
+        // With every target ignored the mean is 0/0: NaN, as PyTorch, but with zero (not NaN) gradients.
+        Reduction.Mean when Sum(w).Item() == 0 => Sum(perSample) * 0.0 + double.NaN,
         Reduction.Mean => Sum(perSample) / Sum(w),
         Reduction.Sum => Sum(perSample),
         _ => perSample.Reshape(target.Dims),

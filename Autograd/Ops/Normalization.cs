@@ -27,26 +27,67 @@ public static partial class Functional
             if (t != null && (t.Rank != 1 || t.Dims[0] != c)) throw new ArgumentException($"{op}: {name} must have shape [{c}], got {Shape.Str(t.Dims)}");
         var shape = ChannelShape(input);
         int[] dims = [0, .. Enumerable.Range(2, input.Rank - 2)];
-        Tensor mean, variance;
         if (training)
         {
             long n = input.Numel / c;
             if (n <= 1) throw new ArgumentException($"{op}: expected more than 1 value per channel when training, got input {Shape.Str(input.Dims)}");
-            mean = Mean(input, dims, keepDim: true);
-            variance = Var(input, dims, correction: 0, keepDim: true);
+            foreach (var (t, name) in new[] { (weight, "weight"), (bias, "bias") })
+                if (t != null && t.Numel != c) throw new ArgumentException($"{op}: {name} must have {c} elements, got {Shape.Str(t.Dims)}");
+            var (y, mean, variance) = BatchNormTraining(input, weight, bias, eps);
             using (AutoGrad.NoGrad())
             {
-                runningMean?.Mul_(1 - momentum).Add_(mean.Reshape(c), momentum);
-                runningVar?.Mul_(1 - momentum).Add_(variance.Reshape(c) * ((double)n / (n - 1)), momentum);
+                runningMean?.Mul_(1 - momentum).Add_(mean, momentum);
+                runningVar?.Mul_(1 - momentum).Add_(variance * ((double)n / (n - 1)), momentum);
             }
+            return y;
         }
+        if (runningMean == null || runningVar == null) throw new ArgumentException($"{op}: running_mean and running_var are required in eval mode (training: false)");
+        return Affine(op, (input - runningMean.Reshape(shape)) * Rsqrt(runningVar.Reshape(shape) + eps), weight, bias, shape);
+    }
+
+    /// <summary>Training-mode batch norm in one fused pass per channel, returning the output and the batch mean and biased
+    /// variance. Its backward is a fused kernel too, except under <c>createGraph</c>, where the same formula is written with
+    /// differentiable ops so it can be differentiated again.</summary>
+    private static (Tensor Y, Tensor Mean, Tensor Var) BatchNormTraining(Tensor x, Tensor? weight, Tensor? bias, double eps)
+    {
+        int c = x.Dims[1], inner = x.Numel / (x.Dims[0] * c);
+        var y = Tensor.Empty(x.DType, x.Dims);
+        var mean = Tensor.Empty(x.DType, c);
+        var variance = Tensor.Empty(x.DType, c);
+        if (x.DType == DType.Float32)
+            BatchNormKernels<float>.Forward(x.Data<float>(), weight?.Data<float>(), bias?.Data<float>(), y.Data<float>(), mean.Data<float>(), variance.Data<float>(), x.Dims[0], c, inner, eps);
         else
+            BatchNormKernels<double>.Forward(x.Data<double>(), weight?.Data<double>(), bias?.Data<double>(), y.Data<double>(), mean.Data<double>(), variance.Data<double>(), x.Dims[0], c, inner, eps);
+        var inputs = new[] { x, weight, bias }.OfType<Tensor>().ToArray();
+        AutoGrad.Record(y, "BatchNorm", g =>
         {
-            if (runningMean == null || runningVar == null) throw new ArgumentException($"{op}: running_mean and running_var are required in eval mode (training: false)");
-            mean = runningMean.Reshape(shape);
-            variance = runningVar.Reshape(shape);
-        }
-        return Affine(op, (input - mean) * Rsqrt(variance + eps), weight, bias, shape);
+            Tensor gx, gw, gb;
+            if (AutoGrad.IsGradEnabled)
+            {
+                var shape = ChannelShape(x);
+                int[] dims = [0, .. Enumerable.Range(2, x.Rank - 2)];
+                var xhat = (x - Mean(x, dims, keepDim: true)) * Rsqrt(Var(x, dims, correction: 0, keepDim: true) + eps);
+                var gs = weight == null ? g : g * weight.Reshape(shape);
+                gx = Rsqrt(Var(x, dims, correction: 0, keepDim: true) + eps) * (gs - Mean(gs, dims, keepDim: true) - xhat * Mean(gs * xhat, dims, keepDim: true));
+                gw = Sum(g * xhat, dims);
+                gb = Sum(g, dims);
+            }
+            else
+            {
+                (gx, gw, gb) = (Tensor.Empty(x.DType, x.Dims), Tensor.Empty(x.DType, c), Tensor.Empty(x.DType, c));
+                if (x.DType == DType.Float32)
+                    BatchNormKernels<float>.Backward(x.Data<float>(), g.Data<float>(), weight?.Data<float>(), mean.Data<float>(), variance.Data<float>(),
+                        gx.Data<float>(), gw.Data<float>(), gb.Data<float>(), x.Dims[0], c, inner, eps);
+                else
+                    BatchNormKernels<double>.Backward(x.Data<double>(), g.Data<double>(), weight?.Data<double>(), mean.Data<double>(), variance.Data<double>(),
+                        gx.Data<double>(), gw.Data<double>(), gb.Data<double>(), x.Dims[0], c, inner, eps);
+            }
+            var grads = new List<Tensor?> { gx };
+            if (weight != null) grads.Add(gw.Reshape(weight.Dims));
+            if (bias != null) grads.Add(gb.Reshape(bias.Dims));
+            return [.. grads];
+        }, inputs);
+        return (y, mean, variance);
     }
 
     /// <summary>Normalizes over the last dims given by <paramref name="normalizedShape"/>, as <c>F.layer_norm</c>.</summary>
@@ -116,4 +157,65 @@ public static partial class Functional
         for (int i = 1; i < size; i++) sum = sum + Narrow(padded, 1, i, c);
         return input / Pow(sum * (alpha / size) + k, beta);
     }
+}
+
+/// <summary>Fused per-channel batch-norm loops over [N, C, inner], parallel over channels, accumulating in double.</summary>
+internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+{
+    private static void ForChannels(int c, long work, Action<int> body)
+    {
+        if (c >= 2 && work >= 1 << 15) Parallel.For(0, c, body);
+        else for (int ch = 0; ch < c; ch++) body(ch);
+    }
+
+    public static void Forward(T[] x, T[]? w, T[]? b, T[] y, T[] mean, T[] variance, int n, int c, int inner, double eps) =>
+        ForChannels(c, x.Length, ch =>
+        {
+            double sum = 0, sq = 0, m = (double)n * inner;
+            for (int s = 0; s < n; s++) sum += double.CreateTruncating(System.Numerics.Tensors.TensorPrimitives.Sum<T>(x.AsSpan((s * c + ch) * inner, inner)));
+            double mu = sum / m;
+            T muT = T.CreateTruncating(mu);
+            for (int s = 0; s < n; s++)
+                foreach (var v in x.AsSpan((s * c + ch) * inner, inner)) { double d = double.CreateTruncating(v - muT); sq += d * d; }
+            double var = sq / m, invstd = 1 / Math.Sqrt(var + eps);
+            mean[ch] = muT;
+            variance[ch] = T.CreateTruncating(var);
+            // y = x * scale + shift with scale = w * invstd, shift = b - mean * scale
+            double scale = (w == null ? 1 : double.CreateTruncating(w[ch])) * invstd, shift = (b == null ? 0 : double.CreateTruncating(b[ch])) - mu * scale;
+            for (int s = 0; s < n; s++)
+            {
+                int o = (s * c + ch) * inner;
+                System.Numerics.Tensors.TensorPrimitives.Multiply(x.AsSpan(o, inner), T.CreateTruncating(scale), y.AsSpan(o, inner));
+                System.Numerics.Tensors.TensorPrimitives.Add(y.AsSpan(o, inner), T.CreateTruncating(shift), y.AsSpan(o, inner));
+            }
+        });
+
+    public static void Backward(T[] x, T[] g, T[]? w, T[] mean, T[] variance, T[] gx, T[] gw, T[] gb, int n, int c, int inner, double eps) =>
+        ForChannels(c, x.Length, ch =>
+        {
+            double mu = double.CreateTruncating(mean[ch]), invstd = 1 / Math.Sqrt(double.CreateTruncating(variance[ch]) + eps), m = (double)n * inner;
+            double sumG = 0, sumGX = 0;
+            for (int s = 0; s < n; s++)
+            {
+                int o = (s * c + ch) * inner;
+                for (int i = 0; i < inner; i++)
+                {
+                    double gv = double.CreateTruncating(g[o + i]);
+                    sumG += gv;
+                    sumGX += gv * (double.CreateTruncating(x[o + i]) - mu);
+                }
+            }
+            double dw = sumGX * invstd, wv = w == null ? 1 : double.CreateTruncating(w[ch]);
+            gw[ch] = T.CreateTruncating(dw);
+            gb[ch] = T.CreateTruncating(sumG);
+            // gx = w invstd (g - mean(g) - xhat mean(g xhat)) = a g + bx x + c0, per channel
+            double a = wv * invstd, k = wv * invstd * invstd * invstd * sumGX / m;
+            double c0 = -a * sumG / m + k * mu;
+            for (int s = 0; s < n; s++)
+            {
+                int o = (s * c + ch) * inner;
+                for (int i = 0; i < inner; i++)
+                    gx[o + i] = T.CreateTruncating(a * double.CreateTruncating(g[o + i]) - k * double.CreateTruncating(x[o + i]) + c0);
+            }
+        });
 }

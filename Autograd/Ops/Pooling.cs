@@ -73,7 +73,14 @@ public static partial class Functional
             if (idx[i] < 0 || idx[i] >= plane) throw new ArgumentOutOfRangeException(nameof(indices), $"{op}: index {idx[i]} at position {i} is outside the {size[0]}x{size[1]} output plane");
             map[i] = i / inPlane * plane + (int)idx[i];
         }
-        return PutFlat(input, map, [.. input.Dims[..^2], .. size]);
+        // Overlapping windows can pick one element twice: it is written once (as PyTorch), while the backward still hands
+        // every input its element's gradient.
+        var seen = new HashSet<int>();
+        var once = map.Select(m => seen.Add(m) ? m : -1).ToArray();
+        var shape = (int[])[.. input.Dims[..^2], .. size];
+        Tensor r;
+        using (AutoGrad.NoGrad()) r = PutFlat(input, once, shape);
+        return AutoGrad.Record(r, op, Saves.None, g => [TakeFlat(g, map, input.Dims), null], input, indices);
     }
 
     private static (Tensor Values, Tensor Indices) MaxPool(string op, int nd, Tensor input, IntTuple kernelSize, IntTuple stride, IntTuple padding, IntTuple dilation, bool ceilMode)

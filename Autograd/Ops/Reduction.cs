@@ -50,7 +50,14 @@ public static partial class Functional
     public static Tensor Var(Tensor x, int dim, int correction = 1, bool keepDim = false) => Var(x, [dim], correction, keepDim);
 
     /// <summary>Standard deviation: sqrt of <see cref="Var(Tensor, int[], int, bool)"/>.</summary>
-    public static Tensor Std(Tensor x, int[]? dims = null, int correction = 1, bool keepDim = false) => Sqrt(Var(x, dims, correction, keepDim));
+    public static Tensor Std(Tensor x, int[]? dims = null, int correction = 1, bool keepDim = false)
+    {
+        var variance = Var(x, dims, correction, keepDim);
+        Tensor r;
+        using (AutoGrad.NoGrad()) r = Sqrt(variance);
+        // d sqrt(v) = g / (2 sqrt(v)), defined as 0 where the deviation is 0 (a constant slice), as PyTorch.
+        return AutoGrad.Record(r, "Std", Saves.Output, g => [Where(r > 0, g * 0.5 / Where(r > 0, r, Tensor.OnesLike(r)), Tensor.ZerosLike(r))], variance);
+    }
 
     /// <summary>Standard deviation over one dim.</summary>
     public static Tensor Std(Tensor x, int dim, int correction = 1, bool keepDim = false) => Std(x, [dim], correction, keepDim);

@@ -39,15 +39,15 @@ GEN = torch.Generator().manual_seed(20240607)
 
 
 def randn(*shape, scale=1.0):
-    return torch.randn(*shape, generator=GEN, dtype=torch.float64) * scale
+    return torch.randn(tuple(shape), generator=GEN, dtype=torch.float64) * scale
 
 
 def rand(*shape, lo=0.0, hi=1.0):
-    return torch.rand(*shape, generator=GEN, dtype=torch.float64) * (hi - lo) + lo
+    return torch.rand(tuple(shape), generator=GEN, dtype=torch.float64) * (hi - lo) + lo
 
 
 def randint(lo, hi, *shape):
-    return torch.randint(lo, hi, shape, generator=GEN, dtype=torch.int64)
+    return torch.randint(lo, hi, tuple(shape), generator=GEN, dtype=torch.int64)
 
 
 def enc_value(v):
@@ -407,6 +407,18 @@ case("matmul", {}, input=randn(2, 3, 4), other=randn(4))  # batched @ 1-d
 case("matmul", {}, input=randn(4), other=randn(4))  # dot
 case("matmul", {}, input=randn(3, 4), other=randn(4))
 case("matmul", {}, input=randn(1, 2, 3), other=randn(4, 3, 2))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Edge cases at the limits of the domain.
+
+case("binary_cross_entropy", {"reduction": "none"}, grad=["input"], input=torch.tensor([0.0, 1.0, 0.0, 1.0, 0.5]),
+     target=torch.tensor([0.0, 1.0, 0.5, 0.25, 0.3]))  # log clamped at -100; PyTorch clamps the grad's denominator at 1e-12
+case("cross_entropy", {}, input=randn(3, 4), target=torch.tensor([-100, -100, -100]))  # every target ignored: 0 / 0
+case("nll_loss", {"reduction": "sum"}, input=randn(2, 3), target=torch.tensor([-100, -100]))  # every target ignored
+case("softmax", {"dim": 1}, input=torch.tensor([[0.5, -math.inf, 1.0], [-math.inf, 2.0, -math.inf]]))
+case("log_softmax", {"dim": 1}, input=torch.tensor([[0.5, -math.inf, 1.0], [3.0, 2.0, -1.0]]))
+case("logsumexp", {"dim": 1}, input=torch.tensor([[-math.inf, -math.inf], [1.0, 2.0]]))  # a row of -inf
 
 
 def main():

@@ -1,0 +1,75 @@
+using System.Globalization;
+using System.Text;
+using TorchSharp;
+using static Autograd.Functional;
+using TF = TorchSharp.torch.nn.functional;
+
+namespace Autograd.Benchmarks;
+
+/// <summary>Convolution, pooling and batch norm, here and in TorchSharp (libtorch with oneDNN) in the same process, float32,
+/// 2 threads each: medians and the ratio ours / TorchSharp (below 1 means faster than libtorch).</summary>
+internal static class CnnOps
+{
+    private sealed record ConvCase(int N, int Cin, int H, int Cout, int K, int Stride, int Pad, int Groups = 1)
+    {
+        public override string ToString() => Groups > 1 ? $"depthwise ({N},{Cin},{H}x{H}, {K}x{K}, groups {Groups})" : $"conv ({N},{Cin},{H}x{H}->{Cout}, k{K}, s{Stride}, p{Pad})";
+    }
+
+    private static readonly ConvCase[] Convs =
+    [
+        new(32, 3, 32, 64, 3, 1, 1), new(32, 64, 32, 64, 3, 1, 1), new(16, 64, 56, 64, 3, 1, 1),
+        new(16, 128, 28, 256, 3, 2, 1), new(32, 256, 14, 256, 1, 1, 0), new(32, 128, 28, 128, 3, 1, 1, Groups: 128),
+    ];
+
+    public static string Run()
+    {
+        torch.set_num_threads(Environment.ProcessorCount);
+        var work = new List<(string Workload, Action Ours, Action Torch)>();
+        foreach (var c in Convs)
+        {
+            var gen = new Generator(1);
+            var x = Tensor.Randn([c.N, c.Cin, c.H, c.H], gen).RequiresGrad_();
+            var w = (Tensor.Randn([c.Cout, c.Cin / c.Groups, c.K, c.K], gen) * 0.1).RequiresGrad_();
+            var tx = torch.randn([c.N, c.Cin, c.H, c.H]).requires_grad_();
+            var tw = (torch.randn([c.Cout, c.Cin / c.Groups, c.K, c.K]) * 0.1).requires_grad_();
+            long[] s = [c.Stride, c.Stride], p = [c.Pad, c.Pad];
+            work.Add(($"{c} fwd",
+                () => _ = Conv2d(x.Detach(), w.Detach(), stride: c.Stride, padding: c.Pad, groups: c.Groups),
+                () => { using var _ = torch.NewDisposeScope(); using var ng = torch.no_grad(); TF.conv2d(tx, tw, strides: s, padding: p, groups: c.Groups); }));
+            work.Add(($"{c} fwd+bwd",
+                () => Conv2d(x, w, stride: c.Stride, padding: c.Pad, groups: c.Groups).Sum().Backward(),
+                () => { using var _ = torch.NewDisposeScope(); TF.conv2d(tx, tw, strides: s, padding: p, groups: c.Groups).sum().backward(); }));
+        }
+        {
+            var x = Tensor.Randn([32, 64, 32, 32], 2).RequiresGrad_();
+            var tx = torch.randn([32, 64, 32, 32]).requires_grad_();
+            work.Add(("MaxPool2d 2x2 (32,64,32x32) fwd+bwd",
+                () => MaxPool2d(x, 2).Sum().Backward(),
+                () => { using var _ = torch.NewDisposeScope(); TF.max_pool2d(tx, [2, 2]).sum().backward(); }));
+            var (gamma, beta) = (Tensor.Ones(64).RequiresGrad_(), Tensor.Zeros(64).RequiresGrad_());
+            var (rm, rv) = (Tensor.Zeros(64), Tensor.Ones(64));
+            var (tg, tb) = (torch.ones(64).requires_grad_(), torch.zeros(64).requires_grad_());
+            var (trm, trv) = (torch.zeros(64), torch.ones(64));
+            work.Add(("BatchNorm2d training (32,64,32x32) fwd+bwd",
+                () => BatchNorm(x, rm, rv, gamma, beta, training: true).Sum().Backward(),
+                () => { using var _ = torch.NewDisposeScope(); TF.batch_norm(tx, trm, trv, tg, tb, training: true).sum().backward(); }));
+        }
+        // All of ours, then all of TorchSharp: each side's OpenMP threads spin for a while after a parallel region, and
+        // interleaving the two would time each against the other's spinning threads.
+        var oursTimes = work.Select(w => Time(w.Ours)).ToArray();
+        Thread.Sleep(500);
+        var theirs = work.Select(w => Time(w.Torch)).ToArray();
+        var rows = work.Select((w, i) => (w.Workload, oursTimes[i], theirs[i])).ToList();
+        var md = new StringBuilder("## Convolution, pooling and batch norm against TorchSharp 0.107.0 (libtorch 2.10.0 CPU), float32, 2 threads\n\n");
+        md.AppendLine("| workload | ours (ms) | TorchSharp (ms) | ours / TorchSharp |\n| --- | ---: | ---: | ---: |");
+        Console.WriteLine($"\n{"workload",-62}{"ours ms",10}{"torch ms",10}{"ratio",8}");
+        foreach (var (name, ours, t) in rows)
+        {
+            Console.WriteLine($"{name,-62}{ours * 1e3,10:F2}{t * 1e3,10:F2}{ours / t,8:F2}");
+            md.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {ours * 1e3:F2} | {t * 1e3:F2} | {ours / t:F2} |"));
+        }
+        return md.ToString();
+    }
+
+    private static double Time(Action run) => Program.Median(run, 15);
+}
