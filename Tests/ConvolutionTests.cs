@@ -63,6 +63,30 @@ public class ConvolutionTests
     }
 
     [Test]
+    public void A_batch_spanning_several_tiles_equals_its_samples_one_by_one()
+    {
+        // 576 patch rows x 2304 outputs per sample puts 3 samples in a tile, so a batch of 5 runs as tiles of 3 and 2;
+        // single samples run on the one-sample path.
+        var x = Tensor.Randn([5, 64, 48, 48], 1, DType.Float64).RequiresGrad_();
+        var w = Tensor.Randn([4, 64, 3, 3], 2, DType.Float64).RequiresGrad_();
+        var y = Conv2d(x, w, padding: 1);
+        var g = Tensor.Randn(y.Shape, 3, DType.Float64);
+        (y * g).Sum().Backward();
+        var wGrad = Tensor.Zeros([4, 64, 3, 3], DType.Float64);
+        for (int n = 0; n < 5; n++)
+        {
+            var xn = x.Detach().Narrow(0, n, 1).RequiresGrad_();
+            var wn = w.Detach().RequiresGrad_();
+            var yn = Conv2d(xn, wn, padding: 1);
+            Assert.That(yn.ToDoubleArray(), Is.EqualTo(y.Narrow(0, n, 1).ToDoubleArray()).Within(1e-9), $"output of sample {n}");
+            (yn * g.Narrow(0, n, 1)).Sum().Backward();
+            Assert.That(xn.Grad!.ToDoubleArray(), Is.EqualTo(x.Grad!.Narrow(0, n, 1).ToDoubleArray()).Within(1e-9), $"input gradient of sample {n}");
+            wGrad = wGrad + wn.Grad!;
+        }
+        Assert.That(w.Grad!.ToDoubleArray(), Is.EqualTo(wGrad.ToDoubleArray()).Within(1e-8));
+    }
+
+    [Test]
     public void Unbatched_input_is_accepted()
     {
         Assert.That(Conv2d(Tensor.Ones(1, 3, 3), Tensor.Ones(2, 1, 2, 2)).Shape, Is.EqualTo(new[] { 2, 2, 2 }));

@@ -116,12 +116,38 @@ public static partial class Functional
     }
 }
 
-/// <summary>im2col + GEMM convolution kernels for one dtype. Per sample and group, the input patch matrix
-/// col [Cg*KVol, OutVol] is built (or, for 1x1 stride-1 convs, is the input itself) and multiplied by the weights.</summary>
+/// <summary>im2col + GEMM convolution kernels for one dtype. Samples are processed in tiles: the patch matrices of a tile sit
+/// side by side in one buffer col [Cg*KVol, tile*OutVol] (bounded to about <see cref="TileElements"/> elements), so each
+/// group is one large GEMM per tile. For 1x1 stride-1 convs the input itself is the patch matrix.</summary>
 internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    private const long TileElements = 1 << 22;
+
+    private static int Tile(ConvGeometry g) => (int)Math.Clamp(TileElements / ((long)g.Cg * g.KVol * g.OutVol), 1, g.N);
+
+    private static void Parallel2(int n, long work, Action<int> body)
+    {
+        if (n >= 2 && work >= 1 << 15) Parallel.For(0, n, body);
+        else for (int i = 0; i < n; i++) body(i);
+    }
+
+    /// <summary>Copies rows [CoutG, OutVol] of samples n0.. of <paramref name="full"/> ([N, Cout, OutVol]) into a [CoutG, nb*OutVol]
+    /// tile, or back when <paramref name="toTile"/> is false.</summary>
+    private static void Shuffle(ConvGeometry g, T[] full, T[] tile, int n0, int nb, int gr, bool toTile)
+    {
+        int ld = nb * g.OutVol;
+        Parallel2(nb * g.CoutG, (long)nb * g.CoutG * g.OutVol, i =>
+        {
+            int s = i / g.CoutG, co = i % g.CoutG;
+            var a = full.AsSpan(((n0 + s) * g.Cout + gr * g.CoutG + co) * g.OutVol, g.OutVol);
+            var b = tile.AsSpan(co * ld + s * g.OutVol, g.OutVol);
+            if (toTile) a.CopyTo(b); else b.CopyTo(a);
+        });
+    }
+
     public static void Forward(ConvGeometry g, T[] x, T[] w, T[] y)
     {
+        if (Depthwise(g)) { DepthwiseRun(g, x, w, y, Mode.Forward); return; }
         int rows = g.Cg * g.KVol;
         if (g.Pointwise)
         {
@@ -131,22 +157,38 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                     0, (long)g.Cin * g.InVol, (long)g.Cout * g.OutVol, (long)gr * g.CoutG * rows, (long)gr * g.Cg * g.InVol, (long)gr * g.CoutG * g.OutVol), T.One, w, x, T.Zero, y);
             return;
         }
-        var col = ArrayPool<T>.Shared.Rent(rows * g.OutVol);
+        int tile = Tile(g);
+        var col = ArrayPool<T>.Shared.Rent(rows * tile * g.OutVol);
+        var tmp = tile > 1 ? ArrayPool<T>.Shared.Rent(g.CoutG * tile * g.OutVol) : null;
         try
         {
-            for (int n = 0; n < g.N; n++)
+            for (int n0 = 0; n0 < g.N; n0 += tile)
+            {
+                int nb = Math.Min(tile, g.N - n0), ld = nb * g.OutVol;
                 for (int gr = 0; gr < g.Groups; gr++)
                 {
-                    Im2Col(g, x, (n * g.Cin + gr * g.Cg) * g.InVol, col);
-                    Backend.Current.Gemm(new GemmSpec(false, false, g.CoutG, g.OutVol, rows, rows, g.OutVol, g.OutVol,
-                        OffsetA: (long)gr * g.CoutG * rows, OffsetC: ((long)n * g.Cout + gr * g.CoutG) * g.OutVol), T.One, w, col, T.Zero, y);
+                    Im2Col(g, x, n0, nb, gr, col);
+                    if (nb == 1)
+                        Backend.Current.Gemm(new GemmSpec(false, false, g.CoutG, g.OutVol, rows, rows, g.OutVol, g.OutVol,
+                            OffsetA: (long)gr * g.CoutG * rows, OffsetC: ((long)n0 * g.Cout + gr * g.CoutG) * g.OutVol), T.One, w, col, T.Zero, y);
+                    else
+                    {
+                        Backend.Current.Gemm(new GemmSpec(false, false, g.CoutG, ld, rows, rows, ld, ld, OffsetA: (long)gr * g.CoutG * rows), T.One, w, col, T.Zero, tmp!);
+                        Shuffle(g, y, tmp!, n0, nb, gr, toTile: false);
+                    }
                 }
+            }
         }
-        finally { ArrayPool<T>.Shared.Return(col); }
+        finally
+        {
+            ArrayPool<T>.Shared.Return(col);
+            if (tmp != null) ArrayPool<T>.Shared.Return(tmp);
+        }
     }
 
     public static void Adjoint(ConvGeometry g, T[] u, T[] w, T[] x)
     {
+        if (Depthwise(g)) { DepthwiseRun(g, x, w, u, Mode.Adjoint); return; }
         int rows = g.Cg * g.KVol;
         if (g.Pointwise)
         {
@@ -156,48 +198,79 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
             return;
         }
         Array.Clear(x);
-        var col = ArrayPool<T>.Shared.Rent(rows * g.OutVol);
+        int tile = Tile(g);
+        var col = ArrayPool<T>.Shared.Rent(rows * tile * g.OutVol);
+        var ut = ArrayPool<T>.Shared.Rent(g.CoutG * tile * g.OutVol);
         try
         {
-            for (int n = 0; n < g.N; n++)
+            for (int n0 = 0; n0 < g.N; n0 += tile)
+            {
+                int nb = Math.Min(tile, g.N - n0), ld = nb * g.OutVol;
                 for (int gr = 0; gr < g.Groups; gr++)
                 {
-                    Backend.Current.Gemm(new GemmSpec(true, false, rows, g.OutVol, g.CoutG, rows, g.OutVol, g.OutVol,
-                        OffsetA: (long)gr * g.CoutG * rows, OffsetB: ((long)n * g.Cout + gr * g.CoutG) * g.OutVol), T.One, w, u, T.Zero, col);
-                    Col2Im(g, col, x, (n * g.Cin + gr * g.Cg) * g.InVol);
+                    Shuffle(g, u, ut, n0, nb, gr, toTile: true);
+                    Backend.Current.Gemm(new GemmSpec(true, false, rows, ld, g.CoutG, rows, ld, ld, OffsetA: (long)gr * g.CoutG * rows), T.One, w, ut, T.Zero, col);
+                    Col2Im(g, col, x, n0, nb, gr);
                 }
+            }
         }
-        finally { ArrayPool<T>.Shared.Return(col); }
+        finally
+        {
+            ArrayPool<T>.Shared.Return(col);
+            ArrayPool<T>.Shared.Return(ut);
+        }
     }
 
     public static void Weight(ConvGeometry g, T[] x, T[] u, T[] w)
     {
+        if (Depthwise(g)) { DepthwiseRun(g, x, w, u, Mode.Weight); return; }
         int rows = g.Cg * g.KVol;
-        var col = g.Pointwise ? null : ArrayPool<T>.Shared.Rent(rows * g.OutVol);
-        try
+        if (g.Pointwise)
         {
+            // dW_group += u[n, group] [CoutG, OutVol] . x[n, group]^T, accumulated over the samples.
             for (int n = 0; n < g.N; n++)
                 for (int gr = 0; gr < g.Groups; gr++)
-                {
-                    long xOff = ((long)n * g.Cin + gr * g.Cg) * g.InVol;
-                    if (col != null) Im2Col(g, x, (int)xOff, col);
-                    // dW_group += u[n, group] [CoutG, OutVol] . col^T [OutVol, rows]
                     Backend.Current.Gemm(new GemmSpec(false, true, g.CoutG, rows, g.OutVol, g.OutVol, g.OutVol, rows,
-                        OffsetA: ((long)n * g.Cout + gr * g.CoutG) * g.OutVol, OffsetB: col == null ? xOff : 0, OffsetC: (long)gr * g.CoutG * rows),
-                        T.One, u, col ?? x, n == 0 ? T.Zero : T.One, w);
-                }
+                        OffsetA: ((long)n * g.Cout + gr * g.CoutG) * g.OutVol, OffsetB: ((long)n * g.Cin + gr * g.Cg) * g.InVol, OffsetC: (long)gr * g.CoutG * rows),
+                        T.One, u, x, n == 0 ? T.Zero : T.One, w);
+            return;
         }
-        finally { if (col != null) ArrayPool<T>.Shared.Return(col); }
+        int tile = Tile(g);
+        var col = ArrayPool<T>.Shared.Rent(rows * tile * g.OutVol);
+        var ut = ArrayPool<T>.Shared.Rent(g.CoutG * tile * g.OutVol);
+        try
+        {
+            for (int n0 = 0; n0 < g.N; n0 += tile)
+            {
+                int nb = Math.Min(tile, g.N - n0), ld = nb * g.OutVol;
+                for (int gr = 0; gr < g.Groups; gr++)
+                {
+                    Im2Col(g, x, n0, nb, gr, col);
+                    Shuffle(g, u, ut, n0, nb, gr, toTile: true);
+                    // dW_group (+)= u_tile [CoutG, ld] . col^T [ld, rows]
+                    Backend.Current.Gemm(new GemmSpec(false, true, g.CoutG, rows, ld, ld, ld, rows, OffsetC: (long)gr * g.CoutG * rows),
+                        T.One, ut, col, n0 == 0 ? T.Zero : T.One, w);
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<T>.Shared.Return(col);
+            ArrayPool<T>.Shared.Return(ut);
+        }
     }
 
-    /// <summary>Patch matrix of one (sample, group): row (c, kd, kh, kw), column (od, oh, ow); zeros where the window is in the padding.</summary>
-    private static void Im2Col(ConvGeometry g, T[] x, int xOff, T[] col)
+    /// <summary>Patch matrices of samples n0..n0+nb of one group, side by side: row (c, kd, kh, kw), column (sample, od, oh, ow);
+    /// zeros where the window lies in the padding.</summary>
+    private static void Im2Col(ConvGeometry g, T[] x, int n0, int nb, int gr, T[] col)
     {
-        int rows = g.Cg * g.KVol;
-        void Row(int r)
+        int rows = g.Cg * g.KVol, ld = nb * g.OutVol;
+        Parallel2(nb * rows, (long)nb * rows * g.OutVol, i =>
         {
+            int s = i / rows, r = i % rows;
             var (c, kd, kh, kw) = Split(g, r);
-            var dst = col.AsSpan(r * g.OutVol, g.OutVol);
+            int xOff = ((n0 + s) * g.Cin + gr * g.Cg + c) * g.InVol;
+            var dst = col.AsSpan(r * ld + s * g.OutVol, g.OutVol);
             int o = 0;
             for (int od = 0; od < g.Out[0]; od++)
             {
@@ -207,8 +280,9 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                     int ih = oh * g.Stride[1] - g.PadLo[1] + kh * g.Dilation[1];
                     var seg = dst.Slice(o, g.Out[2]);
                     if ((uint)id >= (uint)g.In[0] || (uint)ih >= (uint)g.In[1]) { seg.Clear(); continue; }
-                    int rowBase = xOff + ((c * g.In[0] + id) * g.In[1] + ih) * g.In[2];
+                    int rowBase = xOff + (id * g.In[1] + ih) * g.In[2];
                     int iw0 = -g.PadLo[2] + kw * g.Dilation[2], sw = g.Stride[2];
+                    if (sw == 1 && iw0 >= 0 && iw0 + seg.Length <= g.In[2]) { x.AsSpan(rowBase + iw0, seg.Length).CopyTo(seg); continue; }
                     for (int ow = 0; ow < seg.Length; ow++)
                     {
                         int iw = iw0 + ow * sw;
@@ -216,22 +290,23 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                     }
                 }
             }
-        }
-        if ((long)rows * g.OutVol >= 1 << 16) Parallel.For(0, rows, Row);
-        else for (int r = 0; r < rows; r++) Row(r);
+        });
     }
 
-    /// <summary>The adjoint of <see cref="Im2Col"/>: adds every patch entry back to the input position it came from.</summary>
-    private static void Col2Im(ConvGeometry g, T[] col, T[] x, int xOff)
+    /// <summary>The adjoint of <see cref="Im2Col"/>: adds every patch entry back to the input position it came from.
+    /// Each (sample, channel) pair writes only its own plane, so they run in parallel.</summary>
+    private static void Col2Im(ConvGeometry g, T[] col, T[] x, int n0, int nb, int gr)
     {
-        // Rows of one channel write to that channel only, so channels can run in parallel.
-        void Channel(int c)
+        int ld = nb * g.OutVol;
+        Parallel2(nb * g.Cg, (long)nb * g.Cg * g.KVol * g.OutVol, i =>
         {
+            int s = i / g.Cg, c = i % g.Cg;
+            int xOff = ((n0 + s) * g.Cin + gr * g.Cg + c) * g.InVol;
             for (int k = 0; k < g.KVol; k++)
             {
                 int r = c * g.KVol + k;
                 var (_, kd, kh, kw) = Split(g, r);
-                int o = r * g.OutVol;
+                int o = r * ld + s * g.OutVol;
                 for (int od = 0; od < g.Out[0]; od++)
                 {
                     int id = od * g.Stride[0] - g.PadLo[0] + kd * g.Dilation[0];
@@ -239,8 +314,14 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                     {
                         int ih = oh * g.Stride[1] - g.PadLo[1] + kh * g.Dilation[1];
                         if ((uint)id >= (uint)g.In[0] || (uint)ih >= (uint)g.In[1]) continue;
-                        int rowBase = xOff + ((c * g.In[0] + id) * g.In[1] + ih) * g.In[2];
+                        int rowBase = xOff + (id * g.In[1] + ih) * g.In[2];
                         int iw0 = -g.PadLo[2] + kw * g.Dilation[2], sw = g.Stride[2];
+                        if (sw == 1 && iw0 >= 0 && iw0 + g.Out[2] <= g.In[2])
+                        {
+                            var dst = x.AsSpan(rowBase + iw0, g.Out[2]);
+                            System.Numerics.Tensors.TensorPrimitives.Add(dst, col.AsSpan(o, g.Out[2]), dst);
+                            continue;
+                        }
                         for (int ow = 0; ow < g.Out[2]; ow++)
                         {
                             int iw = iw0 + ow * sw;
@@ -249,9 +330,76 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                     }
                 }
             }
-        }
-        if ((long)g.Cg * g.KVol * g.OutVol >= 1 << 16) Parallel.For(0, g.Cg, Channel);
-        else for (int c = 0; c < g.Cg; c++) Channel(c);
+        });
+    }
+
+    /// <summary>One input and one output channel per group: a GEMM of a single row would waste the patch matrix, so these run
+    /// as direct loops over each (sample, channel) plane, vectorized along the row for stride 1.</summary>
+    private static bool Depthwise(ConvGeometry g) => g.Cg == 1 && g.CoutG == 1 && !g.Pointwise;
+
+    private enum Mode { Forward, Adjoint, Weight }
+
+    /// <summary>Forward: y += w_k * x shifted by tap k; Adjoint: x += w_k * y shifted back; Weight: w_k = sum of y * x shifted.
+    /// <paramref name="x"/> is [N, C, In], <paramref name="y"/> is [N, C, Out] and <paramref name="w"/> is [C, KVol].</summary>
+    private static void DepthwiseRun(ConvGeometry g, T[] x, T[] w, T[] y, Mode mode)
+    {
+        int c = g.Cin, planes = g.N * c;
+        if (mode == Mode.Forward) Array.Clear(y);
+        if (mode == Mode.Adjoint) Array.Clear(x);
+        // Forward and adjoint write one plane each (parallel over planes); the weight gradient reduces over samples (parallel over channels).
+        int units = mode == Mode.Weight ? c : planes;
+        Parallel2(units, (long)planes * g.KVol * g.OutVol, unit =>
+        {
+            for (int n = mode == Mode.Weight ? 0 : unit / c; n < (mode == Mode.Weight ? g.N : unit / c + 1); n++)
+            {
+                int ch = mode == Mode.Weight ? unit : unit % c;
+                int xOff = (n * c + ch) * g.InVol, yOff = (n * c + ch) * g.OutVol;
+                for (int k = 0; k < g.KVol; k++)
+                {
+                    var (_, kd, kh, kw) = Split(g, k);
+                    T wk = w[ch * g.KVol + k], acc = T.Zero;
+                    int sw = g.Stride[2], shift = kw * g.Dilation[2] - g.PadLo[2];
+                    // Output columns whose input column ow * sw + shift lies inside the row.
+                    int ow0 = shift >= 0 ? 0 : (-shift + sw - 1) / sw, ow1 = shift >= g.In[2] ? 0 : Math.Min(g.Out[2], (g.In[2] - 1 - shift) / sw + 1);
+                    if (ow1 <= ow0) continue;
+                    for (int od = 0; od < g.Out[0]; od++)
+                    {
+                        int id = od * g.Stride[0] - g.PadLo[0] + kd * g.Dilation[0];
+                        if ((uint)id >= (uint)g.In[0]) continue;
+                        for (int oh = 0; oh < g.Out[1]; oh++)
+                        {
+                            int ih = oh * g.Stride[1] - g.PadLo[1] + kh * g.Dilation[1];
+                            if ((uint)ih >= (uint)g.In[1]) continue;
+                            int xr = xOff + (id * g.In[1] + ih) * g.In[2] + shift, yr = yOff + (od * g.Out[1] + oh) * g.Out[2];
+                            int len = ow1 - ow0;
+                            if (sw == 1)
+                            {
+                                var xs = x.AsSpan(xr + ow0, len);
+                                var ys = y.AsSpan(yr + ow0, len);
+                                switch (mode)
+                                {
+                                    case Mode.Forward: System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(xs, wk, ys, ys); break;
+                                    case Mode.Adjoint: System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(ys, wk, xs, xs); break;
+                                    default: acc += System.Numerics.Tensors.TensorPrimitives.Dot<T>(xs, ys); break;
+                                }
+                            }
+                            else
+                                for (int ow = ow0; ow < ow1; ow++)
+                                {
+                                    int xi = xr + ow * sw, yi = yr + ow;
+                                    switch (mode)
+                                    {
+                                        case Mode.Forward: y[yi] += wk * x[xi]; break;
+                                        case Mode.Adjoint: x[xi] += wk * y[yi]; break;
+                                        default: acc += x[xi] * y[yi]; break;
+                                    }
+                                }
+                        }
+                    }
+                    if (mode == Mode.Weight) w[ch * g.KVol + k] = (n == 0 ? T.Zero : w[ch * g.KVol + k]) + acc;
+                }
+            }
+        });
     }
 
     private static (int C, int Kd, int Kh, int Kw) Split(ConvGeometry g, int r)

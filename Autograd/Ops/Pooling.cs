@@ -6,28 +6,28 @@ public static partial class Functional
 {
     /// <summary>1-d max pooling over [N, C, L] or [C, L]; stride defaults to the kernel size.</summary>
     public static Tensor MaxPool1d(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, IntTuple dilation = default, bool ceilMode = false) =>
-        MaxPool("MaxPool1d", 1, input, kernelSize, stride, padding, dilation, ceilMode).Values;
+        WindowMax(input, MaxPoolGeometry("MaxPool1d", 1, input, kernelSize, stride, padding, dilation, ceilMode)).Values;
 
     /// <summary>2-d max pooling over [N, C, H, W] or [C, H, W], as <c>F.max_pool2d</c>. Sub-gradient convention: the gradient of each
     /// window goes to its first maximal element (row-major order).</summary>
     public static Tensor MaxPool2d(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, IntTuple dilation = default, bool ceilMode = false) =>
-        MaxPool("MaxPool2d", 2, input, kernelSize, stride, padding, dilation, ceilMode).Values;
+        WindowMax(input, MaxPoolGeometry("MaxPool2d", 2, input, kernelSize, stride, padding, dilation, ceilMode)).Values;
 
     /// <summary>3-d max pooling over [N, C, D, H, W] or [C, D, H, W].</summary>
     public static Tensor MaxPool3d(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, IntTuple dilation = default, bool ceilMode = false) =>
-        MaxPool("MaxPool3d", 3, input, kernelSize, stride, padding, dilation, ceilMode).Values;
+        WindowMax(input, MaxPoolGeometry("MaxPool3d", 3, input, kernelSize, stride, padding, dilation, ceilMode)).Values;
 
     /// <summary><see cref="MaxPool1d"/> that also returns the Int64 index of each maximum within its (n, c) plane, as <c>return_indices=True</c>.</summary>
     public static (Tensor Values, Tensor Indices) MaxPool1dWithIndices(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, IntTuple dilation = default, bool ceilMode = false) =>
-        MaxPool("MaxPool1d", 1, input, kernelSize, stride, padding, dilation, ceilMode);
+        WithIndices(input, MaxPoolGeometry("MaxPool1d", 1, input, kernelSize, stride, padding, dilation, ceilMode));
 
     /// <summary><see cref="MaxPool2d"/> that also returns the Int64 index of each maximum within its (n, c) plane (for <see cref="MaxUnpool2d"/>).</summary>
     public static (Tensor Values, Tensor Indices) MaxPool2dWithIndices(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, IntTuple dilation = default, bool ceilMode = false) =>
-        MaxPool("MaxPool2d", 2, input, kernelSize, stride, padding, dilation, ceilMode);
+        WithIndices(input, MaxPoolGeometry("MaxPool2d", 2, input, kernelSize, stride, padding, dilation, ceilMode));
 
     /// <summary><see cref="MaxPool3d"/> that also returns the Int64 index of each maximum within its (n, c) volume.</summary>
     public static (Tensor Values, Tensor Indices) MaxPool3dWithIndices(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, IntTuple dilation = default, bool ceilMode = false) =>
-        MaxPool("MaxPool3d", 3, input, kernelSize, stride, padding, dilation, ceilMode);
+        WithIndices(input, MaxPoolGeometry("MaxPool3d", 3, input, kernelSize, stride, padding, dilation, ceilMode));
 
     /// <summary>1-d average pooling.</summary>
     public static Tensor AvgPool1d(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, bool ceilMode = false, bool countIncludePad = true) =>
@@ -83,12 +83,20 @@ public static partial class Functional
         return AutoGrad.Record(r, op, Saves.None, g => [TakeFlat(g, map, input.Dims), null], input, indices);
     }
 
-    private static (Tensor Values, Tensor Indices) MaxPool(string op, int nd, Tensor input, IntTuple kernelSize, IntTuple stride, IntTuple padding, IntTuple dilation, bool ceilMode)
+    private static PoolGeometry MaxPoolGeometry(string op, int nd, Tensor input, IntTuple kernelSize, IntTuple stride, IntTuple padding, IntTuple dilation, bool ceilMode)
     {
         var k = kernelSize.Expand(op, "kernel_size", nd, 1);
-        var g = PoolGeometry.Sliding(op, nd, input.Dims, k, stride.IsDefault ? k : stride.Expand(op, "stride", nd, 1),
+        return PoolGeometry.Sliding(op, nd, input.Dims, k, stride.IsDefault ? k : stride.Expand(op, "stride", nd, 1),
             padding.Expand(op, "padding", nd, 0), dilation.Expand(op, "dilation", nd, 1), ceilMode);
-        return WindowMax(input, g);
+    }
+
+    /// <summary>Max pooling with the Int64 index of each maximum within its plane (as PyTorch's return_indices).</summary>
+    private static (Tensor Values, Tensor Indices) WithIndices(Tensor input, PoolGeometry g)
+    {
+        var (values, map) = WindowMax(input, g);
+        var idx = new long[map.Length];
+        for (int i = 0; i < map.Length; i++) idx[i] = map[i] < 0 ? -1 : map[i] - (long)(i / g.OutVol) * g.InVol;
+        return (values, Tensor.From(idx, g.OutShape));
     }
 
     private static Tensor AvgPool(string op, int nd, Tensor input, IntTuple kernelSize, IntTuple stride, IntTuple padding, bool ceilMode, bool countIncludePad, int? divisorOverride)
@@ -100,13 +108,11 @@ public static partial class Functional
     }
 
     /// <summary>Max over each window; differentiable through <see cref="TakeFlat"/>, so the gradient goes to the chosen element.</summary>
-    private static (Tensor Values, Tensor Indices) WindowMax(Tensor x, PoolGeometry g)
+    private static (Tensor Values, int[] Map) WindowMax(Tensor x, PoolGeometry g)
     {
         Shape.Float("MaxPool", x);
         var map = x.DType == DType.Float32 ? PoolKernels<float>.ArgMax(g, x.Data<float>()) : PoolKernels<double>.ArgMax(g, x.Data<double>());
-        var values = TakeFlat(x, map, g.OutShape);
-        var indices = Tensor.From(map.Select((m, i) => m < 0 ? -1L : m - i / g.OutVol * g.InVol).ToArray(), g.OutShape);
-        return (values, indices);
+        return (TakeFlat(x, map, g.OutShape), map);
     }
 
     private static Tensor WindowAverage(Tensor x, PoolGeometry g)
