@@ -63,6 +63,24 @@ public static partial class Functional
         var y = Bmm(x.Reshape(1, -1, inF), weight.Reshape(1, outF, inF), false, true).Reshape([.. x.Dims[..^1], outF]);
         return bias == null ? y : y + bias;
     }
+
+    /// <summary><c>y[n, o] = x1[n] · weight[o] · x2[n] + bias[o]</c> with weight [out, in1, in2], as <c>F.bilinear</c>
+    /// (leading dims of the inputs are batch dims).</summary>
+    public static Tensor Bilinear(Tensor input1, Tensor input2, Tensor weight, Tensor? bias = null)
+    {
+        Shape.Rank("Bilinear", weight, 3, 3, "weight");
+        int outF = weight.Dims[0], in1 = weight.Dims[1], in2 = weight.Dims[2];
+        if (input1.Rank == 0 || input1.Dims[^1] != in1 || input2.Rank == 0 || input2.Dims[^1] != in2 || !Shape.Same(input1.Dims[..^1], input2.Dims[..^1]))
+            throw new ArgumentException($"Bilinear: inputs {Shape.Str(input1.Dims)} and {Shape.Str(input2.Dims)} must end in {in1} and {in2} and share their leading dims (weight {Shape.Str(weight.Dims)})");
+        var lead = input1.Dims[..^1];
+        var x1 = input1.Reshape(-1, in1);
+        // (x1 · W viewed as [in1, out * in2]) then contract in2 with x2.
+        var t = MatMul(x1, weight.Permute(1, 0, 2).Reshape(in1, outF * in2)).Reshape(-1, outF, in2);
+        var y = Sum(t * input2.Reshape(-1, 1, in2), 2).Reshape([.. lead, outF]);
+        if (bias == null) return y;
+        if (bias.Rank != 1 || bias.Dims[0] != outF) throw new ArgumentException($"Bilinear: bias must have shape [{outF}], got {Shape.Str(bias.Dims)}");
+        return y + bias;
+    }
 }
 
 public sealed partial class Tensor

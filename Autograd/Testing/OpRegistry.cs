@@ -214,6 +214,14 @@ public static class OpRegistry
                 new Input([d.Sizes[0], d.Sizes[1] * r * r, d.Sizes[2], d.Sizes[3]]));
         }),
 
+        new("Bilinear", d =>
+        {
+            int[] lead = d.Shape(0, 2);
+            int in1 = d.Sizes[2], in2 = d.Sizes[3], outF = 1 + d.PickA(3);
+            bool bias = d.PickB(2) == 1;
+            return new OpCase(t => Bilinear(t[0], t[1], t[2], bias ? t[3] : null), new Input([.. lead, in1]), new Input([.. lead, in2]), new Input([outF, in1, in2]), new Input([outF]));
+        }),
+
         // ---- activations ----
         Unary("Sigmoid", Sigmoid),
         Unary("Tanh", Tanh),
