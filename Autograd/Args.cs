@@ -33,8 +33,13 @@ public readonly struct IntTuple : IEnumerable<int>
     /// <inheritdoc/>
     public IEnumerator<int> GetEnumerator() => ((IEnumerable<int>)(values ?? [])).GetEnumerator();
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
-    /// <inheritdoc/>
-    public override string ToString() => values == null ? "default" : Shape.Str(values);
+    /// <summary>As Python prints it: <c>2</c> or <c>(2, 1)</c>.</summary>
+    public override string ToString() => values switch
+    {
+        null => "default",
+        { Length: 1 } v => v[0].ToString(),
+        var v => "(" + string.Join(", ", v) + ")",
+    };
 }
 
 /// <summary>Convolution padding: one int, one int per spatial dim, a (before, after) pair per spatial dim

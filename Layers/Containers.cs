@@ -114,10 +114,10 @@ public sealed class Concat : Module
 }
 
 /// <summary>Branches applied to the same input, outputs summed.</summary>
-public sealed class Parallel : Module
+public sealed class ParallelSum : Module
 {
     /// <summary>Branches numbered from 0.</summary>
-    public Parallel(params Module[] branches)
+    public ParallelSum(params Module[] branches)
     {
         for (int i = 0; i < branches.Length; i++) Register(i.ToString(), branches[i]);
     }
