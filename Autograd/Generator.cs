@@ -25,6 +25,22 @@ public sealed class Generator
         s0 = Next(); s1 = Next(); s2 = Next(); s3 = Next();
     }
 
+    /// <summary>The generator's complete state as an Int64 tensor of 6 values (for checkpoints), like <c>get_state()</c>.</summary>
+    public Tensor GetState() => Tensor.From(new[]
+    {
+        (long)s0, (long)s1, (long)s2, (long)s3, spareNormal.HasValue ? 1L : 0L, BitConverter.DoubleToInt64Bits(spareNormal ?? 0),
+    }, 6);
+
+    /// <summary>Restores a state from <see cref="GetState"/>, so the stream continues exactly where it was saved.</summary>
+    public void SetState(Tensor state)
+    {
+        if (state.DType != DType.Int64 || state.Numel != 6)
+            throw new ArgumentException($"Generator.SetState: expected an Int64 tensor of 6 values, got {state.DType} {Shape.Str(state.Dims)}");
+        var v = state.ToLongArray();
+        (s0, s1, s2, s3) = ((ulong)v[0], (ulong)v[1], (ulong)v[2], (ulong)v[3]);
+        spareNormal = v[4] != 0 ? BitConverter.Int64BitsToDouble(v[5]) : null;
+    }
+
     /// <summary>The next 64 random bits.</summary>
     public ulong NextULong()
     {
