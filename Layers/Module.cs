@@ -244,6 +244,11 @@ public abstract class Module
     /// <summary>PyTorch's spelling of booleans in module printouts.</summary>
     protected static string Py(bool b) => b ? "True" : "False";
 
+    /// <summary>A float printed the way Python does: <c>0.1</c>, <c>1e-05</c>.</summary>
+    protected static string Py(double v) => v != 0 && Math.Abs(v) < 1e-4
+        ? v.ToString("0.################e-00", System.Globalization.CultureInfo.InvariantCulture)
+        : v.ToString("R", System.Globalization.CultureInfo.InvariantCulture) + (v == Math.Floor(v) && Math.Abs(v) < 1e16 ? ".0" : "");
+
     /// <summary>A tuple printed the PyTorch way: <c>(3, 3)</c>.</summary>
     protected static string Py(int[] v) => v.Length == 1 ? $"({v[0]},)" : "(" + string.Join(", ", v) + ")";
 }

@@ -54,7 +54,7 @@ public abstract class BatchNormNd : Module
 
     /// <inheritdoc/>
     protected override string ExtraRepr() =>
-        $"{NumFeatures}, eps={Eps}, momentum={(Momentum?.ToString() ?? "None")}, affine={Py(Weight != null)}, track_running_stats={Py(RunningMean != null)}";
+        $"{NumFeatures}, eps={Py(Eps)}, momentum={(Momentum is double m ? Py(m) : "None")}, affine={Py(Weight != null)}, track_running_stats={Py(RunningMean != null)}";
 }
 
 /// <summary>Batch norm for [N, C] or [N, C, L].</summary>
@@ -84,7 +84,7 @@ public sealed class LayerNorm : Module
     /// <inheritdoc/>
     public override Tensor Forward(Tensor input) => Functional.LayerNorm(input, shape, Param("weight"), Param("bias"), eps);
     /// <inheritdoc/>
-    protected override string ExtraRepr() => $"{Py(shape)}, eps={eps}, elementwise_affine={Py(Param("weight") != null)}";
+    protected override string ExtraRepr() => $"{Py(shape)}, eps={Py(eps)}, elementwise_affine={Py(Param("weight") != null)}";
 }
 
 /// <summary>Group normalization, as <c>nn.GroupNorm</c> (per-channel weight 1, bias 0).</summary>
@@ -106,7 +106,7 @@ public sealed class GroupNorm : Module
     /// <inheritdoc/>
     public override Tensor Forward(Tensor input) => Functional.GroupNorm(input, groups, Param("weight"), Param("bias"), eps);
     /// <inheritdoc/>
-    protected override string ExtraRepr() => $"{groups}, {Param("weight")?.Shape[0]}, eps={eps}, affine={Py(Param("weight") != null)}";
+    protected override string ExtraRepr() => $"{groups}, {Param("weight")?.Shape[0]}, eps={Py(eps)}, affine={Py(Param("weight") != null)}";
 }
 
 /// <summary>Instance normalization of [N, C, H, W], as <c>nn.InstanceNorm2d</c> (no affine and no running statistics by default).</summary>
@@ -140,7 +140,7 @@ public sealed class LocalResponseNorm(int size, double alpha = 1e-4, double beta
     /// <inheritdoc/>
     public override Tensor Forward(Tensor input) => Functional.LocalResponseNorm(input, size, alpha, beta, k);
     /// <inheritdoc/>
-    protected override string ExtraRepr() => $"{size}, alpha={alpha}, beta={beta}, k={k}";
+    protected override string ExtraRepr() => $"{size}, alpha={Py(alpha)}, beta={Py(beta)}, k={Py(k)}";
 }
 
 /// <summary>Dropout layer (active in training mode only), as <c>nn.Dropout</c>.</summary>
@@ -149,7 +149,7 @@ public sealed class Dropout(double p = 0.5, Generator? generator = null) : Modul
     /// <inheritdoc/>
     public override Tensor Forward(Tensor input) => Functional.Dropout(input, p, Training, generator);
     /// <inheritdoc/>
-    protected override string ExtraRepr() => $"p={p}, inplace=False";
+    protected override string ExtraRepr() => $"p={Py(p)}, inplace=False";
 }
 
 /// <summary>Channel dropout layer (active in training mode only), as <c>nn.Dropout2d</c>.</summary>
@@ -158,7 +158,7 @@ public sealed class Dropout2d(double p = 0.5, Generator? generator = null) : Mod
     /// <inheritdoc/>
     public override Tensor Forward(Tensor input) => Functional.Dropout2d(input, p, Training, generator);
     /// <inheritdoc/>
-    protected override string ExtraRepr() => $"p={p}, inplace=False";
+    protected override string ExtraRepr() => $"p={Py(p)}, inplace=False";
 }
 
 /// <summary>Rearranges channels into space, as <c>nn.PixelShuffle</c>.</summary>
