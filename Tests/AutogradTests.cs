@@ -55,6 +55,17 @@ public class AutogradTests
     }
 
     [Test]
+    public void Clone_copies_storage_and_passes_the_gradient_through()
+    {
+        var x = Tensor.From(new[] { 1.0, 2.0 }, 2).RequiresGrad_();
+        var c = x.Clone();
+        using (AutoGrad.NoGrad()) c.Detach().Fill_(7);
+        Assert.That(x.ToDoubleArray(), Is.EqualTo(new[] { 1.0, 2.0 }));
+        (x.Clone() * 3).Sum().Backward();
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(new[] { 3.0, 3.0 }));
+    }
+
+    [Test]
     public void NoGrad_and_Detach_stop_recording()
     {
         var x = Tensor.Ones(2).RequiresGrad_();

@@ -68,3 +68,25 @@ public class TrainingTests
         Assert.That(accuracy, Is.GreaterThan(0.9), "held-out accuracy");
     }
 }
+
+public class EarlyStoppingWithModelTests
+{
+    [Test]
+    public void Early_stopping_restores_the_best_weights_through_a_state_dict_snapshot()
+    {
+        var model = new Linear(1, 1, bias: false);
+        var stopper = new EarlyStopping(patience: 2, minDelta: 0, mode: "min");
+        Dictionary<string, Tensor>? best = null;
+        stopper.OnImprovement = () => best = model.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value.Detach().Clone());
+        double[] losses = [3, 2, 1, 1.5, 1.2, 1.1];
+        int epoch = 0;
+        for (; epoch < losses.Length; epoch++)
+        {
+            using (AutoGrad.NoGrad()) model.Weight.Fill_(epoch);          // the "weights" of epoch e are e
+            if (stopper.Step(losses[epoch])) break;
+        }
+        Assert.That(epoch, Is.EqualTo(4), "two epochs without improvement after epoch 2");
+        model.LoadStateDict(best!);
+        Assert.That(model.Weight.Item(), Is.EqualTo(2), "the weights of the best epoch (loss 1)");
+    }
+}

@@ -264,6 +264,9 @@ public sealed partial class Tensor
     /// <summary>Mask (1/0) of this != other.</summary>
     public Tensor Ne(Tensor other) => Functional.Ne(this, other);
 
+    /// <summary>A copy with its own storage; the gradient flows through unchanged (as <c>clone()</c>).</summary>
+    public Tensor Clone() => AutoGrad.Record(new Tensor((Array)Storage.Clone(), (int[])Dims.Clone(), DType), "Clone", Saves.None, g => [g], this);
+
     /// <summary>A tensor sharing this one's values, cut from the graph.</summary>
     public Tensor Detach() => ShareStorage(Dims);
 
