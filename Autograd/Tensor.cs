@@ -76,6 +76,9 @@ public sealed partial class Tensor
     /// <summary>True for tensors not produced by a recorded op.</summary>
     public bool IsLeaf => GradFn == null;
 
+    /// <summary>The tensors this one was computed from by its recorded op (empty for leaves).</summary>
+    internal IReadOnlyList<Tensor> GraphInputs => GradFn?.Inputs ?? [];
+
     /// <summary>Name of the op that produced this tensor, or null for leaves.</summary>
     public string? GradFnName => GradFn?.Op;
 

@@ -5,6 +5,13 @@ namespace Autograd.Layers;
 /// <summary>Max pooling of 1 to 3 spatial dims (stride defaults to the kernel size), as <c>nn.MaxPool1d/2d/3d</c>.</summary>
 public abstract class MaxPoolNd(int nd, IntTuple kernelSize, IntTuple stride, IntTuple padding, IntTuple dilation, bool ceilMode) : Module
 {
+    /// <summary>Kernel size per spatial dim.</summary>
+    public int[] KernelSize { get; } = kernelSize.Expand("MaxPool", "kernel_size", nd, 1);
+    /// <summary>Stride per spatial dim (the kernel size by default).</summary>
+    public int[] Stride { get; } = stride.IsDefault ? kernelSize.Expand("MaxPool", "kernel_size", nd, 1) : stride.Expand("MaxPool", "stride", nd, 1);
+    /// <summary>Dilation per spatial dim.</summary>
+    public int[] Dilation { get; } = dilation.Expand("MaxPool", "dilation", nd, 1);
+
     /// <inheritdoc/>
     public override Tensor Forward(Tensor input) => nd switch
     {
@@ -30,6 +37,11 @@ public sealed class MaxPool3d(IntTuple kernelSize, IntTuple stride = default, In
 /// <summary>Average pooling of 1 to 3 spatial dims, as <c>nn.AvgPool1d/2d/3d</c>.</summary>
 public abstract class AvgPoolNd(int nd, IntTuple kernelSize, IntTuple stride, IntTuple padding, bool ceilMode, bool countIncludePad, int? divisorOverride) : Module
 {
+    /// <summary>Kernel size per spatial dim.</summary>
+    public int[] KernelSize { get; } = kernelSize.Expand("AvgPool", "kernel_size", nd, 1);
+    /// <summary>Stride per spatial dim (the kernel size by default).</summary>
+    public int[] Stride { get; } = stride.IsDefault ? kernelSize.Expand("AvgPool", "kernel_size", nd, 1) : stride.Expand("AvgPool", "stride", nd, 1);
+
     /// <inheritdoc/>
     public override Tensor Forward(Tensor input) => nd switch
     {
