@@ -228,10 +228,12 @@ internal sealed class PoolGeometry
             int span = dilation[i] * (kernel[i] - 1) + 1;
             if (padding[i] * 2 > span)
                 throw new ArgumentException($"{op}: padding {Shape.Str(padding)} should be at most half of the (dilated) kernel {Shape.Str(kernel)} in dim {i}");
-            int num = inS[i] + 2 * padding[i] - span;
-            if (num < 0)
-                throw new ArgumentException($"{op}: kernel {Shape.Str(kernel)} with dilation {Shape.Str(dilation)} spans {span} in spatial dim {i}, more than the padded input ({inS[i]} + 2 x {padding[i]}); input {Shape.Str(x)}");
-            o[i] = (ceilMode ? (num + stride[i] - 1) / stride[i] : num / stride[i]) + 1;
+            // As PyTorch: (In + 2p - span (+ s - 1 in ceil mode)) / s + 1 with division rounding down, so in ceil mode a kernel
+            // larger than the input still gives one window.
+            int num = inS[i] + 2 * padding[i] - span + (ceilMode ? stride[i] - 1 : 0);
+            o[i] = (int)Math.Floor((double)num / stride[i]) + 1;
+            if (o[i] <= 0)
+                throw new ArgumentException($"{op}: kernel {Shape.Str(kernel)} with dilation {Shape.Str(dilation)} spans {span} in spatial dim {i}, more than the padded input ({inS[i]} + 2 x {padding[i]}); input {Shape.Str(x)}, output size would be {o[i]}");
             if (ceilMode && (o[i] - 1) * stride[i] >= inS[i] + padding[i]) o[i]--;
         }
         var g = Create(nd, lead, inS, o, dilation);

@@ -75,3 +75,16 @@ public class PoolingTests
         Assert.That(e3!.Message, Does.Contain("3-d or 4-d"));
     }
 }
+
+public class PoolingCeilModeTests
+{
+    [Test]
+    public void In_ceil_mode_a_kernel_larger_than_the_input_still_gives_one_window()
+    {
+        // PyTorch: max_pool2d(2x2 input, kernel 3, stride 2, ceil_mode=True) is 1x1 (GoogLeNet relies on it for small inputs).
+        var y = Autograd.Functional.MaxPool2d(Tensor.From(new float[] { 1, 4, 3, 2 }, 1, 1, 2, 2), 3, stride: 2, ceilMode: true);
+        Assert.That(y.Shape, Is.EqualTo(new[] { 1, 1, 1, 1 }));
+        Assert.That(y.Item(), Is.EqualTo(4));
+        Assert.Throws<ArgumentException>(() => Autograd.Functional.MaxPool2d(Tensor.Ones(1, 1, 2, 2), 3, stride: 2));
+    }
+}
