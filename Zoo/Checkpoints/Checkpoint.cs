@@ -22,15 +22,27 @@ public static class Checkpoint
 
     /// <summary>Writes a training checkpoint: the model under <c>model.</c>, the optimizer under <c>optimizer.</c>, the scheduler under
     /// <c>scheduler.</c>, the generator state as <c>rng</c>, and the epoch in the metadata. Written to a temporary file and renamed.</summary>
-    public static void Save(string path, Module model, Optimizer? optimizer = null, LRScheduler? scheduler = null, int epoch = 0, Generator? generator = null)
+    /// <param name="path">Destination file.</param>
+    /// <param name="model">The model.</param>
+    /// <param name="optimizer">Its optimizer, if any.</param>
+    /// <param name="scheduler">Its LR scheduler, if any.</param>
+    /// <param name="epoch">The epoch to resume from.</param>
+    /// <param name="generator">A generator whose state to save, if any.</param>
+    /// <param name="metadata">Extra string metadata (e.g. the model and dataset names), read back with <see cref="ReadMetadata"/>.</param>
+    public static void Save(string path, Module model, Optimizer? optimizer = null, LRScheduler? scheduler = null, int epoch = 0, Generator? generator = null,
+        IReadOnlyDictionary<string, string>? metadata = null)
     {
         var tensors = new Dictionary<string, Tensor>();
         foreach (var (k, v) in model.StateDict()) tensors["model." + k] = v;
         if (optimizer != null) foreach (var (k, v) in optimizer.StateDict()) tensors["optimizer." + k] = v;
         if (scheduler != null) foreach (var (k, v) in scheduler.StateDict()) tensors["scheduler." + k] = v;
         if (generator != null) tensors["rng"] = generator.GetState();
-        SafeTensors.Save(path, tensors, new Dictionary<string, string> { ["format"] = Format, ["epoch"] = epoch.ToString(CultureInfo.InvariantCulture) });
+        var meta = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>()) { ["format"] = Format, ["epoch"] = epoch.ToString(CultureInfo.InvariantCulture) };
+        SafeTensors.Save(path, tensors, meta);
     }
+
+    /// <summary>The string metadata of a checkpoint (including <c>format</c> and <c>epoch</c>).</summary>
+    public static Dictionary<string, string> ReadMetadata(string path) => SafeTensors.LoadWithMetadata(path).Metadata;
 
     /// <summary>Restores a checkpoint written by <see cref="Save"/> into the given objects (each part that is passed must be in the
     /// file) and returns its epoch.</summary>

@@ -52,6 +52,9 @@ public sealed class Trainer(Module model, Optimizer optimizer, LRScheduler? sche
     public int TopK { get; init; } = 5;
     /// <summary>Polled after every step; when it returns true the epoch ends early and a checkpoint is written (Ctrl-C).</summary>
     public Func<bool>? StopRequested { get; init; }
+    /// <summary>Extra metadata written into every checkpoint (e.g. model and dataset names).</summary>
+    public IReadOnlyDictionary<string, string>? Metadata { get; init; }
+
     /// <summary>The generator whose state goes into checkpoints (dropout, shuffling).</summary>
     public Generator Generator { get; init; } = Generator.Default;
 
@@ -83,7 +86,7 @@ public sealed class Trainer(Module model, Optimizer optimizer, LRScheduler? sche
             {
                 Directory.CreateDirectory(CheckpointDir);
                 int next = Interrupted ? epoch : epoch + 1;
-                Checkpoint.Save(Path.Combine(CheckpointDir, "last.safetensors"), model, optimizer, scheduler, next, Generator);
+                Checkpoint.Save(Path.Combine(CheckpointDir, "last.safetensors"), model, optimizer, scheduler, next, Generator, Metadata);
                 if (!Interrupted) File.Copy(Path.Combine(CheckpointDir, "last.safetensors"), Path.Combine(CheckpointDir, $"epoch-{epoch + 1}.safetensors"), overwrite: true);
             }
             EpochCompleted?.Invoke(result);
