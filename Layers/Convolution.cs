@@ -75,7 +75,7 @@ public abstract class ConvNd : Module
     {
         var s = $"{InChannels}, {OutChannels}, kernel_size={Py(KernelSize)}, stride={Py(Stride)}";
         var pad = Padding.ToString();
-        if (pad != "0") s += $", padding={(pad.StartsWith('"') ? pad.Replace('"', '\'') : Py(Padding.ToArray().Length == 1 ? Enumerable.Repeat(Padding.First(), nd).ToArray() : Padding.ToArray()))}";
+        if (pad != "0" && (pad.StartsWith('"') || Padding.Any(v => v != 0))) s += $", padding={(pad.StartsWith('"') ? pad.Replace('"', '\'') : Py(Padding.ToArray().Length == 1 ? Enumerable.Repeat(Padding.First(), nd).ToArray() : Padding.ToArray()))}";
         if (Dilation.Any(d => d != 1)) s += $", dilation={Py(Dilation)}";
         if (OutputPadding.Any(p => p != 0)) s += $", output_padding={Py(OutputPadding)}";
         if (Groups != 1) s += $", groups={Groups}";

@@ -6,9 +6,21 @@ public static class Init
 {
     private static Tensor Fill(Tensor t, Func<double> sample)
     {
-        var values = new double[t.Numel];
-        for (int i = 0; i < values.Length; i++) values[i] = sample();
-        using (AutoGrad.NoGrad()) t.Copy_(Tensor.From(values, t.Shape));
+        // Sampled straight into the tensor's dtype: zoo models initialize hundreds of millions of weights.
+        Tensor values;
+        if (t.DType == DType.Float32)
+        {
+            var v = new float[t.Numel];
+            for (int i = 0; i < v.Length; i++) v[i] = (float)sample();
+            values = Tensor.From(v, t.Shape);
+        }
+        else
+        {
+            var v = new double[t.Numel];
+            for (int i = 0; i < v.Length; i++) v[i] = sample();
+            values = Tensor.From(v, t.Shape);
+        }
+        using (AutoGrad.NoGrad()) t.Copy_(values);
         return t;
     }
 
