@@ -54,6 +54,24 @@ internal static class CnnOps
                 () => BatchNorm(x, rm, rv, gamma, beta, training: true).Sum().Backward(),
                 () => { using var _ = torch.NewDisposeScope(); TF.batch_norm(tx, trm, trv, tg, tb, training: true).sum().backward(); }));
         }
+        {
+            // LeNet-5 training step, batch 64, SGD with momentum (the per-op-overhead workload).
+            Generator.ManualSeed(0);
+            var lenet = new Autograd.Zoo.LeNet5();
+            var opt = new Autograd.Optimizers.SGD(lenet.Parameters(), lr: 0.01, momentum: 0.9);
+            var x = Tensor.Randn([64, 1, 28, 28], 5);
+            var y = Tensor.RandInt(0, 10, [64], 6);
+            var tnet = torch.nn.Sequential(
+                torch.nn.Conv2d(1, 6, 5, padding: 2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                torch.nn.Conv2d(6, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+                torch.nn.Linear(400, 120), torch.nn.ReLU(), torch.nn.Linear(120, 84), torch.nn.ReLU(), torch.nn.Linear(84, 10));
+            var topt = torch.optim.SGD(tnet.parameters(), 0.01, momentum: 0.9);
+            var tx = torch.randn([64, 1, 28, 28]);
+            var ty = torch.randint(0, 10, [64]);
+            work.Add(("LeNet-5 training step (batch 64, SGD momentum)",
+                () => { opt.ZeroGrad(); CrossEntropy(lenet.Call(x), y).Backward(); opt.Step(); },
+                () => { using var _ = torch.NewDisposeScope(); topt.zero_grad(); TF.cross_entropy(tnet.call(tx), ty).backward(); topt.step(); }));
+        }
         // All of ours, then all of TorchSharp: each side's OpenMP threads spin for a while after a parallel region, and
         // interleaving the two would time each against the other's spinning threads.
         var oursTimes = work.Select(w => Time(w.Ours)).ToArray();
