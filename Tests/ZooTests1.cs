@@ -7,25 +7,6 @@ namespace Tests;
 /// keys, shapes and dtypes exactly as torchvision 0.14's (Reference/zoo/*.tsv, in order), forward shapes and initialization.</summary>
 public class ZooTests1
 {
-    private static string Tsv(string model) => Path.Combine(TestContext.CurrentContext.TestDirectory, "Reference", "zoo", model + ".tsv");
-
-    /// <summary>The "key shape dtype" lines of a reference file (header dropped); a scalar's shape is empty.</summary>
-    private static List<string> ReferenceLayout(string model) =>
-        [.. File.ReadAllLines(Tsv(model)).Skip(1).Where(l => l.Length > 0)];
-
-    private static List<string> Layout(Module m) =>
-        [.. m.StateDict().Select(kv => $"{kv.Key}\t{string.Join(",", kv.Value.Shape)}\t{kv.Value.DType.ToString().ToLowerInvariant()}")];
-
-    private static void AssertLayout(Module m, string model)
-    {
-        var expected = ReferenceLayout(model);
-        var actual = Layout(m);
-        int first = Enumerable.Range(0, Math.Min(expected.Count, actual.Count)).FirstOrDefault(i => expected[i] != actual[i], -1);
-        Assert.That(actual, Is.EqualTo(expected),
-            $"{model}: {actual.Count} entries, torchvision has {expected.Count}" +
-            (first >= 0 ? $"; first difference at {first}: ours \"{actual[first]}\", torchvision \"{expected[first]}\"" : ""));
-    }
-
     private static void AssertLogits(Module m, int[] inputShape, int numClasses, bool eval = false)
     {
         if (eval) m.Eval();
@@ -45,7 +26,7 @@ public class ZooTests1
     {
         var net = new LeNet5(activation: activation);
         Assert.That(net.ParameterCount, Is.EqualTo(61_706));
-        Assert.That(Layout(net), Is.EqualTo(new[]
+        Assert.That(ZooLayout.Layout(net), Is.EqualTo(new[]
         {
             "features.0.weight\t6,1,5,5\tfloat32", "features.0.bias\t6\tfloat32",
             "features.3.weight\t16,6,5,5\tfloat32", "features.3.bias\t16\tfloat32",
@@ -65,7 +46,7 @@ public class ZooTests1
     {
         var net = new AlexNet();
         Assert.That(net.ParameterCount, Is.EqualTo(61_100_840));
-        AssertLayout(net, "alexnet");
+        ZooLayout.AssertLayout(net, "alexnet");
         AssertLogits(net, [2, 3, 63, 63], 1000);
     }
 
@@ -82,7 +63,7 @@ public class ZooTests1
         var net = VGG.Vgg11(initWeights: false);
         Assert.That(net.ParameterCount, Is.EqualTo(132_863_336L));
         Assert.That(net.NamedParameters().Where(p => p.Name.StartsWith("classifier.")).Sum(p => (long)p.Parameter.Numel), Is.EqualTo(VggClassifierParameters));
-        AssertLayout(net, "vgg11");
+        ZooLayout.AssertLayout(net, "vgg11");
         AssertLogits(net, [1, 3, 32, 32], 1000);
     }
 
@@ -110,13 +91,13 @@ public class ZooTests1
         var net = new VGG(depth, batchNorm, initWeights: false, cifar: true);
         long features = net.NamedParameters().Where(p => IsFeature(p.Name)).Sum(p => (long)p.Parameter.Numel);
         Assert.That(features + VggClassifierParameters, Is.EqualTo(parameters));
-        var ours = Layout(net).Where(IsFeature).ToList();
-        var classifier = ReferenceLayout("vgg11").Where(l => !IsFeature(l)).ToList();
-        if (File.Exists(Tsv(model)))
-            Assert.That(ReferenceLayout(model), Is.EqualTo(ours.Concat(classifier)));
+        var ours = ZooLayout.Layout(net).Where(IsFeature).ToList();
+        var classifier = ZooLayout.ReferenceLayout("vgg11").Where(l => !IsFeature(l)).ToList();
+        if (File.Exists(ZooLayout.Tsv(model)))
+            Assert.That(ZooLayout.ReferenceLayout(model), Is.EqualTo(ours.Concat(classifier)));
         else
         {
-            var plain = ReferenceLayout(model.Replace("_bn", "")).Where(IsFeature).Select(l => l.Split('\t')[1]).ToList();
+            var plain = ZooLayout.ReferenceLayout(model.Replace("_bn", "")).Where(IsFeature).Select(l => l.Split('\t')[1]).ToList();
             var convs = ours.Where(l => l.Split('\t')[1].Count(c => c == ',') == 3).Select(l => l.Split('\t')[1]).ToList();
             Assert.That(convs, Is.EqualTo(plain.Where(s => s.Count(c => c == ',') == 3)));
             Assert.That(ours, Has.Count.EqualTo(plain.Count + 5 * convs.Count));
@@ -159,7 +140,7 @@ public class ZooTests1
     {
         var net = create();
         Assert.That(net.ParameterCount, Is.EqualTo(parameters));
-        AssertLayout(net, model);
+        ZooLayout.AssertLayout(net, model);
         if (model == "resnet50") AssertLogits(net, [2, 3, 32, 32], 1000);
     }
 
@@ -170,7 +151,7 @@ public class ZooTests1
         Assert.That(net.ParameterCount, Is.EqualTo(11_173_962));           // the usual CIFAR ResNet-18 figure
         var state = net.StateDict();
         Assert.That(state["conv1.weight"].Shape, Is.EqualTo(new[] { 64, 3, 3, 3 }));
-        Assert.That(state.Keys.Skip(1), Is.EqualTo(ReferenceLayout("resnet18").Skip(1).Select(l => l.Split('\t')[0])));
+        Assert.That(state.Keys.Skip(1), Is.EqualTo(ZooLayout.ReferenceLayout("resnet18").Skip(1).Select(l => l.Split('\t')[0])));
         Assert.That(net.ToString(), Does.Contain("(maxpool): Identity()"));
 
         // zero_init_residual: the last batch norm of every BasicBlock starts at weight 0, the others at 1
@@ -189,7 +170,7 @@ public class ZooTests1
         Generator.ManualSeed(0);
         var net = ResNet.ResNet18();
         Assert.That(net.ParameterCount, Is.EqualTo(11_689_512L));
-        AssertLayout(net, "resnet18");
+        ZooLayout.AssertLayout(net, "resnet18");
         AssertLogits(net, [2, 3, 32, 32], 1000);
 
         var state = net.StateDict();
@@ -223,7 +204,7 @@ public class ZooTests1
         Generator.ManualSeed(0);
         var net = new SqueezeNet(version);
         Assert.That(net.ParameterCount, Is.EqualTo(parameters));
-        AssertLayout(net, model);
+        ZooLayout.AssertLayout(net, model);
         AssertLogits(net, [2, 3, 32, 32], 1000);
         AssertLogits(new SqueezeNet(version, numClasses: 10), [1, 3, 32, 32], 10, eval: true);
 
@@ -244,7 +225,7 @@ public class ZooTests1
         Generator.ManualSeed(0);
         var net = new MobileNetV2();
         Assert.That(net.ParameterCount, Is.EqualTo(3_504_872));
-        AssertLayout(net, "mobilenet_v2");
+        ZooLayout.AssertLayout(net, "mobilenet_v2");
         AssertLogits(net, [2, 3, 32, 32], 1000);
 
         var state = net.StateDict();

@@ -8,24 +8,6 @@ namespace Tests;
 /// architectures allow, auxiliary outputs, stochastic depth and torchvision's weight initialization.</summary>
 public class ZooTests2
 {
-    private static string Tsv(string model) => Path.Combine(TestContext.CurrentContext.TestDirectory, "Reference", "zoo", model + ".tsv");
-
-    /// <summary>The "key shape dtype" lines of a reference file (header dropped); a scalar's shape is empty.</summary>
-    private static List<string> ReferenceLayout(string model) => [.. File.ReadAllLines(Tsv(model)).Skip(1).Where(l => l.Length > 0)];
-
-    private static List<string> Layout(Module m) =>
-        [.. m.StateDict().Select(kv => $"{kv.Key}\t{string.Join(",", kv.Value.Shape)}\t{kv.Value.DType.ToString().ToLowerInvariant()}")];
-
-    private static void AssertLayout(Module m, string model)
-    {
-        var expected = ReferenceLayout(model);
-        var actual = Layout(m);
-        int first = Enumerable.Range(0, Math.Min(expected.Count, actual.Count)).FirstOrDefault(i => expected[i] != actual[i], -1);
-        Assert.That(actual, Is.EqualTo(expected),
-            $"{model}: {actual.Count} entries, torchvision has {expected.Count}" +
-            (first >= 0 ? $"; first difference at {first}: ours \"{actual[first]}\", torchvision \"{expected[first]}\"" : ""));
-    }
-
     private static Tensor Logits(Module m, int[] inputShape, int numClasses)
     {
         using (AutoGrad.NoGrad())
@@ -69,7 +51,7 @@ public class ZooTests2
     {
         var net = DenseNetByName(name);
         Assert.That(net.ParameterCount, Is.EqualTo(count));
-        AssertLayout(net, name);
+        ZooLayout.AssertLayout(net, name);
     }
 
     [Test]
@@ -117,7 +99,7 @@ public class ZooTests2
         var net = GoogLeNetDefault.Value;
         Assert.That(net.ParameterCount, Is.EqualTo(6_624_904));
         Assert.That(net.AuxLogitsEnabled, Is.False);
-        AssertLayout(net, "googlenet");
+        ZooLayout.AssertLayout(net, "googlenet");
     }
 
     [Test]
@@ -125,7 +107,7 @@ public class ZooTests2
     {
         var net = new GoogLeNet(auxLogits: true);
         Assert.That(net.ParameterCount, Is.EqualTo(13_004_888));
-        var keys = Layout(net);
+        var keys = ZooLayout.Layout(net);
         var aux = keys.Where(k => k.StartsWith("aux")).ToList();
         Assert.That(aux, Is.EqualTo(new[]
         {
@@ -137,7 +119,7 @@ public class ZooTests2
             "aux2.fc1.weight\t1024,2048\tfloat32", "aux2.fc1.bias\t1024\tfloat32", "aux2.fc2.weight\t1000,1024\tfloat32", "aux2.fc2.bias\t1000\tfloat32",
         }));
         // The layout is torchvision's with the aux entries inserted just before fc (as torchvision registers them).
-        var expected = ReferenceLayout("googlenet");
+        var expected = ZooLayout.ReferenceLayout("googlenet");
         expected.InsertRange(expected.FindIndex(k => k.StartsWith("fc.")), aux);
         Assert.That(keys, Is.EqualTo(expected));
     }
@@ -207,7 +189,7 @@ public class ZooTests2
     {
         var net = InceptionV3Default.Value;
         Assert.That(net.ParameterCount, Is.EqualTo(27_161_264));
-        AssertLayout(net, "inception_v3");
+        ZooLayout.AssertLayout(net, "inception_v3");
         Assert.That(net.ToString(), Does.StartWith("Inception3("));
     }
 
@@ -217,9 +199,9 @@ public class ZooTests2
         Generator.ManualSeed(5);
         var net = new InceptionV3(numClasses: 10, auxLogits: false, transformInput: true);
         Assert.That(net.ParameterCount, Is.EqualTo(23_834_568 - 990 * 2049));   // 23,834,568 with 1000 classes
-        var expected = ReferenceLayout("inception_v3").Where(k => !k.StartsWith("AuxLogits."))
+        var expected = ZooLayout.ReferenceLayout("inception_v3").Where(k => !k.StartsWith("AuxLogits."))
             .Select(k => k.Replace("fc.weight\t1000,2048", "fc.weight\t10,2048").Replace("fc.bias\t1000", "fc.bias\t10")).ToList();
-        Assert.That(Layout(net), Is.EqualTo(expected));
+        Assert.That(ZooLayout.Layout(net), Is.EqualTo(expected));
         // 75x75 is the smallest input: Mixed_7a's stride-2 3x3 convolutions then see a 3x3 map.
         net.Eval();
         var outputs = net.ForwardWithAux(Tensor.Randn([1, 3, 75, 75], seed: 7));
@@ -284,7 +266,7 @@ public class ZooTests2
         var net = EfficientNetB0Default.Value;
         Assert.That(net.ParameterCount, Is.EqualTo(5_288_548));
         Assert.That(net.NumFeatures, Is.EqualTo(1280));
-        AssertLayout(net, "efficientnet_b0");
+        ZooLayout.AssertLayout(net, "efficientnet_b0");
     }
 
     [TestCase(2, 9_109_994)]

@@ -139,24 +139,6 @@ public sealed class GoogLeNet : Module
         return Cat([.. Enumerable.Range(0, 3).Select(c => x.Narrow(1, c, 1) * (std[c] / 0.5) + (mean[c] - 0.5) / 0.5)], 1);
     }
 
-    /// <summary>Convolution without bias, batch norm (eps 0.001) and ReLU, as torchvision's GoogLeNet <c>BasicConv2d</c>
-    /// (children <c>conv</c> and <c>bn</c>).</summary>
-    public sealed class BasicConv2d : Module
-    {
-        private readonly Conv2d conv;
-        private readonly BatchNorm2d bn;
-
-        /// <summary>A <paramref name="kernelSize"/> convolution from <paramref name="inChannels"/> to <paramref name="outChannels"/>.</summary>
-        public BasicConv2d(int inChannels, int outChannels, IntTuple kernelSize, IntTuple stride = default, Padding padding = default)
-        {
-            conv = Register("conv", new Conv2d(inChannels, outChannels, kernelSize, stride, padding, bias: false));
-            bn = Register("bn", new BatchNorm2d(outChannels, eps: 0.001));
-        }
-
-        /// <inheritdoc/>
-        public override Tensor Forward(Tensor input) => Relu(bn.Call(conv.Call(input)));
-    }
-
     /// <summary>An Inception module: branch1 (1x1), branch2 (1x1 then 3x3), branch3 (1x1 then 3x3, torchvision's stand-in for the
     /// paper's 5x5), branch4 (3x3 max pool with stride 1 then 1x1), concatenated along channels.</summary>
     public sealed class Inception : Module

@@ -115,25 +115,6 @@ public sealed class InceptionV3 : Module
     /// <inheritdoc/>
     protected override string DisplayName => "Inception3";
 
-    /// <summary>Convolution without bias, batch norm (eps 0.001) and ReLU, as torchvision's Inception <c>BasicConv2d</c>
-    /// (children <c>conv</c> and <c>bn</c>).</summary>
-    public sealed class BasicConv2d : Module
-    {
-        private readonly Conv2d conv;
-        private readonly BatchNorm2d bn;
-
-        /// <summary>A <paramref name="kernelSize"/> convolution from <paramref name="inChannels"/> to <paramref name="outChannels"/>
-        /// (kernel, stride and padding may be per dim, e.g. <c>[1, 7]</c> and <c>[0, 3]</c>).</summary>
-        public BasicConv2d(int inChannels, int outChannels, IntTuple kernelSize, IntTuple stride = default, Padding padding = default)
-        {
-            conv = Register("conv", new Conv2d(inChannels, outChannels, kernelSize, stride, padding, bias: false));
-            bn = Register("bn", new BatchNorm2d(outChannels, eps: 0.001));
-        }
-
-        /// <inheritdoc/>
-        public override Tensor Forward(Tensor input) => Relu(bn.Call(conv.Call(input)));
-    }
-
     /// <summary>The 35x35 module (Mixed_5b/c/d): 1x1; 1x1 then 5x5; 1x1 then two 3x3; 3x3 average pool then 1x1.
     /// Output 224 + <c>poolFeatures</c> channels.</summary>
     public sealed class InceptionA : Module
