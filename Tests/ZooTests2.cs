@@ -292,7 +292,9 @@ public class ZooTests2
         net.Eval();
         var a = Logits(net, [1, 3, 32, 32], 10);
         var b = Logits(net, [1, 3, 32, 32], 10);
-        Assert.That(a.ToFloatArray(), Is.EqualTo(b.ToFloatArray()), "eval mode is deterministic (dropout and stochastic depth off)");
+        // Equal up to float rounding: the random parts (dropout, stochastic depth) are off; GEMM libraries may still sum in a
+        // different order from call to call.
+        Assert.That(a.ToFloatArray(), Is.EqualTo(b.ToFloatArray()).Within(1e-5), "eval mode is deterministic (dropout and stochastic depth off)");
         Logits(net, [1, 3, 1, 1], 10);   // torchvision's min_size is 1x1
     }
 

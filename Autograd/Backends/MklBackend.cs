@@ -45,6 +45,10 @@ public sealed unsafe class MklBackend : CblasBackend
         if (gomp) setLayer(ThreadingGnu);
         var setThreads = (delegate* unmanaged<int, void>)NativeLibrary.GetExport(lib, "MKL_Set_Num_Threads");
         setThreads(Environment.ProcessorCount);
+        // A fixed thread count keeps the blocking, and so the summation order, the same from call to call (MKL's dynamic
+        // mode picks fewer threads when the machine is busy, which changes results in the last bits).
+        var setDynamic = (delegate* unmanaged<int, void>)NativeLibrary.GetExport(lib, "MKL_Set_Dynamic");
+        setDynamic(0);
         var version = (delegate* unmanaged<byte*, int, void>)NativeLibrary.GetExport(lib, "MKL_Get_Version_String");
         var buf = stackalloc byte[256];
         version(buf, 256);
