@@ -127,9 +127,12 @@ public class ZooTests2
     [Test]
     public void GoogLeNet_maps_a_31x31_input_to_logits_and_exposes_aux_logits_that_backpropagate_in_training_only()
     {
-        // 31x31 is the smallest input here: torchvision accepts 15x15 because PyTorch's ceil-mode max pool lets a 3x3 window
-        // cover a 2x2 map, which this framework's pooling rejects.
+        // The main path accepts torchvision's minimum of 15x15 (a ceil-mode 3x3 max pool over a 2x2 map gives one window);
+        // 31x31 is used for the training-mode run with the auxiliary heads.
         Generator.ManualSeed(2);
+        var small = new GoogLeNet(numClasses: 7);
+        small.Eval();
+        Assert.That(small.Call(Tensor.Randn([1, 3, 15, 15], seed: 4)).Shape, Is.EqualTo(new[] { 1, 7 }));
         var net = new GoogLeNet(numClasses: 7, auxLogits: true);
         var outputs = net.ForwardWithAux(Tensor.Randn([2, 3, 31, 31], seed: 3));
         Assert.That(outputs.Logits.Shape, Is.EqualTo(new[] { 2, 7 }));

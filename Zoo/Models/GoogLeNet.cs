@@ -6,9 +6,8 @@ namespace Autograd.Zoo;
 /// <summary>GoogLeNet (Inception v1) as <c>torchvision.models.GoogLeNet</c> ("Going Deeper with Convolutions"), with batch norm
 /// after every convolution and, as torchvision, a 3x3 convolution where the paper's 5x5 branch is (pytorch/vision#906), so
 /// torchvision checkpoints load with strict loading. 6,624,904 parameters with 1000 classes and no auxiliary classifiers;
-/// 13,004,888 with them. The input is nominally 224x224; any size of at least 31x31 works (torchvision's min_size is 15x15,
-/// which relies on PyTorch's ceil-mode max pooling accepting a window larger than its 2x2 input; this framework's pooling
-/// rejects that).</summary>
+/// 13,004,888 with them. The input is nominally 224x224; any size of at least 15x15 works, as torchvision's min_size
+/// (ceil-mode max pooling accepts a window larger than its 2x2 input, as in PyTorch).</summary>
 /// <remarks>The auxiliary classifiers (<c>aux1</c> after inception4a, <c>aux2</c> after inception4d) run only in training mode.
 /// <see cref="Module.Forward"/> always returns the main logits; after it, <see cref="AuxLogits1"/> and <see cref="AuxLogits2"/>
 /// hold the auxiliary logits of that call (null in eval mode or without auxiliary classifiers). <see cref="ForwardWithAux"/>
