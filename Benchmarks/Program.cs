@@ -20,6 +20,11 @@ public static class Program
             WriteSection("cnn", CnnOps.Run());
             return;
         }
+        if (args.Length == 1 && args[0] == "zoo")
+        {
+            WriteSection("zoo", ZooBench.Run());
+            return;
+        }
         if (args.Length == 2 && args[0] == "--backend")
         {
             if (Backend.TryCreate(args[1], out var why) is IBackend backend) Measure(backend);
@@ -70,7 +75,7 @@ public static class Program
         File.WriteAllText(Path.Combine(dir, name + ".md"), markdown);
         var all = Directory.GetFiles(dir, "*.md").Order().Select(File.ReadAllText);
         var path = Path.Combine(FindBenchmarksDir(), "RESULTS.md");
-        File.WriteAllText(path, "# Benchmark results\n\nProduced by `Benchmarks/run` (sections: `backends`, `cnn`).\n\n" + string.Join("\n", all));
+        File.WriteAllText(path, "# Benchmark results\n\nProduced by `Benchmarks/run` (sections: `backends`, `cnn`, `zoo`).\n\n" + string.Join("\n", all));
         Console.WriteLine($"\nwritten {path}");
     }
 
