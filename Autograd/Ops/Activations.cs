@@ -20,10 +20,10 @@ public static partial class Functional
         return AutoGrad.Record(r, "Tanh", Saves.Output, g => [g * (1.0 - r * r)], x);
     }
 
-    private struct ReluMap : IMap { public readonly T F<T>(T x) where T : unmanaged, IFloatingPointIeee754<T> => x > T.Zero ? x : (T.IsNaN(x) ? x : T.Zero); }
-
     /// <summary>max(x, 0). Sub-gradient convention: relu'(0) = 0.</summary>
-    public static Tensor Relu(Tensor x) => AutoGrad.Record(Kernels.Map("Relu", x, new ReluMap()), "Relu", g => [g * (x > 0)], x);
+    public static Tensor Relu(Tensor x) => AutoGrad.Record(
+        // TensorPrimitives.Max is vectorized and, like torch.relu, keeps NaN.
+        Kernels.Spans("Relu", x, (s, d) => TensorPrimitives.Max(s, 0f, d), (s, d) => TensorPrimitives.Max(s, 0.0, d)), "Relu", g => [g * (x > 0)], x);
 
     private struct LeakyMap(double slope) : IMap
     {
