@@ -157,33 +157,19 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                     0, (long)g.Cin * g.InVol, (long)g.Cout * g.OutVol, (long)gr * g.CoutG * rows, (long)gr * g.Cg * g.InVol, (long)gr * g.CoutG * g.OutVol), T.One, w, x, T.Zero, y);
             return;
         }
-        int tile = Tile(g);
-        var col = ArrayPool<T>.Shared.Rent(rows * tile * g.OutVol);
-        var tmp = tile > 1 ? ArrayPool<T>.Shared.Rent(g.CoutG * tile * g.OutVol) : null;
-        try
+        Tiles(g, (n0, nb, gr, col, tmp) =>
         {
-            for (int n0 = 0; n0 < g.N; n0 += tile)
+            int ld = nb * g.OutVol;
+            Im2Col(g, x, n0, nb, gr, col);
+            if (nb == 1)
+                Backend.Current.Gemm(new GemmSpec(false, false, g.CoutG, g.OutVol, rows, rows, g.OutVol, g.OutVol,
+                    OffsetA: (long)gr * g.CoutG * rows, OffsetC: ((long)n0 * g.Cout + gr * g.CoutG) * g.OutVol), T.One, w, col, T.Zero, y);
+            else
             {
-                int nb = Math.Min(tile, g.N - n0), ld = nb * g.OutVol;
-                for (int gr = 0; gr < g.Groups; gr++)
-                {
-                    Im2Col(g, x, n0, nb, gr, col);
-                    if (nb == 1)
-                        Backend.Current.Gemm(new GemmSpec(false, false, g.CoutG, g.OutVol, rows, rows, g.OutVol, g.OutVol,
-                            OffsetA: (long)gr * g.CoutG * rows, OffsetC: ((long)n0 * g.Cout + gr * g.CoutG) * g.OutVol), T.One, w, col, T.Zero, y);
-                    else
-                    {
-                        Backend.Current.Gemm(new GemmSpec(false, false, g.CoutG, ld, rows, rows, ld, ld, OffsetA: (long)gr * g.CoutG * rows), T.One, w, col, T.Zero, tmp!);
-                        Shuffle(g, y, tmp!, n0, nb, gr, toTile: false);
-                    }
-                }
+                Backend.Current.Gemm(new GemmSpec(false, false, g.CoutG, ld, rows, rows, ld, ld, OffsetA: (long)gr * g.CoutG * rows), T.One, w, col, T.Zero, tmp);
+                Shuffle(g, y, tmp, n0, nb, gr, toTile: false);
             }
-        }
-        finally
-        {
-            ArrayPool<T>.Shared.Return(col);
-            if (tmp != null) ArrayPool<T>.Shared.Return(tmp);
-        }
+        });
     }
 
     public static void Adjoint(ConvGeometry g, T[] u, T[] w, T[] x)
@@ -198,27 +184,13 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
             return;
         }
         Array.Clear(x);
-        int tile = Tile(g);
-        var col = ArrayPool<T>.Shared.Rent(rows * tile * g.OutVol);
-        var ut = ArrayPool<T>.Shared.Rent(g.CoutG * tile * g.OutVol);
-        try
+        Tiles(g, (n0, nb, gr, col, ut) =>
         {
-            for (int n0 = 0; n0 < g.N; n0 += tile)
-            {
-                int nb = Math.Min(tile, g.N - n0), ld = nb * g.OutVol;
-                for (int gr = 0; gr < g.Groups; gr++)
-                {
-                    Shuffle(g, u, ut, n0, nb, gr, toTile: true);
-                    Backend.Current.Gemm(new GemmSpec(true, false, rows, ld, g.CoutG, rows, ld, ld, OffsetA: (long)gr * g.CoutG * rows), T.One, w, ut, T.Zero, col);
-                    Col2Im(g, col, x, n0, nb, gr);
-                }
-            }
-        }
-        finally
-        {
-            ArrayPool<T>.Shared.Return(col);
-            ArrayPool<T>.Shared.Return(ut);
-        }
+            int ld = nb * g.OutVol;
+            Shuffle(g, u, ut, n0, nb, gr, toTile: true);
+            Backend.Current.Gemm(new GemmSpec(true, false, rows, ld, g.CoutG, rows, ld, ld, OffsetA: (long)gr * g.CoutG * rows), T.One, w, ut, T.Zero, col);
+            Col2Im(g, col, x, n0, nb, gr);
+        });
     }
 
     public static void Weight(ConvGeometry g, T[] x, T[] u, T[] w)
@@ -235,28 +207,34 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                         T.One, u, x, n == 0 ? T.Zero : T.One, w);
             return;
         }
+        Tiles(g, (n0, nb, gr, col, ut) =>
+        {
+            int ld = nb * g.OutVol;
+            Im2Col(g, x, n0, nb, gr, col);
+            Shuffle(g, u, ut, n0, nb, gr, toTile: true);
+            // dW_group (+)= u_tile [CoutG, ld] . col^T [ld, rows]
+            Backend.Current.Gemm(new GemmSpec(false, true, g.CoutG, rows, ld, ld, ld, rows, OffsetC: (long)gr * g.CoutG * rows),
+                T.One, ut, col, n0 == 0 ? T.Zero : T.One, w);
+        });
+    }
+
+    /// <summary>Runs <paramref name="body"/>(n0, nb, group, col, outTile) for every tile of samples and every group, with a patch
+    /// buffer [Cg*KVol, tile*OutVol] and an output-side buffer [CoutG, tile*OutVol] rented once for the whole pass.</summary>
+    private static void Tiles(ConvGeometry g, Action<int, int, int, T[], T[]> body)
+    {
         int tile = Tile(g);
-        var col = ArrayPool<T>.Shared.Rent(rows * tile * g.OutVol);
-        var ut = ArrayPool<T>.Shared.Rent(g.CoutG * tile * g.OutVol);
+        var col = ArrayPool<T>.Shared.Rent(g.Cg * g.KVol * tile * g.OutVol);
+        var outTile = ArrayPool<T>.Shared.Rent(g.CoutG * tile * g.OutVol);
         try
         {
             for (int n0 = 0; n0 < g.N; n0 += tile)
-            {
-                int nb = Math.Min(tile, g.N - n0), ld = nb * g.OutVol;
                 for (int gr = 0; gr < g.Groups; gr++)
-                {
-                    Im2Col(g, x, n0, nb, gr, col);
-                    Shuffle(g, u, ut, n0, nb, gr, toTile: true);
-                    // dW_group (+)= u_tile [CoutG, ld] . col^T [ld, rows]
-                    Backend.Current.Gemm(new GemmSpec(false, true, g.CoutG, rows, ld, ld, ld, rows, OffsetC: (long)gr * g.CoutG * rows),
-                        T.One, ut, col, n0 == 0 ? T.Zero : T.One, w);
-                }
-            }
+                    body(n0, Math.Min(tile, g.N - n0), gr, col, outTile);
         }
         finally
         {
             ArrayPool<T>.Shared.Return(col);
-            ArrayPool<T>.Shared.Return(ut);
+            ArrayPool<T>.Shared.Return(outTile);
         }
     }
 
