@@ -35,10 +35,7 @@ public sealed class Adamax : Optimizer
     protected override void Validate(IReadOnlyDictionary<string, double> options, string? where)
     {
         base.Validate(options, where);
-        NonNegative(options, "eps", where);
-        InRange(options, "betas.0", 0, 1, false, where);
-        InRange(options, "betas.1", 0, 1, false, where);
-        NonNegative(options, "weight_decay", where);
+        ValidateAdamFamily(options, where);
     }
 
     /// <inheritdoc/>

@@ -173,6 +173,15 @@ public abstract class Optimizer
     /// <summary>Whether hyper-parameter <paramref name="name"/> is a boolean flag stored as 0/1.</summary>
     protected virtual bool IsFlag(string name) => name is "maximize" or "nesterov" or "amsgrad" or "centered" or "decoupled_weight_decay";
 
+    /// <summary>The checks shared by the Adam family: eps and weight_decay non-negative, both betas in [0, 1).</summary>
+    protected void ValidateAdamFamily(IReadOnlyDictionary<string, double> options, string? where)
+    {
+        NonNegative(options, "eps", where);
+        InRange(options, "betas.0", 0, 1, false, where);
+        InRange(options, "betas.1", 0, 1, false, where);
+        NonNegative(options, "weight_decay", where);
+    }
+
     /// <summary>Throws unless option <paramref name="name"/> is &gt;= 0 (NaN fails).</summary>
     protected void NonNegative(IReadOnlyDictionary<string, double> options, string name, string? where)
     {

@@ -111,22 +111,8 @@ public sealed class MobileNetV2 : Module
         features = Register("features", new Sequential([.. layers]));
         classifier = Register("classifier", new Sequential(new Dropout(dropout), new Linear(LastChannel, numClasses)));
 
-        foreach (var m in Modules())
-            switch (m)
-            {
-                case Conv2d conv:
-                    Init.KaimingNormal(conv.Weight, mode: "fan_out");
-                    if (conv.Bias != null) Init.Zeros(conv.Bias);
-                    break;
-                case BatchNorm2d bn:
-                    Init.Ones(bn.Weight!);
-                    Init.Zeros(bn.Bias!);
-                    break;
-                case Linear fc:
-                    Init.Normal(fc.Weight, 0, 0.01);
-                    if (fc.Bias != null) Init.Zeros(fc.Bias);
-                    break;
-            }
+        // torchvision uses kaiming_normal_(mode="fan_out") here; its default leaky_relu gain with a = 0 is the ReLU gain.
+        TorchvisionInit.KaimingConvsNormalLinears(this);
     }
 
     /// <summary>Channels of the last feature map (1280 at width 1).</summary>

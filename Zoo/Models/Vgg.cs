@@ -45,23 +45,7 @@ public sealed class VGG : Module
                 new Linear(4096, 4096), new ReLU(), new Dropout(dropout),
                 new Linear(4096, numClasses)));
         }
-        if (initWeights)
-            foreach (var m in Modules())
-                switch (m)
-                {
-                    case Conv2d conv:
-                        Init.KaimingNormal(conv.Weight, mode: "fan_out", nonlinearity: "relu");
-                        if (conv.Bias != null) Init.Zeros(conv.Bias);
-                        break;
-                    case BatchNorm2d bn:
-                        Init.Ones(bn.Weight!);
-                        Init.Zeros(bn.Bias!);
-                        break;
-                    case Linear fc:
-                        Init.Normal(fc.Weight, 0, 0.01);
-                        if (fc.Bias != null) Init.Zeros(fc.Bias);
-                        break;
-                }
+        if (initWeights) TorchvisionInit.KaimingConvsNormalLinears(this);
     }
 
     /// <summary>torchvision's <c>make_layers</c>: a 3x3 conv (padding 1), optional BatchNorm2d and ReLU per channel count, a 2x2 max
