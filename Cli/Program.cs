@@ -15,6 +15,7 @@ public static class Program
           gradcheck   gradient-check the registered ops
           demo        fit a small MLP and print the gradient-check table
           backend     show the backend in use and those available
+          onnx        verify ONNX test cases against their expected outputs, or describe a model (onnx --help)
         """;
 
     /// <summary>Runs a command; exit code 0 on success, 1 on failure, 2 on wrong arguments.</summary>
@@ -37,6 +38,7 @@ public static class Program
                 "gradcheck" => ToolCommands.GradCheckTable(rest),
                 "demo" => ToolCommands.Demo(rest),
                 "backend" => ToolCommands.ShowBackend(rest),
+                "onnx" => OnnxCommands.Run(rest),
                 _ => throw new UsageException($"unknown command '{args[0]}'"),
             };
         }
@@ -46,7 +48,8 @@ public static class Program
             Console.Error.WriteLine(Usage);
             return 2;
         }
-        catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or Checkpoints.CheckpointException)
+        catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or Checkpoints.CheckpointException
+            or Onnx.OnnxFormatException or Onnx.OnnxUnsupportedException)
         {
             Console.Error.WriteLine($"autograd: {e.Message}");
             return 1;

@@ -1,0 +1,258 @@
+using Autograd.Layers;
+
+namespace Autograd.Onnx;
+
+/// <summary>A graph value: a framework tensor and the ONNX element type it stands for (Int64 tensors carry every integer
+/// type and Bool; Float32 tensors carry Float, Float16 and BFloat16).</summary>
+/// <param name="Tensor">The values.</param>
+/// <param name="Type">The ONNX element type.</param>
+public readonly record struct OnnxValue(Tensor Tensor, OnnxDataType Type)
+{
+    /// <summary>A value of the natural ONNX type of the tensor's dtype.</summary>
+    public static OnnxValue Of(Tensor t) => new(t, t.DType switch
+    {
+        DType.Float32 => OnnxDataType.Float,
+        DType.Float64 => OnnxDataType.Double,
+        _ => OnnxDataType.Int64,
+    });
+}
+
+/// <summary>An op or attribute the importer does not implement. The message names the op, the node, the attribute (if
+/// any) and the opset.</summary>
+public sealed class OnnxUnsupportedException : NotSupportedException
+{
+    /// <summary>Creates an exception with a generic message.</summary>
+    public OnnxUnsupportedException() : base("unsupported ONNX construct") { }
+
+    /// <summary>Creates an exception with the given message.</summary>
+    /// <param name="message">What is not supported.</param>
+    public OnnxUnsupportedException(string message) : base(message) { }
+
+    /// <summary>Creates an exception with the given message and cause.</summary>
+    /// <param name="message">What is not supported.</param>
+    /// <param name="innerException">The underlying error.</param>
+    public OnnxUnsupportedException(string message, Exception? innerException) : base(message, innerException) { }
+
+    /// <summary>Creates an exception about one node.</summary>
+    /// <param name="opType">The op type.</param>
+    /// <param name="node">How the node is named.</param>
+    /// <param name="opset">The model's opset.</param>
+    /// <param name="attribute">The attribute, if the problem is one.</param>
+    /// <param name="detail">What exactly is not supported.</param>
+    public OnnxUnsupportedException(string opType, string node, long opset, string? attribute, string detail)
+        : base($"{opType} (node {node}, opset {opset}){(attribute == null ? "" : $", attribute '{attribute}'")}: {detail}")
+    {
+        OpType = opType;
+        Node = node;
+        Opset = opset;
+        Attribute = attribute;
+    }
+
+    /// <summary>The op type.</summary>
+    public string? OpType { get; }
+    /// <summary>The node.</summary>
+    public string? Node { get; }
+    /// <summary>The opset.</summary>
+    public long Opset { get; }
+    /// <summary>The attribute, if any.</summary>
+    public string? Attribute { get; }
+}
+
+/// <summary>An imported ONNX model: a <see cref="Module"/> whose initializers are parameters (buffers for integer tensors and for
+/// BatchNormalization's running statistics), registered under their ONNX names, and whose forward runs the graph with the
+/// framework's differentiable ops, so <see cref="Tensor.Backward"/> reaches every parameter.</summary>
+/// <remarks>Dotted ONNX names (<c>layer1.0.conv1.weight</c>) become nested child modules, so <see cref="Module.StateDict"/> keys are the
+/// ONNX names exactly; a name that cannot be nested (an empty segment, or a prefix that is also a tensor) has its dots replaced by
+/// underscores, and <see cref="ParameterKey"/> maps any ONNX name to its state-dict key. Loaded models start in eval mode (as an
+/// inference runtime); <see cref="Module.Train"/> makes BatchNormalization use batch statistics and Dropout drop.</remarks>
+public sealed class OnnxModule : Module
+{
+    private readonly List<NodeProto> order;
+    private readonly Dictionary<string, string> keys = [];
+    private readonly Dictionary<string, OnnxDataType> initializerTypes = [];
+    private readonly Dictionary<string, Tensor> replaced = [];
+
+    /// <summary>The decoded model.</summary>
+    public ModelProto Model { get; }
+
+    /// <summary>The ai.onnx opset the graph is run with.</summary>
+    public long Opset { get; }
+
+    /// <summary>Graph inputs that are not initializers, in order.</summary>
+    public IReadOnlyList<ValueInfoProto> Inputs { get; }
+
+    /// <summary>Graph outputs, in order.</summary>
+    public IReadOnlyList<ValueInfoProto> Outputs => Model.Graph.Outputs;
+
+    internal OnnxModule(ModelProto model, string baseDir)
+    {
+        Model = model;
+        Opset = model.Opset;
+        var g = model.Graph;
+        var initNames = new HashSet<string>();
+        var statNames = g.Nodes.Where(n => n.OpType == "BatchNormalization").SelectMany(n => n.Inputs.Skip(3).Take(2)).ToHashSet();
+        foreach (var init in g.Initializers)
+        {
+            if (!initNames.Add(init.Name)) throw new OnnxFormatException($"initializer '{init.Name}' is defined twice", init.Offset, "GraphProto.initializer");
+            var (t, type) = TensorData.ToTensor(init, baseDir);
+            initializerTypes[init.Name] = type;
+            keys[init.Name] = Scope.Add(this, init.Name, t, parameter: t.DType != DType.Int64 && !statNames.Contains(init.Name));
+        }
+        Inputs = g.Inputs.Where(i => !initNames.Contains(i.Name)).ToList();
+        foreach (var v in Inputs.Concat(g.Outputs))
+            if (!v.IsTensor && v.Kind.Length > 0)
+                throw new OnnxUnsupportedException($"graph value '{v.Name}' is a {v.Kind}; only tensor inputs and outputs are supported");
+        order = TopologicalOrder(g, initNames);
+        foreach (var n in order) Ops.Check(n, Opset);
+        Eval();
+    }
+
+    /// <summary>The state-dict key of an initializer (its ONNX name, unless the name had to be flattened).</summary>
+    /// <param name="onnxName">The initializer's ONNX name.</param>
+    public string ParameterKey(string onnxName) =>
+        keys.TryGetValue(onnxName, out var k) ? k : throw new KeyNotFoundException($"OnnxModule: no initializer named '{onnxName}'");
+
+    /// <summary>The tensor an initializer currently holds.</summary>
+    /// <param name="onnxName">The initializer's ONNX name.</param>
+    public Tensor Initializer(string onnxName) => replaced.TryGetValue(onnxName, out var t) ? t : StateDict()[ParameterKey(onnxName)];
+
+    /// <summary>Feeds <paramref name="value"/> to every consumer of the graph value <paramref name="name"/> instead of computing it
+    /// (or instead of the initializer of that name), and registers it as a trainable parameter. Use it to swap a classifier
+    /// head: <c>model.ReplaceValue(lastGemm.Inputs[1], newWeight)</c>. The new shape may differ from the old one.</summary>
+    /// <param name="name">A value name of the graph (initializer or node output).</param>
+    /// <param name="value">The new tensor (made a leaf that requires grad).</param>
+    public void ReplaceValue(string name, Tensor value)
+    {
+        if (!keys.ContainsKey(name) && !order.Any(n => n.Outputs.Contains(name)))
+            throw new ArgumentException($"OnnxModule.ReplaceValue: the graph has no value named '{name}'");
+        replaced[name] = value;
+        Scope.Add(this, "replaced_" + (replaced.Count - 1), value, parameter: true);
+    }
+
+    /// <summary>The nodes in the order they run.</summary>
+    public IReadOnlyList<NodeProto> Nodes => order;
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor input)
+    {
+        if (Inputs.Count != 1 || Outputs.Count != 1)
+            throw new InvalidOperationException($"OnnxModule.Forward: the graph has {Inputs.Count} inputs and {Outputs.Count} outputs; use Run for graphs other than one input, one output");
+        return Run(input)[0];
+    }
+
+    /// <summary>Runs the graph on its inputs (in order) and returns its outputs (in order).</summary>
+    /// <param name="inputs">One tensor per graph input that is not an initializer.</param>
+    public Tensor[] Run(params Tensor[] inputs) => RunValues(inputs.Select((t, i) => i < Inputs.Count ? new OnnxValue(t, InputType(i, t)) : OnnxValue.Of(t)).ToArray())
+        .Select(v => v.Tensor).ToArray();
+
+    private OnnxDataType InputType(int i, Tensor t)
+    {
+        var declared = Inputs[i].ElemType;
+        return declared != OnnxDataType.Undefined && TensorData.DTypeOf(declared) == t.DType ? declared : OnnxValue.Of(t).Type;
+    }
+
+    /// <summary>Runs the graph on typed inputs and returns typed outputs (keeps the ONNX element types, for exact comparison).</summary>
+    /// <param name="inputs">One value per graph input that is not an initializer.</param>
+    public OnnxValue[] RunValues(params OnnxValue[] inputs)
+    {
+        if (inputs.Length != Inputs.Count)
+            throw new ArgumentException($"OnnxModule.Run: the graph has {Inputs.Count} inputs ({string.Join(", ", Inputs.Select(i => i.Name))}), got {inputs.Length} tensors");
+        var env = new Dictionary<string, OnnxValue>();
+        var state = StateDict();
+        foreach (var (name, key) in keys) env[name] = new OnnxValue(state[key], initializerTypes[name]);
+        for (int i = 0; i < inputs.Length; i++) env[Inputs[i].Name] = inputs[i];
+        foreach (var (name, t) in replaced) env[name] = OnnxValue.Of(t);
+        var gradientTargets = order.Where(n => n.OpType == "Gradient").SelectMany(n => n.Inputs).ToHashSet();
+        foreach (var name in gradientTargets)
+            if (env.TryGetValue(name, out var v) && !v.Tensor.RequiresGrad) env[name] = v with { Tensor = v.Tensor.Detach().RequiresGrad_() };
+        foreach (var node in order)
+        {
+            var ctx = new OpContext(node, Opset, node.Inputs.Select(n => n.Length == 0 ? (OnnxValue?)null : env[n]).ToArray(), Training, env);
+            var outs = Ops.Run(ctx);
+            for (int i = 0; i < node.Outputs.Count && i < outs.Length; i++)
+                if (node.Outputs[i].Length > 0 && !replaced.ContainsKey(node.Outputs[i])) env[node.Outputs[i]] = outs[i];
+        }
+        return Outputs.Select(o => env.TryGetValue(o.Name, out var v) ? v
+            : throw new InvalidOperationException($"OnnxModule.Run: graph output '{o.Name}' is not produced by any node")).ToArray();
+    }
+
+    private static List<NodeProto> TopologicalOrder(GraphProto g, HashSet<string> initNames)
+    {
+        var available = new HashSet<string>(initNames.Concat(g.Inputs.Select(i => i.Name))) { "" };
+        var pending = new List<NodeProto>(g.Nodes);
+        var result = new List<NodeProto>();
+        while (pending.Count > 0)
+        {
+            int before = pending.Count;
+            for (int i = 0; i < pending.Count; i++)
+            {
+                var n = pending[i];
+                if (!n.Inputs.All(available.Contains)) continue;
+                result.Add(n);
+                foreach (var o in n.Outputs) available.Add(o);
+                pending.RemoveAt(i--);
+            }
+            if (pending.Count == before)
+            {
+                var n = pending[0];
+                var missing = n.Inputs.First(x => !available.Contains(x));
+                throw new OnnxFormatException($"node {n.Display} ({n.OpType}) reads '{missing}', which no node, input or initializer produces (or the graph has a cycle)");
+            }
+        }
+        foreach (var o in g.Outputs)
+            if (!available.Contains(o.Name)) throw new OnnxFormatException($"graph output '{o.Name}' is not produced by any node, input or initializer");
+        return result;
+    }
+
+    /// <inheritdoc/>
+    protected override string ExtraRepr() =>
+        $"ir_version={Model.IrVersion}, opset={Opset}, nodes={order.Count}, inputs=[{string.Join(", ", Inputs)}], outputs=[{string.Join(", ", Outputs)}]";
+
+    /// <summary>A holder of parameters under one segment of a dotted ONNX name.</summary>
+    private sealed class Scope : Module
+    {
+        public override Tensor Forward(Tensor input) => throw new InvalidOperationException("a parameter scope of an ONNX model is not callable");
+
+        /// <summary>Registers <paramref name="t"/> under <paramref name="name"/> (nested on dots when possible) and returns its state-dict key.</summary>
+        public static string Add(Module root, string name, Tensor t, bool parameter)
+        {
+            var parts = name.Split('.');
+            if (parts.All(p => p.Length > 0) && TryNest(root, parts, t, parameter)) return name;
+            var flat = name.Length == 0 ? "_" : name.Replace('.', '_');
+            while (root.StateDict().ContainsKey(flat) || root.NamedChildren().Any(c => c.Name == flat)) flat += "_";
+            Register(root, flat, t, parameter);
+            return flat;
+        }
+
+        private static bool TryNest(Module root, string[] parts, Tensor t, bool parameter)
+        {
+            Module m = root;
+            for (int i = 0; i < parts.Length - 1; i++)
+            {
+                var child = m.NamedChildren().FirstOrDefault(c => c.Name == parts[i]).Module;
+                if (child == null)
+                {
+                    if (m.StateDict().Keys.Any(k => k == parts[i])) return false;
+                    child = m.Register(parts[i], new Scope());
+                }
+                if (child is not Scope) return false;
+                m = child;
+            }
+            if (m.NamedChildren().Any(c => c.Name == parts[^1]) || m.NamedParameters(false).Any(p => p.Name == parts[^1])
+                || m.NamedBuffers(false).Any(b => b.Name == parts[^1])) return false;
+            Register(m, parts[^1], t, parameter);
+            return true;
+        }
+
+        private static void Register(Module m, string name, Tensor t, bool parameter)
+        {
+            switch (m, parameter)
+            {
+                case (Scope s, true): s.RegisterParameter(name, t); break;
+                case (Scope s, false): s.RegisterBuffer(name, t); break;
+                case (OnnxModule o, true): o.RegisterParameter(name, t); break;
+                case (OnnxModule o, false): o.RegisterBuffer(name, t); break;
+            }
+        }
+    }
+}
