@@ -89,8 +89,9 @@ internal static partial class Ops
         if (outputShape != null)
             for (int i = 0; i < nd; i++)
             {
-                int total = full[i] + outPad[i] - outputShape[i];
-                (lo[i], hi[i]) = auto == "SAME_UPPER" ? (total / 2, total - total / 2) : (total - total / 2, total / 2);
+                // Floor division, as the reference: a negative total (a larger output) pads zeros at the end.
+                int total = full[i] + outPad[i] - outputShape[i], half = (int)Math.Floor(total / 2.0);
+                (lo[i], hi[i]) = auto == "SAME_UPPER" ? (half, total - half) : (total - half, half);
             }
         else if (c.Ints("pads") is { } p)
             for (int i = 0; i < nd; i++) { lo[i] = (int)p[i]; hi[i] = (int)p[i + nd]; }

@@ -101,7 +101,7 @@ public sealed class OnnxModule : Module
         Inputs = g.Inputs.Where(i => !initNames.Contains(i.Name)).ToList();
         foreach (var v in Inputs.Concat(g.Outputs))
             if (!v.IsTensor && v.Kind.Length > 0)
-                throw new OnnxUnsupportedException($"graph value '{v.Name}' is a {v.Kind}; only tensor inputs and outputs are supported");
+                throw new OnnxUnsupportedException($"graph value '{v.Name}' is of kind {v.Kind}; only tensor inputs and outputs are supported");
         order = TopologicalOrder(g, initNames);
         foreach (var n in order) Ops.Check(n, Opset);
         Eval();

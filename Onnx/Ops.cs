@@ -138,7 +138,19 @@ internal static partial class Ops
         return new(Tensor.From(r, x.Shape), type);
     }
 
-    private static OnnxValue Binary(OpContext c, Func<Tensor, Tensor, Tensor> f) => Arith(c.Value(0), c.Value(1), f);
+    /// <summary>A binary op; before opset 7, <c>broadcast = 1</c> aligns B with A's dims from <c>axis</c> on (default: the trailing dims).</summary>
+    private static OnnxValue Binary(OpContext c, Func<Tensor, Tensor, Tensor> f)
+    {
+        var (a, b) = (c.Value(0), c.Value(1));
+        if (c.Opset < 7 && c.Bool("broadcast", false) && c.Attr("axis") is { } axisAttr)
+        {
+            int axis = c.Axis(axisAttr.I, a.Tensor.Rank), trailing = a.Tensor.Rank - axis - b.Tensor.Rank;
+            if (trailing < 0) throw c.Invalid($"B {Str(b.Tensor.Shape)} does not fit A {Str(a.Tensor.Shape)} from axis {axis}");
+            b = b with { Tensor = b.Tensor.Reshape([.. b.Tensor.Shape, .. Enumerable.Repeat(1, trailing)]) };
+        }
+        c.Ignore("broadcast", "axis");
+        return Arith(a, b, f);
+    }
 
     /// <summary>f on two values with ONNX typing: the result has the first value's type (Pow's exponent may differ).</summary>
     private static OnnxValue Arith(OnnxValue a, OnnxValue b, Func<Tensor, Tensor, Tensor> f)
@@ -235,15 +247,15 @@ internal static partial class Ops
 
     private static int[] SpatialDims(Tensor x) => [.. Enumerable.Range(2, x.Rank - 2)];
 
+    /// <summary>Gemm: alpha * A' B' + beta * C. With transB it is <c>F.linear</c> (weight [out, in]), as PyTorch exports Linear.</summary>
     private static Tensor Gemm(OpContext c)
     {
         var a = c.Float(0);
         var b = c.Float(1);
         if (c.Bool("transA", false)) a = a.T;
-        if (c.Bool("transB", false)) b = b.T;
         c.Ignore("broadcast");
         double alpha = c.Float("alpha", 1.0), beta = c.Float("beta", 1.0);
-        var y = MatMul(a, b);
+        var y = c.Bool("transB", false) ? Linear(a, b) : MatMul(a, b);
         if (alpha != 1) y = y * alpha;
         if (c.Optional(2) is { } bias) y = y + (beta == 1 ? bias : bias * beta);
         return y;

@@ -78,14 +78,16 @@ internal static partial class Ops
     {
         var w = new double[n * o];
         var extrapolated = new double[o];
+        // The reference implementation measures the output in scale * n (a fraction when scales are given), not in o.
+        double length = scale * n;
         for (int j = 0; j < o; j++)
         {
             double x = transform switch
             {
                 "half_pixel" => (j + 0.5) / scale - 0.5,
                 "half_pixel_symmetric" => n / 2.0 * (1 - o / (scale * n)) + (j + 0.5) / scale - 0.5,
-                "pytorch_half_pixel" => o > 1 ? (j + 0.5) / scale - 0.5 : 0,
-                "align_corners" => o == 1 ? 0 : j * (n - 1.0) / (o - 1),
+                "pytorch_half_pixel" => length > 1 ? (j + 0.5) / scale - 0.5 : 0,
+                "align_corners" => length == 1 ? 0 : j * (n - 1.0) / (length - 1),
                 "asymmetric" => j / scale,
                 "tf_crop_and_resize" when roi is { } r => o > 1 ? r.Start * (n - 1) + j * (r.End - r.Start) * (n - 1) / (o - 1) : 0.5 * (r.Start + r.End) * (n - 1),
                 "tf_crop_and_resize" => throw c.Invalid("tf_crop_and_resize needs the roi input"),
