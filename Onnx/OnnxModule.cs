@@ -142,19 +142,27 @@ public sealed class OnnxModule : Module
 
     /// <summary>Runs the graph on its inputs (in order) and returns its outputs (in order).</summary>
     /// <param name="inputs">One tensor per graph input that is not an initializer.</param>
-    public Tensor[] Run(params Tensor[] inputs) => RunValues(inputs.Select((t, i) => i < Inputs.Count ? new OnnxValue(t, InputType(i, t)) : OnnxValue.Of(t)).ToArray())
-        .Select(v => v.Tensor).ToArray();
+    public Tensor[] Run(params Tensor[] inputs) => Run(Outputs.Select(o => o.Name).ToList(), inputs);
 
     private OnnxDataType InputType(int i, Tensor t)
     {
-        var declared = Inputs[i].ElemType;
+        var declared = i < Inputs.Count ? Inputs[i].ElemType : OnnxDataType.Undefined;
         return declared != OnnxDataType.Undefined && TensorData.DTypeOf(declared) == t.DType ? declared : OnnxValue.Of(t).Type;
     }
 
-    /// <summary>Runs the graph on typed inputs and returns typed outputs (keeps the ONNX element types, for exact comparison).</summary>
+    /// <summary>Runs the graph and returns the named values (graph outputs or intermediate values, e.g. the logits before a
+    /// final Softmax, or features for transfer learning); only the nodes they depend on run.</summary>
+    /// <param name="outputs">Value names to return.</param>
+    /// <param name="inputs">One tensor per graph input that is not an initializer.</param>
+    public Tensor[] Run(IReadOnlyList<string> outputs, params Tensor[] inputs) =>
+        RunValues(inputs.Select((t, i) => new OnnxValue(t, InputType(i, t))).ToArray(), outputs).Select(v => v.Tensor).ToArray();
+
+    /// <summary>Runs the graph on typed inputs and returns typed values (keeps the ONNX element types, for exact comparison).</summary>
     /// <param name="inputs">One value per graph input that is not an initializer.</param>
-    public OnnxValue[] RunValues(params OnnxValue[] inputs)
+    /// <param name="outputs">Value names to return; the graph outputs when null.</param>
+    public OnnxValue[] RunValues(OnnxValue[] inputs, IReadOnlyList<string>? outputs = null)
     {
+        var wanted = outputs ?? Outputs.Select(o => o.Name).ToList();
         if (inputs.Length != Inputs.Count)
             throw new ArgumentException($"OnnxModule.Run: the graph has {Inputs.Count} inputs ({string.Join(", ", Inputs.Select(i => i.Name))}), got {inputs.Length} tensors");
         var env = new Dictionary<string, OnnxValue>();
@@ -165,15 +173,26 @@ public sealed class OnnxModule : Module
         var gradientTargets = order.Where(n => n.OpType == "Gradient").SelectMany(n => n.Inputs).ToHashSet();
         foreach (var name in gradientTargets)
             if (env.TryGetValue(name, out var v) && !v.Tensor.RequiresGrad) env[name] = v with { Tensor = v.Tensor.Detach().RequiresGrad_() };
-        foreach (var node in order)
+        var needed = new HashSet<string>(wanted);
+        var run = new bool[order.Count];
+        for (int i = order.Count - 1; i >= 0; i--)
+            if (order[i].Outputs.Any(needed.Contains))
+            {
+                run[i] = true;
+                needed.UnionWith(order[i].Inputs);
+                if (order[i].OpType == "Gradient") needed.UnionWith(order[i].Attributes.Where(a => a.Name == "y").Select(a => System.Text.Encoding.UTF8.GetString(a.S)));
+            }
+        for (int k = 0; k < order.Count; k++)
         {
+            if (!run[k]) continue;
+            var node = order[k];
             var ctx = new OpContext(node, Opset, node.Inputs.Select(n => n.Length == 0 ? (OnnxValue?)null : env[n]).ToArray(), Training, env);
             var outs = Ops.Run(ctx);
             for (int i = 0; i < node.Outputs.Count && i < outs.Length; i++)
                 if (node.Outputs[i].Length > 0 && !replaced.ContainsKey(node.Outputs[i])) env[node.Outputs[i]] = outs[i];
         }
-        return Outputs.Select(o => env.TryGetValue(o.Name, out var v) ? v
-            : throw new InvalidOperationException($"OnnxModule.Run: graph output '{o.Name}' is not produced by any node")).ToArray();
+        return wanted.Select(o => env.TryGetValue(o, out var v) ? v
+            : throw new ArgumentException($"OnnxModule.Run: the graph has no value named '{o}'")).ToArray();
     }
 
     private static List<NodeProto> TopologicalOrder(GraphProto g, HashSet<string> initNames)
@@ -196,11 +215,13 @@ public sealed class OnnxModule : Module
             {
                 var n = pending[0];
                 var missing = n.Inputs.First(x => !available.Contains(x));
-                throw new OnnxFormatException($"node {n.Display} ({n.OpType}) reads '{missing}', which no node, input or initializer produces (or the graph has a cycle)");
+                throw new OnnxFormatException($"node {n.Display} ({n.OpType}) reads '{missing}', which no node, input or initializer produces (or the graph has a cycle)",
+                    n.Offset, "NodeProto.input");
             }
         }
         foreach (var o in g.Outputs)
-            if (!available.Contains(o.Name)) throw new OnnxFormatException($"graph output '{o.Name}' is not produced by any node, input or initializer");
+            if (!available.Contains(o.Name))
+                throw new OnnxFormatException($"graph output '{o.Name}' is not produced by any node, input or initializer", o.Offset, "GraphProto.output");
         return result;
     }
 

@@ -88,7 +88,7 @@ public sealed class ModelProto
                     }
                 default: r.Skip(); break;
             }
-        if (!graph) throw new OnnxFormatException("ModelProto has no graph (field 7)");
+        if (!graph) throw new OnnxFormatException("ModelProto has no graph (field 7)", r.Start + r.Length, "ModelProto.graph");
         return m;
     }
 }
@@ -143,12 +143,15 @@ public sealed class NodeProto
     /// <summary>Attributes.</summary>
     public List<AttributeProto> Attributes { get; } = [];
 
+    /// <summary>Byte offset of this node in its file, for error messages.</summary>
+    public long Offset { get; internal set; }
+
     /// <summary>How errors name the node: its name, or its op type and first output.</summary>
     public string Display => Name.Length > 0 ? $"'{Name}'" : $"{OpType} -> '{Outputs.FirstOrDefault()}'";
 
     internal static NodeProto Read(ProtoReader r)
     {
-        var n = new NodeProto();
+        var n = new NodeProto { Offset = r.Start };
         while (r.Next())
             switch (r.Field)
             {
@@ -263,13 +266,16 @@ public sealed class ValueInfoProto
     /// <summary>Dimensions: a number, a symbolic name, or "?" when unknown; null when no shape is given.</summary>
     public List<string>? Shape { get; internal set; }
 
-    /// <summary>"float32[1,3,224,224]"-style description.</summary>
+    /// <summary>Byte offset of this message in its file, for error messages.</summary>
+    public long Offset { get; internal set; }
+
+    /// <summary>"Float[1,3,224,224]"-style description.</summary>
     public override string ToString() =>
          !IsTensor && Kind.Length > 0 ? $"{Name}: {Kind}" : $"{Name}: {ElemType}{(Shape == null ? "" : "[" + string.Join(",", Shape) + "]")}";
 
     internal static ValueInfoProto Read(ProtoReader r)
     {
-        var v = new ValueInfoProto();
+        var v = new ValueInfoProto { Offset = r.Start };
         while (r.Next())
             switch (r.Field)
             {

@@ -52,6 +52,9 @@ internal sealed class ProtoReader
     /// <summary>Byte offset of the message's first byte in the buffer.</summary>
     public int Start { get; }
 
+    /// <summary>Length of the message in bytes.</summary>
+    public int Length => end - Start;
+
     /// <summary>The message type being read, for error messages.</summary>
     public string Type { get; }
 

@@ -124,7 +124,7 @@ public static class TensorData
         var kv = t.ExternalData.ToDictionary(e => e.Key, e => e.Value);
         if (!kv.TryGetValue("location", out var location) || location.Length == 0)
             throw new OnnxFormatException($"{what}: external data without a location", t.Offset, "TensorProto.external_data");
-        var file = ResolveInside(baseDir, location, what);
+        var file = ResolveInside(baseDir, location, what, t.Offset);
         long offset = ParseKey(kv, "offset", 0, what, t.Offset);
         long fileLength = new FileInfo(file).Length;
         long length = ParseKey(kv, "length", fileLength - offset, what, t.Offset);
@@ -147,29 +147,29 @@ public static class TensorData
 
     /// <summary>The full path of <paramref name="location"/> under <paramref name="baseDir"/>, following symlinks, or an error
     /// when it is absolute, climbs out with <c>..</c>, or resolves (through a symlink) to a file outside the folder.</summary>
-    internal static string ResolveInside(string baseDir, string location, string what)
+    internal static string ResolveInside(string baseDir, string location, string what, long offset)
     {
         if (Path.IsPathRooted(location) || location.Contains('\\') && Path.DirectorySeparatorChar != '\\' && location.StartsWith('\\'))
-            throw new OnnxFormatException($"{what}: external data location '{location}' is an absolute path; only files inside the model's folder are read");
+            throw new OnnxFormatException($"{what}: external data location '{location}' is an absolute path; only files inside the model's folder are read", offset, "TensorProto.external_data");
         if (location.Split('/', '\\').Any(part => part == ".."))
-            throw new OnnxFormatException($"{what}: external data location '{location}' leaves the model's folder ('..')");
+            throw new OnnxFormatException($"{what}: external data location '{location}' leaves the model's folder ('..')", offset, "TensorProto.external_data");
         var root = Path.GetFullPath(baseDir);
-        var realRoot = RealPath(root);
+        var realRoot = RealPath(root, offset);
         var full = Path.GetFullPath(Path.Combine(root, location));
         if (!File.Exists(full))
-            throw new OnnxFormatException($"{what}: external data file '{location}' not found in {root}");
-        var real = RealPath(full);
+            throw new OnnxFormatException($"{what}: external data file '{location}' not found in {root}", offset, "TensorProto.external_data");
+        var real = RealPath(full, offset);
         if (!real.StartsWith(realRoot.TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
-            throw new OnnxFormatException($"{what}: external data location '{location}' resolves to {real}, outside the model's folder {realRoot}");
+            throw new OnnxFormatException($"{what}: external data location '{location}' resolves to {real}, outside the model's folder {realRoot}", offset, "TensorProto.external_data");
         return real;
     }
 
     /// <summary>The path with every symlink along it resolved.</summary>
-    private static string RealPath(string path)
+    private static string RealPath(string path, long offset)
     {
         var full = Path.GetFullPath(path);
         var parent = Path.GetDirectoryName(full);
-        var resolvedParent = parent == null ? null : RealPath(parent);
+        var resolvedParent = parent == null ? null : RealPath(parent, offset);
         var current = resolvedParent == null ? full : Path.Combine(resolvedParent, Path.GetFileName(full));
         for (int hops = 0; hops < 40; hops++)
         {
@@ -177,6 +177,6 @@ public static class TensorData
             if (info.LinkTarget == null) return current;
             current = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(current)!, info.LinkTarget));
         }
-        throw new OnnxFormatException($"too many levels of symbolic links at {path}");
+        throw new OnnxFormatException($"too many levels of symbolic links at {path}", offset, "TensorProto.external_data");
     }
 }

@@ -58,4 +58,45 @@ public class CliTests
         Assert.That(code, Is.EqualTo(0));
         Assert.That(output, Does.Contain("FLOPs per sample: 839,558").And.Contain("receptive field at the output: 16"));
     }
+
+    [Test]
+    public void Onnx_verify_prints_one_line_per_case_and_the_totals_and_exits_0_only_without_failures()
+    {
+        var node = OnnxTests.OnnxData("node");
+        var (code, output) = Run("onnx", "verify", Path.Combine(node, "test_abs"), Path.Combine(node, "test_identity_sequence"));
+        Assert.That(code, Is.EqualTo(0), output);
+        Assert.That(output, Does.Contain("PASS         test_abs"));
+        Assert.That(output, Does.Match(@"UNSUPPORTED  test_identity_sequence  .*sequence"));
+        Assert.That(output, Does.Contain("1 unsupported").And.Contain("1 passed, 0 failed"));
+
+        (code, output) = Run("onnx", "verify", Path.Combine(node, "test_training_dropout"));
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(output, Does.Match(@"FAIL         test_training_dropout  max abs \S+, max rel \S+"));
+        Assert.That(output, Does.Contain("0 passed, 1 failed"));
+
+        // A tolerance loose enough lets the random dropout mask pass: the options reach the comparison.
+        Assert.That(Run("onnx", "verify", Path.Combine(node, "test_training_dropout"), "--atol", "100").Code, Is.EqualTo(0));
+    }
+
+    [Test]
+    public void Onnx_info_prints_versions_inputs_outputs_histogram_and_parameter_count()
+    {
+        var (code, output) = Run("onnx", "info", OnnxTests.OnnxData("pytorch-operator", "test_operator_conv", "model.onnx"));
+        Assert.That(code, Is.EqualTo(0), output);
+        Assert.That(output, Does.Contain("IR version 3").And.Contain("ai.onnx 6").And.Contain("0: Float[20,16,50,40]")
+            .And.Contain("2: Float[20,13,48,38]").And.Match(@"Conv\s+1").And.Contain("float parameters: 1,872"));
+    }
+
+    [Test]
+    public void Onnx_command_rejects_bad_arguments_with_exit_code_2()
+    {
+        Assert.That(Run("onnx").Code, Is.EqualTo(2));
+        Assert.That(Run("onnx", "convert").Code, Is.EqualTo(2));
+        Assert.That(Run("onnx", "verify").Code, Is.EqualTo(2));
+        Assert.That(Run("onnx", "verify", "/no/such/folder").Code, Is.EqualTo(2));
+        Assert.That(Run("onnx", "verify", OnnxTests.OnnxData("node"), "--rtol", "x").Code, Is.EqualTo(2));
+        Assert.That(Run("onnx", "info").Code, Is.EqualTo(2));
+        var (code, output) = Run("onnx", "--help");
+        Assert.That((code, output.Contains("verify PATH")), Is.EqualTo((0, true)));
+    }
 }
