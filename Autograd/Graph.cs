@@ -112,6 +112,7 @@ public static class AutoGrad
     /// <summary>As <see cref="Record(Tensor, string, Func{Tensor, Tensor?[]}, Tensor[])"/>, declaring which values the rule reads.</summary>
     internal static Tensor Record(Tensor result, string op, Saves saves, Func<Tensor, Tensor?[]> rule, params Tensor[] inputs)
     {
+        if (OpTrace.Active) OpTrace.Add(op, result, inputs);
         if (!IsGradEnabled) return result;
         foreach (var i in inputs)
             if (i.RequiresGrad) { result.GradFn = new Node(op, inputs, result, saves, rule); return result; }

@@ -31,8 +31,11 @@ public static partial class Functional
     }
 
     /// <summary>x for x &gt; 0, else negativeSlope * x. At 0 the gradient is negativeSlope (as PyTorch).</summary>
-    public static Tensor LeakyRelu(Tensor x, double negativeSlope = 0.01) => AutoGrad.Record(
-        Kernels.Map("LeakyRelu", x, new LeakyMap(negativeSlope)), "LeakyRelu", g => [g * ((x > 0) * (1 - negativeSlope) + negativeSlope)], x);
+    public static Tensor LeakyRelu(Tensor x, double negativeSlope = 0.01)
+    {
+        var r = AutoGrad.Record(Kernels.Map("LeakyRelu", x, new LeakyMap(negativeSlope)), "LeakyRelu", g => [g * ((x > 0) * (1 - negativeSlope) + negativeSlope)], x);
+        return OpTrace.Active ? OpTrace.Add("LeakyRelu", r, [x], ("alpha", negativeSlope)) : r;
+    }
 
     private struct EluMap(double alpha, double scale) : IMap
     {
@@ -50,7 +53,8 @@ public static partial class Functional
     {
         var r = Kernels.Map(op, x, new EluMap(alpha, scale));
         // Below 0 the derivative is scale * alpha * e^x = r + scale * alpha; written with r so nothing overflows.
-        return AutoGrad.Record(r, op, Saves.Inputs | Saves.Output, g => [g * Where(x > 0, Tensor.Full([], scale, x.DType), r + scale * alpha)], x);
+        AutoGrad.Record(r, op, Saves.Inputs | Saves.Output, g => [g * Where(x > 0, Tensor.Full([], scale, x.DType), r + scale * alpha)], x);
+        return OpTrace.Active ? OpTrace.Add(op, r, [x], ("alpha", alpha), ("scale", scale)) : r;
     }
 
     /// <summary>GELU: x * Φ(x) exactly (<paramref name="approximate"/> = "none") or with the tanh approximation ("tanh").</summary>
@@ -111,7 +115,8 @@ public static partial class Functional
             var e = Exp(x - Max(x, dim, keepDim: true));
             r = e / Sum(e, dim, keepDim: true);
         }
-        return AutoGrad.Record(r, "Softmax", Saves.Output, g => [r * (g - Sum(g * r, dim, keepDim: true))], x);
+        AutoGrad.Record(r, "Softmax", Saves.Output, g => [r * (g - Sum(g * r, dim, keepDim: true))], x);
+        return OpTrace.Active ? OpTrace.Add("Softmax", r, [x], ("axis", Shape.Dim("Softmax", dim, x.Rank))) : r;
     }
 
     /// <summary>log(softmax(x)) along <paramref name="dim"/>, computed as x - logsumexp(x).</summary>
@@ -119,7 +124,8 @@ public static partial class Functional
     {
         Tensor r;
         using (AutoGrad.NoGrad()) r = x - LogSumExp(x, dim, keepDim: true);
-        return AutoGrad.Record(r, "LogSoftmax", Saves.Output, g => [g - Exp(r) * Sum(g, dim, keepDim: true)], x);
+        AutoGrad.Record(r, "LogSoftmax", Saves.Output, g => [g - Exp(r) * Sum(g, dim, keepDim: true)], x);
+        return OpTrace.Active ? OpTrace.Add("LogSoftmax", r, [x], ("axis", Shape.Dim("LogSoftmax", dim, x.Rank))) : r;
     }
 }
 

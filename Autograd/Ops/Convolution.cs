@@ -46,6 +46,7 @@ public static partial class Functional
         var (lo, hi) = padding.Resolve(op, nd, weight.Dims[2..], d, s);
         var g = ConvGeometry.Create(op, nd, x.Dims, weight.Dims, s, lo, hi, d, groups);
         var y = AddChannelBias(op, ConvForward(x, weight, g), bias, nd);
+        if (OpTrace.Active) OpTrace.Add("Conv", y, [x, weight, bias], ("strides", s), ("pads", (int[])[.. lo, .. hi]), ("dilations", d), ("group", groups));
         return unbatched ? y.Squeeze(0) : y;
     }
 

@@ -57,7 +57,8 @@ public static partial class Functional
     public static Tensor Pow(Tensor x, double p)
     {
         var r = p == 2 ? Kernels.Binary("Pow", BinOp.Mul, x, x) : Kernels.Map("Pow", x, new PowScalar(p));
-        return AutoGrad.Record(r, "Pow", g => [p == 0 ? Tensor.ZerosLike(x) : g * p * Pow(x, p - 1)], x);
+        AutoGrad.Record(r, "Pow", g => [p == 0 ? Tensor.ZerosLike(x) : g * p * Pow(x, p - 1)], x);
+        return OpTrace.Active ? OpTrace.Add("Pow", r, [x, Tensor.Scalar(p, x.DType)]) : r;
     }
 
     /// <summary>Elementwise -x.</summary>
@@ -114,7 +115,8 @@ public static partial class Functional
     {
         if (min == null && max == null) throw new ArgumentException("Clamp: at least one of min and max must be given");
         double lo = min ?? double.NegativeInfinity, hi = max ?? double.PositiveInfinity;
-        return AutoGrad.Record(Kernels.Map("Clamp", x, new ClampMap(lo, hi)), "Clamp", g => [g * ((x >= lo) * (x <= hi))], x);
+        var r = AutoGrad.Record(Kernels.Map("Clamp", x, new ClampMap(lo, hi)), "Clamp", g => [g * ((x >= lo) * (x <= hi))], x);
+        return OpTrace.Active ? OpTrace.Add("Clamp", r, [x], ("min", lo), ("max", hi)) : r;
     }
 
     /// <summary>Elementwise maximum with broadcasting; at ties each input gets half the gradient (as PyTorch).</summary>

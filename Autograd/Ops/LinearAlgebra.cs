@@ -61,7 +61,8 @@ public static partial class Functional
         if (bias != null && (bias.Rank != 1 || bias.Dims[0] != outF))
             throw new ArgumentException($"Linear: bias must have shape [{outF}], got {Shape.Str(bias.Dims)}");
         var y = Bmm(x.Reshape(1, -1, inF), weight.Reshape(1, outF, inF), false, true).Reshape([.. x.Dims[..^1], outF]);
-        return bias == null ? y : y + bias;
+        if (bias != null) y = y + bias;
+        return OpTrace.Active ? OpTrace.Add("Linear", y, [x, weight, bias]) : y;
     }
 
     /// <summary><c>y[n, o] = x1[n] · weight[o] · x2[n] + bias[o]</c> with weight [out, in1, in2], as <c>F.bilinear</c>

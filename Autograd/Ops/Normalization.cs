@@ -42,7 +42,8 @@ public static partial class Functional
             return y;
         }
         if (runningMean == null || runningVar == null) throw new ArgumentException($"{op}: running_mean and running_var are required in eval mode (training: false)");
-        return Affine(op, (input - runningMean.Reshape(shape)) * Rsqrt(runningVar.Reshape(shape) + eps), weight, bias, shape);
+        var normalized = Affine(op, (input - runningMean.Reshape(shape)) * Rsqrt(runningVar.Reshape(shape) + eps), weight, bias, shape);
+        return OpTrace.Active ? OpTrace.Add("BatchNormalization", normalized, [input, weight, bias, runningMean, runningVar], ("epsilon", eps)) : normalized;
     }
 
     /// <summary>Training-mode batch norm in one fused pass per channel, returning the output and the batch mean and biased
@@ -155,7 +156,8 @@ public static partial class Functional
         var padded = Pad(sq, pad);
         var sum = Narrow(padded, 1, 0, c);
         for (int i = 1; i < size; i++) sum = sum + Narrow(padded, 1, i, c);
-        return input / Pow(sum * (alpha / size) + k, beta);
+        var y = input / Pow(sum * (alpha / size) + k, beta);
+        return OpTrace.Active ? OpTrace.Add("LocalResponseNorm", y, [input], ("size", size), ("alpha", alpha), ("beta", beta), ("bias", k)) : y;
     }
 }
 

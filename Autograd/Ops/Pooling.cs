@@ -6,16 +6,16 @@ public static partial class Functional
 {
     /// <summary>1-d max pooling over [N, C, L] or [C, L]; stride defaults to the kernel size.</summary>
     public static Tensor MaxPool1d(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, IntTuple dilation = default, bool ceilMode = false) =>
-        WindowMax(input, MaxPoolGeometry("MaxPool1d", 1, input, kernelSize, stride, padding, dilation, ceilMode)).Values;
+        MaxPool("MaxPool1d", 1, input, kernelSize, stride, padding, dilation, ceilMode);
 
     /// <summary>2-d max pooling over [N, C, H, W] or [C, H, W], as <c>F.max_pool2d</c>. Sub-gradient convention: the gradient of each
     /// window goes to its first maximal element (row-major order).</summary>
     public static Tensor MaxPool2d(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, IntTuple dilation = default, bool ceilMode = false) =>
-        WindowMax(input, MaxPoolGeometry("MaxPool2d", 2, input, kernelSize, stride, padding, dilation, ceilMode)).Values;
+        MaxPool("MaxPool2d", 2, input, kernelSize, stride, padding, dilation, ceilMode);
 
     /// <summary>3-d max pooling over [N, C, D, H, W] or [C, D, H, W].</summary>
     public static Tensor MaxPool3d(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, IntTuple dilation = default, bool ceilMode = false) =>
-        WindowMax(input, MaxPoolGeometry("MaxPool3d", 3, input, kernelSize, stride, padding, dilation, ceilMode)).Values;
+        MaxPool("MaxPool3d", 3, input, kernelSize, stride, padding, dilation, ceilMode);
 
     /// <summary><see cref="MaxPool1d"/> that also returns the Int64 index of each maximum within its (n, c) plane, as <c>return_indices=True</c>.</summary>
     public static (Tensor Values, Tensor Indices) MaxPool1dWithIndices(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, IntTuple dilation = default, bool ceilMode = false) =>
@@ -43,15 +43,15 @@ public static partial class Functional
 
     /// <summary>Average pooling to a fixed output length; <c>AdaptiveAvgPool1d(x, 1)</c> is global average pooling.</summary>
     public static Tensor AdaptiveAvgPool1d(Tensor input, IntTuple outputSize) =>
-        WindowAverage(input, PoolGeometry.Adaptive("AdaptiveAvgPool1d", 1, input.Dims, outputSize.Expand("AdaptiveAvgPool1d", "output_size", 1, 1), average: true));
+        Adaptive("AdaptiveAvgPool1d", 1, input, outputSize, average: true);
 
     /// <summary>Average pooling to a fixed output size, as <c>F.adaptive_avg_pool2d</c>; <c>AdaptiveAvgPool2d(x, 1)</c> is global average pooling.</summary>
     public static Tensor AdaptiveAvgPool2d(Tensor input, IntTuple outputSize) =>
-        WindowAverage(input, PoolGeometry.Adaptive("AdaptiveAvgPool2d", 2, input.Dims, outputSize.Expand("AdaptiveAvgPool2d", "output_size", 2, 1), average: true));
+        Adaptive("AdaptiveAvgPool2d", 2, input, outputSize, average: true);
 
     /// <summary>Max pooling to a fixed output size; <c>AdaptiveMaxPool2d(x, 1)</c> is global max pooling.</summary>
     public static Tensor AdaptiveMaxPool2d(Tensor input, IntTuple outputSize) =>
-        WindowMax(input, PoolGeometry.Adaptive("AdaptiveMaxPool2d", 2, input.Dims, outputSize.Expand("AdaptiveMaxPool2d", "output_size", 2, 1), average: false)).Values;
+        Adaptive("AdaptiveMaxPool2d", 2, input, outputSize, average: false);
 
     /// <summary>The partial inverse of <see cref="MaxPool2dWithIndices"/>: each value is put at its index in a zero plane of the
     /// output size (by default the size the pooling came from, as <c>F.max_unpool2d</c>).</summary>
@@ -83,6 +83,28 @@ public static partial class Functional
         return AutoGrad.Record(r, op, Saves.None, g => [TakeFlat(g, map, input.Dims), null], input, indices);
     }
 
+    private static Tensor MaxPool(string op, int nd, Tensor input, IntTuple kernelSize, IntTuple stride, IntTuple padding, IntTuple dilation, bool ceilMode)
+    {
+        var y = WindowMax(input, MaxPoolGeometry(op, nd, input, kernelSize, stride, padding, dilation, ceilMode)).Values;
+        if (OpTrace.Active)
+        {
+            var k = kernelSize.Expand(op, "kernel_size", nd, 1);
+            OpTrace.Add("MaxPool", y, [input], ("kernel_shape", k), ("strides", stride.IsDefault ? k : stride.Expand(op, "stride", nd, 1)),
+                ("pads", Twice(padding.Expand(op, "padding", nd, 0))), ("dilations", dilation.Expand(op, "dilation", nd, 1)), ("ceil_mode", ceilMode));
+        }
+        return y;
+    }
+
+    private static int[] Twice(int[] v) => [.. v, .. v];
+
+    private static Tensor Adaptive(string op, int nd, Tensor input, IntTuple outputSize, bool average)
+    {
+        var size = outputSize.Expand(op, "output_size", nd, 1);
+        var g = PoolGeometry.Adaptive(op, nd, input.Dims, size, average);
+        var y = average ? WindowAverage(input, g) : WindowMax(input, g).Values;
+        return OpTrace.Active ? OpTrace.Add(average ? "AdaptiveAvgPool" : "AdaptiveMaxPool", y, [input], ("output_size", size)) : y;
+    }
+
     private static PoolGeometry MaxPoolGeometry(string op, int nd, Tensor input, IntTuple kernelSize, IntTuple stride, IntTuple padding, IntTuple dilation, bool ceilMode)
     {
         var k = kernelSize.Expand(op, "kernel_size", nd, 1);
@@ -104,7 +126,12 @@ public static partial class Functional
         var k = kernelSize.Expand(op, "kernel_size", nd, 1);
         var g = PoolGeometry.Sliding(op, nd, input.Dims, k, stride.IsDefault ? k : stride.Expand(op, "stride", nd, 1),
             padding.Expand(op, "padding", nd, 0), Enumerable.Repeat(1, nd).ToArray(), ceilMode, average: true, countIncludePad, divisorOverride);
-        return WindowAverage(input, g);
+        var y = WindowAverage(input, g);
+        if (OpTrace.Active)
+            OpTrace.Add("AveragePool", y, [input], ("kernel_shape", k), ("strides", stride.IsDefault ? k : stride.Expand(op, "stride", nd, 1)),
+                ("pads", Twice(padding.Expand(op, "padding", nd, 0))), ("ceil_mode", ceilMode), ("count_include_pad", countIncludePad),
+                ("divisor_override", divisorOverride ?? 0));
+        return y;
     }
 
     /// <summary>Max over each window; differentiable through <see cref="TakeFlat"/>, so the gradient goes to the chosen element.</summary>

@@ -30,7 +30,8 @@ public static partial class Functional
         var d = Shape.Dims("Mean", dims, x.Rank);
         long n = 1;
         foreach (var i in d) n *= x.Dims[i];
-        return Sum(x, d, keepDim) / n;
+        var r = Sum(x, d, keepDim) / n;
+        return OpTrace.Active ? OpTrace.Add("Mean", r, [x], ("axes", d), ("keepdims", keepDim)) : r;
     }
 
     /// <summary>Mean over one dim.</summary>

@@ -41,7 +41,8 @@ public static partial class Functional
         if (p.Distinct().Count() != p.Length) throw new ArgumentException($"Permute: {Shape.Str(dims)} repeats a dim");
         var inv = new int[p.Length];
         for (int i = 0; i < p.Length; i++) inv[p[i]] = i;
-        return AutoGrad.Record(Kernels.Permute(x, p), "Permute", Saves.None, g => [g.Permute(inv)], x);
+        var r = AutoGrad.Record(Kernels.Permute(x, p), "Permute", Saves.None, g => [g.Permute(inv)], x);
+        return OpTrace.Active ? OpTrace.Add("Permute", r, [x], ("perm", p)) : r;
     }
 
     /// <summary>Swaps two dims.</summary>
@@ -97,7 +98,8 @@ public static partial class Functional
         var srcStrides = (int[])st.Clone();
         srcStrides[d] *= step;
         Kernels.StridedCopy(x.Storage, s * st[d], srcStrides, r.Storage, 0, Shape.Strides(shape), shape);
-        return AutoGrad.Record(r, "Slice", Saves.None, g => [Embed(g, x.Dims, d, s, step)], x);
+        AutoGrad.Record(r, "Slice", Saves.None, g => [Embed(g, x.Dims, d, s, step)], x);
+        return OpTrace.Active ? OpTrace.Add("Slice", r, [x], ("axis", d), ("start", s), ("end", e), ("step", step)) : r;
     }
 
     /// <summary>The adjoint of <see cref="Slice"/>: zeros of <paramref name="shape"/> with <paramref name="g"/> at the sliced positions.</summary>
@@ -144,13 +146,14 @@ public static partial class Functional
             Kernels.StridedCopy(t.Storage, 0, Shape.Strides(t.Dims), r.Storage, offset * rs[d], rs, t.Dims);
             offset += t.Dims[d];
         }
-        return AutoGrad.Record(r, "Cat", Saves.None, g =>
+        AutoGrad.Record(r, "Cat", Saves.None, g =>
         {
             var grads = new Tensor?[tensors.Length];
             for (int i = 0, o = 0; i < tensors.Length; o += tensors[i].Dims[d], i++)
                 grads[i] = tensors[i].RequiresGrad ? Narrow(g, d, o, tensors[i].Dims[d]) : null;
             return grads;
         }, tensors);
+        return OpTrace.Active ? OpTrace.Add("Cat", r, tensors, ("axis", d)) : r;
     }
 
     /// <summary>Stacks equal-shaped tensors along a new dim.</summary>

@@ -1,0 +1,115 @@
+using Autograd.Layers;
+using Autograd.Onnx;
+using Microsoft.ML.OnnxRuntime;
+using DenseTensor = Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<float>;
+using Tensor = Autograd.Tensor;
+using static Autograd.Functional;
+
+namespace Tests;
+
+/// <summary>ONNX export: every zoo model exports, ONNX Runtime runs the file and agrees with this framework's forward pass
+/// (rtol 1e-3, atol 1e-5), and importing the file gives the same outputs again.</summary>
+public class OnnxExportTests
+{
+    private const double Rtol = 1e-3, Atol = 1e-5;
+
+    /// <summary>Input sizes: the smallest convenient size each architecture allows (ImageNet models at small inputs run
+    /// through the same ops; VGG's 7x7 adaptive pooling then exercises the general adaptive export).</summary>
+    public static IEnumerable<TestCaseData> ZooModels() =>
+        Autograd.Zoo.Zoo.Names.Select(name => new TestCaseData(name, name switch
+        {
+            "lenet5" => new[] { 2, 1, 28, 28 },
+            "alexnet" => [1, 3, 63, 63],
+            "googlenet" => [1, 3, 32, 32],
+            "inception_v3" => [1, 3, 75, 75],
+            "densenet121" or "densenet169" or "densenet201" => [1, 3, 32, 32],
+            _ => [2, 3, 32, 32],
+        }).SetArgDisplayNames(name));
+
+    internal static float[] RunOnnxRuntime(byte[] model, Tensor input)
+    {
+        using var options = new SessionOptions { IntraOpNumThreads = 2 };
+        using var session = new InferenceSession(model, options);
+        var x = new DenseTensor(input.ToFloatArray(), input.Shape);
+        using var results = session.Run([NamedOnnxValue.CreateFromTensor(session.InputMetadata.Keys.Single(), x)]);
+        return results.Single().AsTensor<float>().ToArray();
+    }
+
+    internal static void AssertClose(float[] actual, float[] expected, string what)
+    {
+        Assert.That(actual, Has.Length.EqualTo(expected.Length), what);
+        double worst = 0;
+        int at = -1;
+        for (int i = 0; i < actual.Length; i++)
+        {
+            double excess = Math.Abs(actual[i] - expected[i]) - (Atol + Rtol * Math.Abs(expected[i]));
+            if (excess > worst) (worst, at) = (excess, i);
+        }
+        Assert.That(at, Is.EqualTo(-1), $"{what}: element {at}: {(at >= 0 ? actual[at] : 0)} vs {(at >= 0 ? expected[at] : 0)}");
+    }
+
+    [TestCaseSource(nameof(ZooModels))]
+    public void Every_zoo_model_exports_and_onnx_runtime_and_reimport_agree(string name, int[] shape)
+    {
+        Generator.ManualSeed(1);
+        var model = Autograd.Zoo.Zoo.Create(name, 10);
+        model.Eval();
+        var x = Tensor.Randn(shape, 2);
+        float[] expected;
+        using (AutoGrad.NoGrad()) expected = model.Call(x).ToFloatArray();
+        var bytes = OnnxExport.ToBytes(model, x);
+        AssertClose(RunOnnxRuntime(bytes, x), expected, $"{name}: ONNX Runtime");
+        var imported = OnnxModel.Load(bytes, Path.GetTempPath());
+        using (AutoGrad.NoGrad()) AssertClose(imported.Call(x).ToFloatArray(), expected, $"{name}: re-imported");
+        // Inception v3's auxiliary classifier runs in training only, so the eval-mode graph has no use for its parameters.
+        long used = name == "inception_v3" ? new Autograd.Zoo.InceptionV3(10, auxLogits: false).ParameterCount : model.ParameterCount;
+        Assert.That(imported.ParameterCount, Is.GreaterThanOrEqualTo(used), $"{name}: every parameter the forward pass uses is an initializer");
+    }
+
+    [Test]
+    public void Export_writes_the_file_atomically_restores_training_mode_and_names_initializers_by_state_dict_keys()
+    {
+        Generator.ManualSeed(0);
+        var model = new Sequential(new Conv2d(3, 4, 3, padding: 1), new BatchNorm2d(4), new ReLU(), new Flatten(), new Linear(4 * 25, 3));
+        var path = Path.Combine(Path.GetTempPath(), $"export-{Guid.NewGuid():N}.onnx");
+        try
+        {
+            model.ExportOnnx(path, Tensor.Randn([2, 3, 5, 5], 1));
+            Assert.That(model.Training, Is.True, "the model is back in training mode");
+            Assert.That(Directory.GetFiles(Path.GetTempPath(), Path.GetFileName(path) + ".tmp-*"), Is.Empty);
+            var file = OnnxModelFile.Read(path);
+            Assert.That(file.Graph.Initializers.Select(t => t.Name), Is.SupersetOf(model.StateDict().Keys.Where(k => !k.EndsWith("num_batches_tracked"))));
+            Assert.That(file.Opset, Is.EqualTo(17));
+            Assert.That(file.Graph.Nodes.Select(n => n.OpType), Is.EqualTo(new[] { "Conv", "BatchNormalization", "Relu", "Reshape", "Gemm" }));
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Test]
+    public void Functional_glue_exports_too()
+    {
+        // Residual adds, concatenation, slicing, scalars, permutes, means, softmax, clamps and adaptive pooling that does not divide.
+        var conv = new Conv2d(2, 4, 3, padding: 1);
+        var model = new Lambda(x =>
+        {
+            var y = conv.Call(x);
+            var z = Cat([y.Narrow(1, 0, 2) * 0.5, Clamp(y.Narrow(1, 2, 2), -0.1, 0.2) + x], 1);
+            var p = AdaptiveAvgPool2d(z, [3, 2]) + AdaptiveMaxPool2d(z, [3, 2]);
+            return Softmax(Mean(p.Permute(0, 2, 3, 1), [1], keepDim: false).Flatten(1), 1);
+        }, ("conv", conv));
+        var x = Tensor.Randn([2, 2, 7, 5], 3);
+        float[] expected;
+        using (AutoGrad.NoGrad()) expected = model.Call(x).ToFloatArray();
+        AssertClose(RunOnnxRuntime(OnnxExport.ToBytes(model, x), x), expected, "glue");
+    }
+
+    [Test]
+    public void An_op_without_a_mapping_is_an_error_naming_it()
+    {
+        var model = new Lambda(x => Sum(x, 1));
+        var e = Assert.Throws<OnnxUnsupportedException>(() => OnnxExport.ToBytes(model, Tensor.Randn([2, 3], 1)));
+        Assert.That(e!.Message, Does.Contain("op Sum").And.Contain("[2, 3]"));
+        var opset = Assert.Throws<ArgumentOutOfRangeException>(() => OnnxExport.ToBytes(new Linear(2, 2), Tensor.Randn([1, 2], 1), opset: 9));
+        Assert.That(opset!.Message, Does.Contain("opset 9"));
+    }
+}
