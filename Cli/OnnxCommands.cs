@@ -7,7 +7,7 @@ namespace Autograd.Cli;
 internal static class OnnxCommands
 {
     private const string Usage = """
-        usage: autograd onnx <verify|info> ...
+        usage: autograd onnx <verify|info|export> ...
           verify PATH... [--rtol R] [--atol A] [--quiet]
                  runs ONNX test-case folders (model.onnx + test_data_set_*/input_N.pb, output_N.pb); a PATH may be one case or a
                  folder of cases. One line per case: PASS, FAIL with the max abs and rel error, or UNSUPPORTED with the reason;
@@ -15,6 +15,9 @@ internal static class OnnxCommands
                  --quiet prints only failing and unsupported cases and the totals.
           info FILE
                  IR and opset versions, inputs, outputs, an op histogram and the parameter count of a model.
+          export MODEL FILE [--input C,H,W] [--classes K] [--batch N] [--opset 13..17] [--checkpoint FILE]
+                 traces a zoo model (or lenet5, mlp) in eval mode, with weights from a safetensors checkpoint if given, and
+                 writes it as ONNX; the graph takes [N, C, H, W] (N defaults to 1).
         """;
 
     public static int Run(string[] argv)
@@ -26,7 +29,8 @@ internal static class OnnxCommands
         {
             "verify" => Verify(argv[1..]),
             "info" => Info(argv[1..]),
-            _ => throw new UsageException($"onnx: unknown subcommand '{argv[0]}' (verify or info)"),
+            "export" => Export(argv[1..]),
+            _ => throw new UsageException($"onnx: unknown subcommand '{argv[0]}' (verify, info or export)"),
         };
     }
 
@@ -59,6 +63,18 @@ internal static class OnnxCommands
         Console.WriteLine($"{unsupported} unsupported");
         Console.WriteLine($"{passed} passed, {failed} failed");
         return failed == 0 ? 0 : 1;
+    }
+
+    private static int Export(string[] argv)
+    {
+        var a = new Args("onnx export", argv, ["--input", "--classes", "--batch", "--opset", "--checkpoint"], []);
+        var (model, input) = ToolCommands.ModelFromArgs("onnx export", a, 2);
+        if (a.Str("--checkpoint") is string checkpoint) Autograd.Checkpoints.Checkpoint.Load(checkpoint, model);
+        var sample = Tensor.Randn([a.Int("--batch", 1, 1), .. input], seed: 0);
+        int opset = a.Int("--opset", OnnxExport.MaxOpset, OnnxExport.MinOpset, OnnxExport.MaxOpset);
+        model.ExportOnnx(a.Positionals[1], sample, opset);
+        Console.WriteLine($"wrote {a.Positionals[1]}: {a.Positionals[0]}, input [{string.Join(", ", sample.Shape)}], opset {opset}, {model.ParameterCount:N0} parameters");
+        return 0;
     }
 
     private static string F(double v) => v.ToString("0.###e+0", CultureInfo.InvariantCulture);

@@ -10,23 +10,33 @@ namespace Autograd.Cli;
 /// <summary><c>summary</c>, <c>gradcheck</c>, <c>demo</c> and <c>backend</c>.</summary>
 internal static class ToolCommands
 {
+    /// <summary>The MODEL, --input and --classes options shared by <c>summary</c> and <c>onnx export</c>.</summary>
+    internal const string ModelOptions = """
+          --input   one sample's shape (default 1,28,28 for lenet5 and mlp, 3,224,224 otherwise)
+          --classes number of classes (default 10 for lenet5 and mlp, 1000 otherwise)
+        """;
+
+    /// <summary>Builds the model named by the first positional argument, with the sample shape from --input and --classes.</summary>
+    internal static (Autograd.Layers.Module Model, int[] Input) ModelFromArgs(string command, Args a, int positionals)
+    {
+        if (a.Positionals.Count != positionals) throw new UsageException($"{command}: expected {positionals} arguments, got {a.Positionals.Count}");
+        string name = a.Positionals[0];
+        bool small = name is "lenet5" or "mlp";
+        int[] input;
+        try { input = (a.Str("--input") ?? (small ? "1,28,28" : "3,224,224")).Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(); }
+        catch (FormatException) { throw new UsageException($"{command}: --input must be C,H,W integers, got '{a.Str("--input")}'"); }
+        return (TrainCommand.CreateModel(name, input, a.Int("--classes", small ? 10 : 1000, 1)), input);
+    }
+
     public static int Summary(string[] argv)
     {
         string help = $"""
             usage: autograd summary MODEL [--input C,H,W] [--classes K]
               MODEL: lenet5, mlp, {string.Join(", ", Autograd.Zoo.Zoo.Names)}
-              --input   one sample's shape (default 1,28,28 for lenet5 and mlp, 3,224,224 otherwise)
-              --classes number of classes (default 10 for lenet5 and mlp, 1000 otherwise)
+            {ModelOptions}
             """;
         if (Program.Help(argv, help)) return 0;
-        var a = new Args("summary", argv, ["--input", "--classes"], []);
-        if (a.Positionals.Count != 1) throw new UsageException("summary: give exactly one MODEL");
-        string name = a.Positionals[0];
-        bool small = name is "lenet5" or "mlp";
-        int[] input;
-        try { input = (a.Str("--input") ?? (small ? "1,28,28" : "3,224,224")).Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(); }
-        catch (FormatException) { throw new UsageException($"summary: --input must be C,H,W integers, got '{a.Str("--input")}'"); }
-        var model = TrainCommand.CreateModel(name, input, a.Int("--classes", small ? 10 : 1000, 1));
+        var (model, input) = ModelFromArgs("summary", new Args("summary", argv, ["--input", "--classes"], []), 1);
         Console.WriteLine(ModelSummary.Of(model, input));
         return 0;
     }

@@ -6,7 +6,7 @@ namespace Tests;
 [NonParallelizable]
 public class CliTests
 {
-    private static (int Code, string Out) Run(params string[] args)
+    internal static (int Code, string Out) Run(params string[] args)
     {
         var saved = Console.Out;
         var sw = new StringWriter();

@@ -103,6 +103,22 @@ public class OnnxExportTests
         AssertClose(RunOnnxRuntime(OnnxExport.ToBytes(model, x), x), expected, "glue");
     }
 
+    [Test, NonParallelizable]
+    public void The_onnx_export_command_writes_a_file_that_onnx_runtime_runs()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"cli-export-{Guid.NewGuid():N}.onnx");
+        try
+        {
+            var (code, output) = CliTests.Run("onnx", "export", "squeezenet1_1", path, "--input", "3,48,48", "--batch", "2", "--classes", "7", "--opset", "13");
+            Assert.That(code, Is.EqualTo(0), output);
+            Assert.That(output, Does.Contain("input [2, 3, 48, 48], opset 13"));
+            Assert.That(RunOnnxRuntime(File.ReadAllBytes(path), Tensor.Randn([2, 3, 48, 48], 1)), Has.Length.EqualTo(14));
+            Assert.That(CliTests.Run("onnx", "export", "squeezenet1_1").Code, Is.EqualTo(2));
+            Assert.That(CliTests.Run("onnx", "export", "squeezenet1_1", path, "--opset", "18").Code, Is.EqualTo(2));
+        }
+        finally { File.Delete(path); }
+    }
+
     [Test]
     public void An_op_without_a_mapping_is_an_error_naming_it()
     {
