@@ -20,6 +20,11 @@ public static class Program
             WriteSection("cnn", CnnOps.Run());
             return;
         }
+        if (args.Length == 1 && args[0] == "onnx")
+        {
+            WriteSection("onnx", OnnxBench.Run());
+            return;
+        }
         if (args.Length == 1 && args[0] == "hooks")
         {
             WriteSection("hooks", HookBench.Run());
@@ -74,13 +79,13 @@ public static class Program
 
     /// <summary>Times every workload's two sides (all of ours first, then all of TorchSharp's, so neither runs against the
     /// other's spinning OpenMP threads) and returns the markdown table of medians and ratios, also printed.</summary>
-    public static string SideBySide(string title, IReadOnlyList<(string Workload, Action Ours, Action Torch)> work, int repeats)
+    public static string SideBySide(string title, IReadOnlyList<(string Workload, Action Ours, Action Torch)> work, int repeats, string reference = "TorchSharp")
     {
         var ours = work.Select(w => Median(w.Ours, repeats)).ToArray();
         Thread.Sleep(500);
         var theirs = work.Select(w => Median(w.Torch, repeats)).ToArray();
-        var md = new StringBuilder($"## {title}\n\n| workload | ours (ms) | TorchSharp (ms) | ours / TorchSharp |\n| --- | ---: | ---: | ---: |\n");
-        Console.WriteLine($"\n{"workload",-62}{"ours ms",10}{"torch ms",10}{"ratio",8}");
+        var md = new StringBuilder($"## {title}\n\n| workload | ours (ms) | {reference} (ms) | ours / {reference} |\n| --- | ---: | ---: | ---: |\n");
+        Console.WriteLine($"\n{"workload",-62}{"ours ms",10}{"ref ms",10}{"ratio",8}");
         for (int i = 0; i < work.Count; i++)
         {
             Console.WriteLine($"{work[i].Workload,-62}{ours[i] * 1e3,10:F2}{theirs[i] * 1e3,10:F2}{ours[i] / theirs[i],8:F2}");
@@ -97,7 +102,7 @@ public static class Program
         File.WriteAllText(Path.Combine(dir, name + ".md"), markdown);
         var all = Directory.GetFiles(dir, "*.md").Order().Select(File.ReadAllText);
         var path = Path.Combine(FindBenchmarksDir(), "RESULTS.md");
-        File.WriteAllText(path, "# Benchmark results\n\nProduced by `Benchmarks/run` (sections: `backends`, `cnn`, `hooks`, `zoo`).\n\n" + string.Join("\n", all));
+        File.WriteAllText(path, "# Benchmark results\n\nProduced by `Benchmarks/run` (sections: `backends`, `cnn`, `hooks`, `onnx`, `zoo`).\n\n" + string.Join("\n", all));
         Console.WriteLine($"\nwritten {path}");
     }
 
@@ -156,7 +161,7 @@ public static class Program
         return times[reps / 2];
     }
 
-    private static string FindBenchmarksDir()
+    internal static string FindBenchmarksDir()
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
             if (File.Exists(Path.Combine(d.FullName, "Benchmarks", "Benchmarks.csproj"))) return Path.Combine(d.FullName, "Benchmarks");
