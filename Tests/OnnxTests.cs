@@ -9,14 +9,7 @@ namespace Tests;
 /// path checks), error reporting, gradients through imported models and fine-tuning.</summary>
 public class OnnxTests
 {
-    internal static readonly Lazy<string> RepoRoot = new(() =>
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Autograd.sln"))) return dir.FullName;
-        throw new DirectoryNotFoundException($"no Autograd.sln above {AppContext.BaseDirectory}");
-    });
-
-    internal static string OnnxData(params string[] parts) => Path.Combine([RepoRoot.Value, "data", "onnx", .. parts]);
+    internal static string OnnxData(params string[] parts) => Path.Combine([DataTests.RepoRootLazy.Value, "data", "onnx", .. parts]);
 
     /// <summary>Cases that do not pass, with the reason. The conformance test fails if one of them starts passing (update the
     /// list) or if any other case does not pass.</summary>
@@ -257,7 +250,7 @@ public class OnnxTests
         m.Train();   // batch statistics: the 0.02-filled placeholder weights would otherwise blow activations up
 
         // The Caffe2 export fixes the batch size at 1 (a Reshape to [1, 2048]), so each sample runs alone and the losses are averaged.
-        var data = Datasets.Cifar10(Path.Combine(RepoRoot.Value, "data", "cifar10-subset", "data_batch_1.first200.bin"));
+        var data = Datasets.Cifar10(Path.Combine(DataTests.RepoRootLazy.Value, "data", "cifar10-subset", "data_batch_1.first200.bin"));
         var samples = Enumerable.Range(0, 3).Select(i => (X: Interpolate(data[i].Input.Unsqueeze(0), size: [224, 224], mode: "bilinear"),
             Y: Tensor.From([data[i].Label], 1))).ToArray();
         var opt = new SGD([weight, m.Initializer(gemm.Inputs[2])], lr: 0.1);
