@@ -4,13 +4,16 @@ namespace Autograd.Onnx;
 
 /// <summary>What an op implementation sees of its node: inputs, attributes (each read is recorded, so an attribute the
 /// implementation never looked at is reported as unsupported), the opset and the training flag.</summary>
-internal sealed class OpContext(NodeProto node, long opset, OnnxValue?[] inputs, bool training, IReadOnlyDictionary<string, OnnxValue> env)
+internal sealed class OpContext(NodeProto node, long opset, OnnxValue?[] inputs, bool training, IReadOnlyDictionary<string, OnnxValue> env, DType floatDType)
 {
     private readonly HashSet<string> read = [];
 
     public NodeProto Node { get; } = node;
     public long Opset { get; } = opset;
     public bool Training { get; } = training;
+    /// <summary>The float dtype the graph computes in: Float64 once the module or its inputs were converted, else Float32.
+    /// Constants made by nodes follow it, so a model converted with <c>To(DType.Float64)</c> runs entirely in Float64.</summary>
+    public DType FloatDType { get; } = floatDType;
     public IReadOnlyDictionary<string, OnnxValue> Env { get; } = env;
     public int InputCount => inputs.Length;
 

@@ -48,8 +48,8 @@ internal static partial class Ops
         ["Softmax"] = c => [Same(c, SoftmaxLike(c, Softmax))],
         ["LogSoftmax"] = c => [Same(c, SoftmaxLike(c, LogSoftmax))],
         // constants and shapes
-        ["Constant"] = c => [Constant(c)],
-        ["ConstantOfShape"] = c => [ConstantOfShape(c)],
+        ["Constant"] = c => [Promote(c, Constant(c))],
+        ["ConstantOfShape"] = c => [Promote(c, ConstantOfShape(c))],
         ["Shape"] = c => [ShapeOf(c)],
         ["Size"] = c => [new(Tensor.From([(long)c.Input(0).Numel], []), OnnxDataType.Int64)],
         ["Reshape"] = c => [Same(c, ReshapeOp(c))],
@@ -156,9 +156,23 @@ internal static partial class Ops
     private static OnnxValue Arith(OnnxValue a, OnnxValue b, Func<Tensor, Tensor, Tensor> f)
     {
         if (TensorData.IsFloat(a.Type))
-            return new(f(a.Tensor, b.Tensor.DType == a.Tensor.DType ? b.Tensor : b.Tensor.To(a.Tensor.DType)), a.Type);
+        {
+            var (x, y) = Common(a.Tensor, b.Tensor);
+            return new(f(x, y), a.Type);
+        }
         return ToInteger(f(a.Tensor.To(DType.Float64), b.Tensor.To(DType.Float64)), a.Type);
     }
+
+    /// <summary>Both operands in one float dtype: Float64 if either is (an integer operand takes the other's dtype).</summary>
+    private static (Tensor A, Tensor B) Common(Tensor a, Tensor b)
+    {
+        var dtype = a.DType == DType.Float64 || b.DType == DType.Float64 ? DType.Float64 : a.DType == DType.Int64 ? b.DType : a.DType;
+        return (a.To(dtype), b.To(dtype));
+    }
+
+    /// <summary>A float constant made by a node, in the graph's float dtype.</summary>
+    private static OnnxValue Promote(OpContext c, OnnxValue v) =>
+        TensorData.IsFloat(v.Type) && v.Tensor.DType != c.FloatDType ? v with { Tensor = v.Tensor.To(c.FloatDType) } : v;
 
     private static OnnxValue Unary(OpContext c, Func<Tensor, Tensor> f)
     {
@@ -177,8 +191,8 @@ internal static partial class Ops
 
     private static OnnxValue Where(OpContext c)
     {
-        var (a, b) = (c.Value(1), c.Value(2));
-        return new(Functional.Where(c.Input(0), a.Tensor, b.Tensor.DType == a.Tensor.DType ? b.Tensor : b.Tensor.To(a.Tensor.DType)), a.Type);
+        var (a, b) = Common(c.Input(1), c.Input(2));
+        return new(Functional.Where(c.Input(0), a, b), c.Value(1).Type);
     }
 
     private static OnnxValue Cast(OnnxValue v, OnnxDataType to, OpContext c)

@@ -176,6 +176,53 @@ public class OnnxTests
         Assert.That(e.Message, Does.Contain("Relu -> 'Y'"));
     }
 
+    private static Tensor RunOne(string op, long opset, int[] shape, int[] outShape, params Proto[] attributes)
+    {
+        var model = Proto.Model([Proto.Node(op, ["X"], ["Y"], attributes)], [], [Proto.TensorType("X", 1, [.. shape.Select(d => (long)d)])],
+            [Proto.TensorType("Y", 1, [.. outShape.Select(d => (long)d)])], opset: opset);
+        return OnnxModel.Load(model, Path.GetTempPath()).Call(Tensor.Arange(shape.Aggregate(1, (p, d) => p * d)).Reshape(shape) * 0.1);
+    }
+
+    private static Proto IntAttr(string name, long v) => new Proto().Str(1, name).Int(3, v).Int(20, 2);
+
+    [Test]
+    public void Softmax_before_opset_13_normalizes_the_input_flattened_to_2d_at_axis()
+    {
+        var x = Tensor.Arange(24).Reshape(2, 3, 4) * 0.1;
+        var old = RunOne("Softmax", 11, [2, 3, 4], [2, 3, 4], IntAttr("axis", 1));
+        Assert.That(old.ToFloatArray(), Is.EqualTo(Softmax(x.Reshape(2, 12), 1).ToFloatArray()).Within(1e-6));
+        var current = RunOne("Softmax", 13, [2, 3, 4], [2, 3, 4], IntAttr("axis", 1));
+        Assert.That(current.ToFloatArray(), Is.EqualTo(Softmax(x, 1).ToFloatArray()).Within(1e-6));
+        Assert.That(RunOne("LogSoftmax", 9, [2, 3, 4], [2, 3, 4]).ToFloatArray(), Is.EqualTo(LogSoftmax(x.Reshape(2, 12), 1).ToFloatArray()).Within(1e-5));
+    }
+
+    [Test]
+    public void Attributes_that_later_became_inputs_are_read_in_old_opsets()
+    {
+        Assert.That(RunOne("Unsqueeze", 11, [2, 3], [2, 1, 3, 1], IntsAttr("axes", 1, -1)).Shape, Is.EqualTo(new[] { 2, 1, 3, 1 }));
+        Assert.That(RunOne("Squeeze", 11, [2, 1, 3], [2, 3], IntsAttr("axes", 1)).Shape, Is.EqualTo(new[] { 2, 3 }));
+        var mean = RunOne("ReduceMean", 13, [2, 3], [2], IntsAttr("axes", 1), IntAttr("keepdims", 0));
+        Assert.That(mean.ToFloatArray(), Is.EqualTo(new[] { 0.1f, 0.4f }).Within(1e-6));
+        var slice = RunOne("Slice", 9, [2, 4], [2, 2], IntsAttr("starts", 1), IntsAttr("ends", 3), IntsAttr("axes", 1));
+        Assert.That(slice.ToFloatArray(), Is.EqualTo(new[] { 0.1f, 0.2f, 0.5f, 0.6f }).Within(1e-6));
+        var pad = RunOne("Pad", 2, [1, 2], [1, 4], IntsAttr("pads", 0, 1, 0, 1), new Proto().Str(1, "value").Float(2, -1).Int(20, 1));
+        Assert.That(pad.ToFloatArray(), Is.EqualTo(new[] { -1f, 0f, 0.1f, -1f }).Within(1e-6));
+        var clip = RunOne("Clip", 6, [4], [4], new Proto().Str(1, "min").Float(2, 0.1f).Int(20, 1), new Proto().Str(1, "max").Float(2, 0.2f).Int(20, 1));
+        Assert.That(clip.ToFloatArray(), Is.EqualTo(new[] { 0.1f, 0.1f, 0.2f, 0.2f }).Within(1e-6));
+    }
+
+    [Test]
+    public void Per_activation_batch_norm_of_opset_6_is_reported_as_unsupported()
+    {
+        var stats = new[] { "s", "b", "m", "v" }.Select((n, i) => new Proto().PackedInts(1, 2).Int(2, 1).PackedFloats(4, 1, 1).Str(8, n)).ToArray();
+        var model = Proto.Model([Proto.Node("BatchNormalization", ["X", "s", "b", "m", "v"], ["Y"], IntAttr("spatial", 0), IntAttr("is_test", 1))],
+            stats, [Proto.TensorType("X", 1, 1, 2)], [Proto.TensorType("Y", 1, 1, 2)], opset: 6);
+        var m = OnnxModel.Load(model, dir);
+        Assert.That(m.NamedBuffers().Select(b => b.Name), Is.EquivalentTo(new[] { "m", "v" }));
+        var e = Assert.Throws<OnnxUnsupportedException>(() => m.Call(Tensor.Ones(1, 2)));
+        Assert.That((e!.Attribute, e.Opset), Is.EqualTo(("spatial", 6L)));
+    }
+
     // ---------------------------------------------------------------- modules, parameters, gradients
 
     [Test]
@@ -220,6 +267,36 @@ public class OnnxTests
         var p = m.Parameters().Single();
         var x = Tensor.Randn([2, 2], seed: 3, DType.Float64).RequiresGrad_();
         GradCheck.Check(t => m.Call(t[0]), x, p).ThrowIfFailed();
+    }
+
+    private static Proto Floats(string name, long[] dims, long seed)
+    {
+        var gen = new Generator(seed);
+        var values = Enumerable.Range(0, (int)dims.Aggregate(1L, (p, d) => p * d)).Select(_ => (float)(gen.NextNormal() * 0.5)).ToArray();
+        return new Proto().PackedInts(1, dims).Int(2, 1).PackedFloats(4, values).Str(8, name);
+    }
+
+    private static Proto IntsAttr(string name, params long[] v) => new Proto().Str(1, name).PackedInts(8, v).Int(20, 7);
+
+    [Test]
+    public void A_converted_float64_conv_network_passes_a_gradient_check_for_input_and_weights()
+    {
+        // Conv (padded, strided) -> Mul by a Constant -> Tanh -> AveragePool -> Flatten -> Gemm (transB), all from ONNX.
+        var half = new Proto().Str(1, "value").Msg(5, new Proto().Int(2, 1).PackedFloats(4, 0.5f).Str(8, "half")).Int(20, 4);
+        var transB = new Proto().Str(1, "transB").Int(3, 1).Int(20, 2);
+        var model = Proto.Model(
+            [Proto.Node("Conv", ["X", "conv.weight", "conv.bias"], ["c"], IntsAttr("pads", 1, 0, 1, 2), IntsAttr("strides", 1, 2)),
+             Proto.Node("Constant", [], ["k"], half), Proto.Node("Mul", ["c", "k"], ["m"]), Proto.Node("Tanh", ["m"], ["t"]),
+             Proto.Node("AveragePool", ["t"], ["p"], IntsAttr("kernel_shape", 2, 2), IntsAttr("strides", 2, 2)), Proto.Node("Flatten", ["p"], ["f"]),
+             Proto.Node("Gemm", ["f", "fc.weight", "fc.bias"], ["Y"], transB)],
+            [Floats("conv.weight", [3, 2, 3, 3], 1), Floats("conv.bias", [3], 2), Floats("fc.weight", [2, 6], 3), Floats("fc.bias", [2], 4)],
+            [Proto.TensorType("X", 1, 1, 2, 5, 5)], [Proto.TensorType("Y", 1, 1, 2)]);
+        var m = OnnxModel.Load(model, dir);
+        Assert.That(m.StateDict().Keys, Is.EquivalentTo(new[] { "conv.weight", "conv.bias", "fc.weight", "fc.bias" }));
+        m.To(DType.Float64);
+        var x = Tensor.Randn([1, 2, 5, 5], seed: 5, DType.Float64).RequiresGrad_();
+        var sd = m.StateDict();
+        GradCheck.Check(t => m.Call(t[0]), x, sd["conv.weight"], sd["fc.weight"]).ThrowIfFailed();
     }
 
     [Test]
