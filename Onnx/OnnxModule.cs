@@ -71,6 +71,7 @@ public sealed class OnnxModule : Module
     private readonly Dictionary<string, string> keys = [];
     private readonly Dictionary<string, OnnxDataType> initializerTypes = [];
     private readonly Dictionary<string, Tensor> replaced = [];
+    private readonly string baseDir;
 
     /// <summary>The decoded model.</summary>
     public ModelProto Model { get; }
@@ -87,7 +88,10 @@ public sealed class OnnxModule : Module
     internal OnnxModule(ModelProto model, string baseDir)
     {
         Model = model;
+        this.baseDir = baseDir;
         Opset = model.Opset;
+        if (Opset > OnnxModel.MaxOpset)
+            throw new OnnxUnsupportedException($"opset {Opset} is newer than the newest one whose semantics the importer knows ({OnnxModel.MaxOpset})");
         var g = model.Graph;
         var initNames = new HashSet<string>();
         var statNames = g.Nodes.Where(n => n.OpType == "BatchNormalization").SelectMany(n => n.Inputs.Skip(3).Take(2)).ToHashSet();
@@ -187,7 +191,7 @@ public sealed class OnnxModule : Module
         {
             if (!run[k]) continue;
             var node = order[k];
-            var ctx = new OpContext(node, Opset, node.Inputs.Select(n => n.Length == 0 ? (OnnxValue?)null : env[n]).ToArray(), Training, env, floatDType);
+            var ctx = new OpContext(node, Opset, node.Inputs.Select(n => n.Length == 0 ? (OnnxValue?)null : env[n]).ToArray(), Training, env, floatDType, baseDir);
             var outs = Ops.Run(ctx);
             for (int i = 0; i < node.Outputs.Count && i < outs.Length; i++)
                 if (node.Outputs[i].Length > 0 && !replaced.ContainsKey(node.Outputs[i])) env[node.Outputs[i]] = outs[i];

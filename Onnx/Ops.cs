@@ -283,7 +283,7 @@ internal static partial class Ops
             switch (a.Name)
             {
                 case "value":
-                    var (t, type) = TensorData.ToTensor(a.T ?? throw c.Invalid("attribute 'value' holds no tensor"), ".");
+                    var (t, type) = TensorData.ToTensor(a.T ?? throw c.Invalid("attribute 'value' holds no tensor"), c.BaseDir);
                     return new(t, type);
                 case "value_float": return new(Tensor.Scalar(a.F), OnnxDataType.Float);
                 case "value_floats": return new(Tensor.From([.. a.Floats], a.Floats.Count), OnnxDataType.Float);
@@ -299,7 +299,7 @@ internal static partial class Ops
     {
         var shape = c.Longs(0).Select(d => (int)d).ToArray();
         if (c.Attr("value")?.T is not { } proto) return new(Tensor.Zeros(shape), OnnxDataType.Float);
-        var (v, type) = TensorData.ToTensor(proto, ".");
+        var (v, type) = TensorData.ToTensor(proto, c.BaseDir);
         if (v.Numel != 1) throw c.Invalid($"'value' must hold one element, got {v.Numel}");
         return new(Tensor.Full(shape, v.Item(), v.DType), type);
     }

@@ -138,6 +138,12 @@ public class OnnxTests
             var e = Assert.Throws<OnnxFormatException>(() => OnnxModel.Load(path), location);
             Assert.That(e!.Message, Does.Contain(expected), location);
         }
+        // A tensor in a Constant node's attribute is held to the same folder.
+        var constant = Proto.Model([Proto.Node("Constant", [], ["Y"], new Proto().Str(1, "value").Msg(5, External("../secret.bin")).Int(20, 4))], [], [],
+            [Proto.TensorType("Y", 1, 2, 3)]);
+        File.WriteAllBytes(Path.Combine(model, "constant.onnx"), constant);
+        var m = OnnxModel.Load(Path.Combine(model, "constant.onnx"));
+        Assert.That(Assert.Throws<OnnxFormatException>(() => m.Run())!.Message, Does.Contain("leaves the model's folder"));
     }
 
     [Test]
@@ -167,6 +173,9 @@ public class OnnxTests
         var unknownOp = Proto.Model([Proto.Node("NonMaxSuppression", ["X"], ["Y"])], [], [Proto.TensorType("X", 1, 2)], [Proto.TensorType("Y", 1, 2)]);
         var e = Assert.Throws<OnnxUnsupportedException>(() => OnnxModel.Load(unknownOp, dir));
         Assert.That(e!.Message, Does.Contain("NonMaxSuppression").And.Contain("opset 13"));
+
+        var future = Proto.Model([Proto.Node("Relu", ["X"], ["Y"])], [], [Proto.TensorType("X", 1, 2)], [Proto.TensorType("Y", 1, 2)], opset: 99);
+        Assert.That(Assert.Throws<OnnxUnsupportedException>(() => OnnxModel.Load(future, dir))!.Message, Does.Contain("opset 99"));
 
         var badAttr = Proto.Model([Proto.Node("Relu", ["X"], ["Y"], new Proto().Str(1, "frobnicate").Int(3, 1).Int(20, 2))], [],
             [Proto.TensorType("X", 1, 2)], [Proto.TensorType("Y", 1, 2)]);
