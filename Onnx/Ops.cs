@@ -29,6 +29,17 @@ internal static partial class Ops
         ["Erf"] = c => [Same(c, Erf(c.Float(0)))],
         ["Clip"] = c => [Clip(c)],
         ["Less"] = c => [Compare(c, Lt)],
+        ["LessOrEqual"] = c => [Compare(c, Le)],
+        ["Greater"] = c => [Compare(c, Gt)],
+        ["GreaterOrEqual"] = c => [Compare(c, Ge)],
+        ["Equal"] = c => [Compare(c, Eq)],
+        ["Not"] = c => [new(1 - c.Input(0), OnnxDataType.Bool)],
+        ["And"] = c => [Logical(c, (a, b) => a & b)],
+        ["Or"] = c => [Logical(c, (a, b) => a | b)],
+        ["Xor"] = c => [Logical(c, (a, b) => a ^ b)],
+        ["Expand"] = c => [Same(c, ExpandOp(c))],
+        ["ArgMax"] = c => [ArgExtreme(c, ArgMax)],
+        ["ArgMin"] = c => [ArgExtreme(c, ArgMin)],
         ["Where"] = c => [Where(c)],
         ["Cast"] = c => [Cast(c.Value(0), (OnnxDataType)(c.Attr("to")?.I ?? throw c.Invalid("attribute 'to' is required")), c)],
         ["CastLike"] = c => [Cast(c.Value(0), c.Value(1).Type, c)],
@@ -187,6 +198,42 @@ internal static partial class Ops
         var (a, b) = (c.Input(0), c.Input(1));
         if (a.DType != b.DType) (a, b) = (a.To(DType.Float64), b.To(DType.Float64));
         return new(f(a, b).To(DType.Int64), OnnxDataType.Bool);
+    }
+
+    private static OnnxValue Logical(OpContext c, Func<long, long, long> f)
+    {
+        var (a, b) = (c.Input(0), c.Input(1));
+        var shape = Broadcast(c, a.Shape, b.Shape);
+        var (x, y) = (a.Expand(shape).ToLongArray(), b.Expand(shape).ToLongArray());
+        return new(Tensor.From(x.Select((v, i) => f(v, y[i]) != 0 ? 1L : 0L).ToArray(), shape), OnnxDataType.Bool);
+    }
+
+    /// <summary>NumPy broadcasting of two shapes, as ONNX's multidirectional broadcasting.</summary>
+    private static int[] Broadcast(OpContext c, int[] a, int[] b)
+    {
+        int n = Math.Max(a.Length, b.Length);
+        var r = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            int da = i < n - a.Length ? 1 : a[i - (n - a.Length)], db = i < n - b.Length ? 1 : b[i - (n - b.Length)];
+            r[i] = da == 1 ? db : db == 1 || db == da ? da : throw c.Invalid($"shapes {Str(a)} and {Str(b)} do not broadcast");
+        }
+        return r;
+    }
+
+    /// <summary>Expand broadcasts both ways: a 1 in the requested shape keeps the input's size.</summary>
+    private static Tensor ExpandOp(OpContext c)
+    {
+        var x = c.Input(0);
+        return x.Expand(Broadcast(c, x.Shape, ToInts(c, c.Longs(1))));
+    }
+
+    private static OnnxValue ArgExtreme(OpContext c, Func<Tensor, int?, bool, Tensor> f)
+    {
+        var v = c.Value(0);
+        if (c.Bool("select_last_index", false)) throw c.Unsupported("select_last_index = 1 is not supported (the first extremum is returned)", "select_last_index");
+        var x = TensorData.IsFloat(v.Type) ? v.Tensor : v.Tensor.To(DType.Float64);
+        return new(f(x, c.Axis(c.Int("axis", 0), x.Rank), c.Bool("keepdims", true)), OnnxDataType.Int64);
     }
 
     private static OnnxValue Where(OpContext c)

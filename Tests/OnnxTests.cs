@@ -220,6 +220,38 @@ public class OnnxTests
         Assert.That(clip.ToFloatArray(), Is.EqualTo(new[] { 0.1f, 0.1f, 0.2f, 0.2f }).Within(1e-6));
     }
 
+    /// <summary>A two-input node on the given values; returns the output as longs (bool and index results) or doubles.</summary>
+    private static Tensor RunTwo(string op, Tensor a, int aType, Tensor b, int bType, params Proto[] attributes)
+    {
+        var model = Proto.Model([Proto.Node(op, ["A", "B"], ["Y"], attributes)], [],
+            [Proto.TensorType("A", aType, [.. a.Shape.Select(d => (long)d)]), Proto.TensorType("B", bType, [.. b.Shape.Select(d => (long)d)])],
+            [new Proto().Str(1, "Y")]);
+        return OnnxModel.Load(model, Path.GetTempPath()).Run(a, b)[0];
+    }
+
+    [Test]
+    public void Comparison_logical_expand_and_argmax_ops_follow_onnx_broadcasting_and_types()
+    {
+        var a = Tensor.From([1f, 5f, 3f, 7f], 2, 2);
+        var b = Tensor.From([3f, 5f], 2);
+        Assert.That(RunTwo("Equal", a, 1, b, 1).ToLongArray(), Is.EqualTo(new long[] { 0, 1, 1, 0 }));
+        Assert.That(RunTwo("Greater", a, 1, b, 1).ToLongArray(), Is.EqualTo(new long[] { 0, 0, 0, 1 }));
+        Assert.That(RunTwo("GreaterOrEqual", a, 1, b, 1).ToLongArray(), Is.EqualTo(new long[] { 0, 1, 1, 1 }));
+        Assert.That(RunTwo("LessOrEqual", a, 1, b, 1).ToLongArray(), Is.EqualTo(new long[] { 1, 1, 1, 0 }));
+        var p = Tensor.From([1L, 0, 1, 1], 2, 2);
+        var q = Tensor.From([1L, 0], 2);
+        Assert.That(RunTwo("And", p, 9, q, 9).ToLongArray(), Is.EqualTo(new long[] { 1, 0, 1, 0 }));
+        Assert.That(RunTwo("Or", p, 9, q, 9).ToLongArray(), Is.EqualTo(new long[] { 1, 0, 1, 1 }));
+        Assert.That(RunTwo("Xor", p, 9, q, 9).ToLongArray(), Is.EqualTo(new long[] { 0, 0, 0, 1 }));
+        // Expand broadcasts both ways: [2, 1] to shape [1, 3] gives [2, 3].
+        var e = RunTwo("Expand", Tensor.From([1f, 2f], 2, 1), 1, Tensor.From([1L, 3], 2), 7);
+        Assert.That((e.Shape, e.ToFloatArray()), Is.EqualTo((new[] { 2, 3 }, new[] { 1f, 1, 1, 2, 2, 2 })));
+        var arg = RunOne("ArgMax", 13, [2, 3], [2, 1], IntAttr("axis", 1));
+        Assert.That((arg.Shape, arg.ToLongArray()), Is.EqualTo((new[] { 2, 1 }, new long[] { 2, 2 })));
+        var argMin = RunOne("ArgMin", 13, [2, 3], [3], IntAttr("axis", 0), IntAttr("keepdims", 0));
+        Assert.That(argMin.ToLongArray(), Is.EqualTo(new long[] { 0, 0, 0 }));
+    }
+
     [Test]
     public void Per_activation_batch_norm_of_opset_6_is_reported_as_unsupported()
     {
