@@ -41,8 +41,9 @@ internal static class OnnxCommands
         double rtol = a.Double("--rtol") ?? 1e-3, atol = a.Double("--atol") ?? 1e-5;
         bool quiet = a.Has("--quiet");
         int passed = 0, failed = 0, unsupported = 0;
-        foreach (var path in a.Positionals)
+        foreach (var given in a.Positionals)
         {
+            var path = File.Exists(given) && Path.GetFileName(given) == "model.onnx" ? Path.GetDirectoryName(Path.GetFullPath(given))! : given;
             if (!Directory.Exists(path)) throw new UsageException($"onnx verify: no such folder: {path}");
             foreach (var dir in OnnxConformance.Cases(path))
             {

@@ -8,6 +8,9 @@ namespace Autograd.Onnx;
 /// </code></example>
 public static class OnnxModel
 {
+    /// <summary>The newest ai.onnx opset the importer implements (the conformance data goes up to 25).</summary>
+    public const long MaxOpset = 25;
+
     /// <summary>Reads an .onnx file into an <see cref="OnnxModule"/>. External tensor data is read from files inside the model's folder only.</summary>
     /// <param name="path">The model file.</param>
     /// <exception cref="OnnxFormatException">The file is malformed (the message names the byte offset and field).</exception>

@@ -71,6 +71,7 @@ public sealed class OnnxModule : Module
     private readonly Dictionary<string, string> keys = [];
     private readonly Dictionary<string, OnnxDataType> initializerTypes = [];
     private readonly Dictionary<string, Tensor> replaced = [];
+    private readonly string baseDir;
 
     /// <summary>The decoded model.</summary>
     public ModelProto Model { get; }
@@ -87,7 +88,10 @@ public sealed class OnnxModule : Module
     internal OnnxModule(ModelProto model, string baseDir)
     {
         Model = model;
+        this.baseDir = baseDir;
         Opset = model.Opset;
+        if (Opset > OnnxModel.MaxOpset)
+            throw new OnnxUnsupportedException($"opset {Opset} is newer than the newest one whose semantics the importer knows ({OnnxModel.MaxOpset})");
         var g = model.Graph;
         var initNames = new HashSet<string>();
         var statNames = g.Nodes.Where(n => n.OpType == "BatchNormalization").SelectMany(n => n.Inputs.Skip(3).Take(2)).ToHashSet();
@@ -173,6 +177,7 @@ public sealed class OnnxModule : Module
         var gradientTargets = order.Where(n => n.OpType == "Gradient").SelectMany(n => n.Inputs).ToHashSet();
         foreach (var name in gradientTargets)
             if (env.TryGetValue(name, out var v) && !v.Tensor.RequiresGrad) env[name] = v with { Tensor = v.Tensor.Detach().RequiresGrad_() };
+        var floatDType = env.Values.Any(v => v.Tensor.DType == DType.Float64) ? DType.Float64 : DType.Float32;
         var needed = new HashSet<string>(wanted);
         var run = new bool[order.Count];
         for (int i = order.Count - 1; i >= 0; i--)
@@ -186,7 +191,7 @@ public sealed class OnnxModule : Module
         {
             if (!run[k]) continue;
             var node = order[k];
-            var ctx = new OpContext(node, Opset, node.Inputs.Select(n => n.Length == 0 ? (OnnxValue?)null : env[n]).ToArray(), Training, env);
+            var ctx = new OpContext(node, Opset, node.Inputs.Select(n => n.Length == 0 ? (OnnxValue?)null : env[n]).ToArray(), Training, env, floatDType, baseDir);
             var outs = Ops.Run(ctx);
             for (int i = 0; i < node.Outputs.Count && i < outs.Length; i++)
                 if (node.Outputs[i].Length > 0 && !replaced.ContainsKey(node.Outputs[i])) env[node.Outputs[i]] = outs[i];

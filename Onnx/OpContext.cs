@@ -4,13 +4,18 @@ namespace Autograd.Onnx;
 
 /// <summary>What an op implementation sees of its node: inputs, attributes (each read is recorded, so an attribute the
 /// implementation never looked at is reported as unsupported), the opset and the training flag.</summary>
-internal sealed class OpContext(NodeProto node, long opset, OnnxValue?[] inputs, bool training, IReadOnlyDictionary<string, OnnxValue> env)
+internal sealed class OpContext(NodeProto node, long opset, OnnxValue?[] inputs, bool training, IReadOnlyDictionary<string, OnnxValue> env, DType floatDType, string baseDir)
 {
     private readonly HashSet<string> read = [];
 
     public NodeProto Node { get; } = node;
     public long Opset { get; } = opset;
     public bool Training { get; } = training;
+    /// <summary>The float dtype the graph computes in: Float64 once the module or its inputs were converted, else Float32.
+    /// Constants made by nodes follow it, so a model converted with <c>To(DType.Float64)</c> runs entirely in Float64.</summary>
+    public DType FloatDType { get; } = floatDType;
+    /// <summary>The model's folder: tensors in attributes read their external data from there only.</summary>
+    public string BaseDir { get; } = baseDir;
     public IReadOnlyDictionary<string, OnnxValue> Env { get; } = env;
     public int InputCount => inputs.Length;
 

@@ -29,6 +29,17 @@ internal static partial class Ops
         ["Erf"] = c => [Same(c, Erf(c.Float(0)))],
         ["Clip"] = c => [Clip(c)],
         ["Less"] = c => [Compare(c, Lt)],
+        ["LessOrEqual"] = c => [Compare(c, Le)],
+        ["Greater"] = c => [Compare(c, Gt)],
+        ["GreaterOrEqual"] = c => [Compare(c, Ge)],
+        ["Equal"] = c => [Compare(c, Eq)],
+        ["Not"] = c => [new(1 - c.Input(0), OnnxDataType.Bool)],
+        ["And"] = c => [Logical(c, (a, b) => a & b)],
+        ["Or"] = c => [Logical(c, (a, b) => a | b)],
+        ["Xor"] = c => [Logical(c, (a, b) => a ^ b)],
+        ["Expand"] = c => [Same(c, ExpandOp(c))],
+        ["ArgMax"] = c => [ArgExtreme(c, ArgMax)],
+        ["ArgMin"] = c => [ArgExtreme(c, ArgMin)],
         ["Where"] = c => [Where(c)],
         ["Cast"] = c => [Cast(c.Value(0), (OnnxDataType)(c.Attr("to")?.I ?? throw c.Invalid("attribute 'to' is required")), c)],
         ["CastLike"] = c => [Cast(c.Value(0), c.Value(1).Type, c)],
@@ -48,8 +59,8 @@ internal static partial class Ops
         ["Softmax"] = c => [Same(c, SoftmaxLike(c, Softmax))],
         ["LogSoftmax"] = c => [Same(c, SoftmaxLike(c, LogSoftmax))],
         // constants and shapes
-        ["Constant"] = c => [Constant(c)],
-        ["ConstantOfShape"] = c => [ConstantOfShape(c)],
+        ["Constant"] = c => [Promote(c, Constant(c))],
+        ["ConstantOfShape"] = c => [Promote(c, ConstantOfShape(c))],
         ["Shape"] = c => [ShapeOf(c)],
         ["Size"] = c => [new(Tensor.From([(long)c.Input(0).Numel], []), OnnxDataType.Int64)],
         ["Reshape"] = c => [Same(c, ReshapeOp(c))],
@@ -57,11 +68,11 @@ internal static partial class Ops
         ["Squeeze"] = c => [Same(c, SqueezeOp(c))],
         ["Unsqueeze"] = c => [Same(c, UnsqueezeOp(c))],
         ["Transpose"] = c => [Same(c, TransposeOp(c))],
-        ["Concat"] = c => [Same(c, Cat(c.Values.Select(v => v.Tensor).ToArray(), c.Axis(c.Int("axis", c.Opset < 4 ? 1 : long.MinValue) is var a && a == long.MinValue ? throw c.Invalid("attribute 'axis' is required") : a, c.Input(0).Rank)))],
+        ["Concat"] = c => [Same(c, Cat(c.Values.Select(v => v.Tensor).ToArray(), c.Axis(c.Attr("axis")?.I ?? throw c.Invalid("attribute 'axis' is required"), c.Input(0).Rank)))],
         ["Split"] = SplitOp,
         ["Slice"] = c => [Same(c, SliceOp(c))],
         ["Gather"] = c => [Same(c, GatherOp(c))],
-        ["Tile"] = c => [Same(c, Repeat(c.Input(0), c.Longs(1).Select(checked_ => (int)checked_).ToArray()))],
+        ["Tile"] = c => [Same(c, Repeat(c.Input(0), ToInts(c, c.Longs(1))))],
         ["Pad"] = c => [Same(c, PadOp(c))],
         ["Resize"] = c => [Same(c, ResizeOp(c))],
         ["Upsample"] = c => [Same(c, ResizeOp(c))],
@@ -156,9 +167,23 @@ internal static partial class Ops
     private static OnnxValue Arith(OnnxValue a, OnnxValue b, Func<Tensor, Tensor, Tensor> f)
     {
         if (TensorData.IsFloat(a.Type))
-            return new(f(a.Tensor, b.Tensor.DType == a.Tensor.DType ? b.Tensor : b.Tensor.To(a.Tensor.DType)), a.Type);
+        {
+            var (x, y) = Common(a.Tensor, b.Tensor);
+            return new(f(x, y), a.Type);
+        }
         return ToInteger(f(a.Tensor.To(DType.Float64), b.Tensor.To(DType.Float64)), a.Type);
     }
+
+    /// <summary>Both operands in one float dtype: Float64 if either is (an integer operand takes the other's dtype).</summary>
+    private static (Tensor A, Tensor B) Common(Tensor a, Tensor b)
+    {
+        var dtype = a.DType == DType.Float64 || b.DType == DType.Float64 ? DType.Float64 : a.DType == DType.Int64 ? b.DType : a.DType;
+        return (a.To(dtype), b.To(dtype));
+    }
+
+    /// <summary>A float constant made by a node, in the graph's float dtype.</summary>
+    private static OnnxValue Promote(OpContext c, OnnxValue v) =>
+        TensorData.IsFloat(v.Type) && v.Tensor.DType != c.FloatDType ? v with { Tensor = v.Tensor.To(c.FloatDType) } : v;
 
     private static OnnxValue Unary(OpContext c, Func<Tensor, Tensor> f)
     {
@@ -175,10 +200,46 @@ internal static partial class Ops
         return new(f(a, b).To(DType.Int64), OnnxDataType.Bool);
     }
 
+    private static OnnxValue Logical(OpContext c, Func<long, long, long> f)
+    {
+        var (a, b) = (c.Input(0), c.Input(1));
+        var shape = Broadcast(c, a.Shape, b.Shape);
+        var (x, y) = (a.Expand(shape).ToLongArray(), b.Expand(shape).ToLongArray());
+        return new(Tensor.From(x.Select((v, i) => f(v, y[i]) != 0 ? 1L : 0L).ToArray(), shape), OnnxDataType.Bool);
+    }
+
+    /// <summary>NumPy broadcasting of two shapes, as ONNX's multidirectional broadcasting.</summary>
+    private static int[] Broadcast(OpContext c, int[] a, int[] b)
+    {
+        int n = Math.Max(a.Length, b.Length);
+        var r = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            int da = i < n - a.Length ? 1 : a[i - (n - a.Length)], db = i < n - b.Length ? 1 : b[i - (n - b.Length)];
+            r[i] = da == 1 ? db : db == 1 || db == da ? da : throw c.Invalid($"shapes {Str(a)} and {Str(b)} do not broadcast");
+        }
+        return r;
+    }
+
+    /// <summary>Expand broadcasts both ways: a 1 in the requested shape keeps the input's size.</summary>
+    private static Tensor ExpandOp(OpContext c)
+    {
+        var x = c.Input(0);
+        return x.Expand(Broadcast(c, x.Shape, ToInts(c, c.Longs(1))));
+    }
+
+    private static OnnxValue ArgExtreme(OpContext c, Func<Tensor, int?, bool, Tensor> f)
+    {
+        var v = c.Value(0);
+        if (c.Bool("select_last_index", false)) throw c.Unsupported("select_last_index = 1 is not supported (the first extremum is returned)", "select_last_index");
+        var x = TensorData.IsFloat(v.Type) ? v.Tensor : v.Tensor.To(DType.Float64);
+        return new(f(x, c.Axis(c.Int("axis", 0), x.Rank), c.Bool("keepdims", true)), OnnxDataType.Int64);
+    }
+
     private static OnnxValue Where(OpContext c)
     {
-        var (a, b) = (c.Value(1), c.Value(2));
-        return new(Functional.Where(c.Input(0), a.Tensor, b.Tensor.DType == a.Tensor.DType ? b.Tensor : b.Tensor.To(a.Tensor.DType)), a.Type);
+        var (a, b) = Common(c.Input(1), c.Input(2));
+        return new(Functional.Where(c.Input(0), a, b), c.Value(1).Type);
     }
 
     private static OnnxValue Cast(OnnxValue v, OnnxDataType to, OpContext c)
@@ -269,7 +330,7 @@ internal static partial class Ops
             switch (a.Name)
             {
                 case "value":
-                    var (t, type) = TensorData.ToTensor(a.T ?? throw c.Invalid("attribute 'value' holds no tensor"), ".");
+                    var (t, type) = TensorData.ToTensor(a.T ?? throw c.Invalid("attribute 'value' holds no tensor"), c.BaseDir);
                     return new(t, type);
                 case "value_float": return new(Tensor.Scalar(a.F), OnnxDataType.Float);
                 case "value_floats": return new(Tensor.From([.. a.Floats], a.Floats.Count), OnnxDataType.Float);
@@ -285,7 +346,7 @@ internal static partial class Ops
     {
         var shape = c.Longs(0).Select(d => (int)d).ToArray();
         if (c.Attr("value")?.T is not { } proto) return new(Tensor.Zeros(shape), OnnxDataType.Float);
-        var (v, type) = TensorData.ToTensor(proto, ".");
+        var (v, type) = TensorData.ToTensor(proto, c.BaseDir);
         if (v.Numel != 1) throw c.Invalid($"'value' must hold one element, got {v.Numel}");
         return new(Tensor.Full(shape, v.Item(), v.DType), type);
     }

@@ -158,33 +158,22 @@ internal sealed class ProtoReader
     }
 
     /// <summary>Appends the value(s) of a repeated varint field, packed or not.</summary>
-    public void Varints(string name, List<long> into)
-    {
-        FieldName = name;
-        if (WireType != 2) { into.Add(Int64(name)); return; }
-        var sub = Message(name, Type);
-        sub.FieldName = name;
-        while (sub.Position < sub.end) into.Add(sub.Guard(() => sub.stream.ReadInt64()));
-    }
+    public void Varints(string name, List<long> into) => Repeated(name, into, 0, s => s.ReadInt64());
 
     /// <summary>Appends the value(s) of a repeated fixed32 float field, packed or not.</summary>
-    public void Floats(string name, List<float> into)
-    {
-        FieldName = name;
-        if (WireType != 2) { into.Add(Float(name)); return; }
-        var sub = Message(name, Type);
-        sub.FieldName = name;
-        while (sub.Position < sub.end) into.Add(sub.Guard(() => sub.stream.ReadFloat()));
-    }
+    public void Floats(string name, List<float> into) => Repeated(name, into, 5, s => s.ReadFloat());
 
-    /// <summary>Appends the value(s) of a repeated fixed64 field (double or uint64 bits), packed or not.</summary>
-    public void Fixed64(string name, List<ulong> into)
+    /// <summary>Appends the value(s) of a repeated fixed64 field (double bits), packed or not.</summary>
+    public void Fixed64(string name, List<ulong> into) => Repeated(name, into, 1, s => s.ReadFixed64());
+
+    /// <summary>One value of wire type <paramref name="wireType"/>, or a packed run of them in a length-delimited payload.</summary>
+    private void Repeated<T>(string name, List<T> into, int wireType, Func<CodedInputStream, T> read)
     {
         FieldName = name;
-        if (WireType != 2) { Expect(name, 1); into.Add(Guard(() => stream.ReadFixed64())); return; }
+        if (WireType != 2) { Expect(name, wireType); into.Add(Guard(() => read(stream))); return; }
         var sub = Message(name, Type);
         sub.FieldName = name;
-        while (sub.Position < sub.end) into.Add(sub.Guard(() => sub.stream.ReadFixed64()));
+        while (sub.Position < sub.end) into.Add(sub.Guard(() => read(sub.stream)));
     }
 
     /// <summary>An error about the current field's value.</summary>

@@ -10,7 +10,7 @@ namespace Tests;
 /// the shipped datasets were read independently with Python's gzip + struct, or come from the data READMEs.</summary>
 public class DataTests
 {
-    private static readonly Lazy<string> RepoRootLazy = new(() =>
+    internal static readonly Lazy<string> RepoRootLazy = new(() =>
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             if (File.Exists(Path.Combine(dir.FullName, "Autograd.sln"))) return dir.FullName;

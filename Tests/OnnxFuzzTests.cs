@@ -20,7 +20,7 @@ public class OnnxFuzzTests
         var tmp = Directory.CreateTempSubdirectory("onnx-fuzz-").FullName;
         try
         {
-            for (; cases < 4000; cases++)
+            for (; cases < 8000; cases++)
             {
                 var src = sources[cases % sources.Length];
                 var bytes = Mutate(src, gen);

@@ -27,20 +27,15 @@ internal sealed class Proto
 
     public Proto Msg(int field, Proto message) => Raw(field, message.Bytes());
 
-    public Proto PackedInts(int field, params long[] values)
-    {
-        var inner = new MemoryStream();
-        var o = new CodedOutputStream(inner, leaveOpen: true);
-        foreach (var v in values) o.WriteInt64(v);
-        o.Flush();
-        return Raw(field, inner.ToArray());
-    }
+    public Proto PackedInts(int field, params long[] values) => Packed(field, o => { foreach (var v in values) o.WriteInt64(v); });
 
-    public Proto PackedFloats(int field, params float[] values)
+    public Proto PackedFloats(int field, params float[] values) => Packed(field, o => { foreach (var v in values) o.WriteFloat(v); });
+
+    private Proto Packed(int field, Action<CodedOutputStream> write)
     {
         var inner = new MemoryStream();
         var o = new CodedOutputStream(inner, leaveOpen: true);
-        foreach (var v in values) o.WriteFloat(v);
+        write(o);
         o.Flush();
         return Raw(field, inner.ToArray());
     }

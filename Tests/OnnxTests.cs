@@ -9,14 +9,7 @@ namespace Tests;
 /// path checks), error reporting, gradients through imported models and fine-tuning.</summary>
 public class OnnxTests
 {
-    internal static readonly Lazy<string> RepoRoot = new(() =>
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Autograd.sln"))) return dir.FullName;
-        throw new DirectoryNotFoundException($"no Autograd.sln above {AppContext.BaseDirectory}");
-    });
-
-    internal static string OnnxData(params string[] parts) => Path.Combine([RepoRoot.Value, "data", "onnx", .. parts]);
+    internal static string OnnxData(params string[] parts) => Path.Combine([DataTests.RepoRootLazy.Value, "data", "onnx", .. parts]);
 
     /// <summary>Cases that do not pass, with the reason. The conformance test fails if one of them starts passing (update the
     /// list) or if any other case does not pass.</summary>
@@ -145,6 +138,12 @@ public class OnnxTests
             var e = Assert.Throws<OnnxFormatException>(() => OnnxModel.Load(path), location);
             Assert.That(e!.Message, Does.Contain(expected), location);
         }
+        // A tensor in a Constant node's attribute is held to the same folder.
+        var constant = Proto.Model([Proto.Node("Constant", [], ["Y"], new Proto().Str(1, "value").Msg(5, External("../secret.bin")).Int(20, 4))], [], [],
+            [Proto.TensorType("Y", 1, 2, 3)]);
+        File.WriteAllBytes(Path.Combine(model, "constant.onnx"), constant);
+        var m = OnnxModel.Load(Path.Combine(model, "constant.onnx"));
+        Assert.That(Assert.Throws<OnnxFormatException>(() => m.Run())!.Message, Does.Contain("leaves the model's folder"));
     }
 
     [Test]
@@ -175,12 +174,94 @@ public class OnnxTests
         var e = Assert.Throws<OnnxUnsupportedException>(() => OnnxModel.Load(unknownOp, dir));
         Assert.That(e!.Message, Does.Contain("NonMaxSuppression").And.Contain("opset 13"));
 
+        var future = Proto.Model([Proto.Node("Relu", ["X"], ["Y"])], [], [Proto.TensorType("X", 1, 2)], [Proto.TensorType("Y", 1, 2)], opset: 99);
+        Assert.That(Assert.Throws<OnnxUnsupportedException>(() => OnnxModel.Load(future, dir))!.Message, Does.Contain("opset 99"));
+
         var badAttr = Proto.Model([Proto.Node("Relu", ["X"], ["Y"], new Proto().Str(1, "frobnicate").Int(3, 1).Int(20, 2))], [],
             [Proto.TensorType("X", 1, 2)], [Proto.TensorType("Y", 1, 2)]);
         var m = OnnxModel.Load(badAttr, dir);
         e = Assert.Throws<OnnxUnsupportedException>(() => m.Call(Tensor.Ones(2)));
         Assert.That((e!.OpType, e.Attribute, e.Opset), Is.EqualTo(("Relu", "frobnicate", 13L)));
         Assert.That(e.Message, Does.Contain("Relu -> 'Y'"));
+    }
+
+    private static Tensor RunOne(string op, long opset, int[] shape, int[] outShape, params Proto[] attributes)
+    {
+        var model = Proto.Model([Proto.Node(op, ["X"], ["Y"], attributes)], [], [Proto.TensorType("X", 1, [.. shape.Select(d => (long)d)])],
+            [Proto.TensorType("Y", 1, [.. outShape.Select(d => (long)d)])], opset: opset);
+        return OnnxModel.Load(model, Path.GetTempPath()).Call(Tensor.Arange(shape.Aggregate(1, (p, d) => p * d)).Reshape(shape) * 0.1);
+    }
+
+    private static Proto IntAttr(string name, long v) => new Proto().Str(1, name).Int(3, v).Int(20, 2);
+
+    [Test]
+    public void Softmax_before_opset_13_normalizes_the_input_flattened_to_2d_at_axis()
+    {
+        var x = Tensor.Arange(24).Reshape(2, 3, 4) * 0.1;
+        var old = RunOne("Softmax", 11, [2, 3, 4], [2, 3, 4], IntAttr("axis", 1));
+        Assert.That(old.ToFloatArray(), Is.EqualTo(Softmax(x.Reshape(2, 12), 1).ToFloatArray()).Within(1e-6));
+        var current = RunOne("Softmax", 13, [2, 3, 4], [2, 3, 4], IntAttr("axis", 1));
+        Assert.That(current.ToFloatArray(), Is.EqualTo(Softmax(x, 1).ToFloatArray()).Within(1e-6));
+        Assert.That(RunOne("LogSoftmax", 9, [2, 3, 4], [2, 3, 4]).ToFloatArray(), Is.EqualTo(LogSoftmax(x.Reshape(2, 12), 1).ToFloatArray()).Within(1e-5));
+    }
+
+    [Test]
+    public void Attributes_that_later_became_inputs_are_read_in_old_opsets()
+    {
+        Assert.That(RunOne("Unsqueeze", 11, [2, 3], [2, 1, 3, 1], IntsAttr("axes", 1, -1)).Shape, Is.EqualTo(new[] { 2, 1, 3, 1 }));
+        Assert.That(RunOne("Squeeze", 11, [2, 1, 3], [2, 3], IntsAttr("axes", 1)).Shape, Is.EqualTo(new[] { 2, 3 }));
+        var mean = RunOne("ReduceMean", 13, [2, 3], [2], IntsAttr("axes", 1), IntAttr("keepdims", 0));
+        Assert.That(mean.ToFloatArray(), Is.EqualTo(new[] { 0.1f, 0.4f }).Within(1e-6));
+        var slice = RunOne("Slice", 9, [2, 4], [2, 2], IntsAttr("starts", 1), IntsAttr("ends", 3), IntsAttr("axes", 1));
+        Assert.That(slice.ToFloatArray(), Is.EqualTo(new[] { 0.1f, 0.2f, 0.5f, 0.6f }).Within(1e-6));
+        var pad = RunOne("Pad", 2, [1, 2], [1, 4], IntsAttr("pads", 0, 1, 0, 1), new Proto().Str(1, "value").Float(2, -1).Int(20, 1));
+        Assert.That(pad.ToFloatArray(), Is.EqualTo(new[] { -1f, 0f, 0.1f, -1f }).Within(1e-6));
+        var clip = RunOne("Clip", 6, [4], [4], new Proto().Str(1, "min").Float(2, 0.1f).Int(20, 1), new Proto().Str(1, "max").Float(2, 0.2f).Int(20, 1));
+        Assert.That(clip.ToFloatArray(), Is.EqualTo(new[] { 0.1f, 0.1f, 0.2f, 0.2f }).Within(1e-6));
+    }
+
+    /// <summary>A two-input node on the given values; returns the output as longs (bool and index results) or doubles.</summary>
+    private static Tensor RunTwo(string op, Tensor a, int aType, Tensor b, int bType, params Proto[] attributes)
+    {
+        var model = Proto.Model([Proto.Node(op, ["A", "B"], ["Y"], attributes)], [],
+            [Proto.TensorType("A", aType, [.. a.Shape.Select(d => (long)d)]), Proto.TensorType("B", bType, [.. b.Shape.Select(d => (long)d)])],
+            [new Proto().Str(1, "Y")]);
+        return OnnxModel.Load(model, Path.GetTempPath()).Run(a, b)[0];
+    }
+
+    [Test]
+    public void Comparison_logical_expand_and_argmax_ops_follow_onnx_broadcasting_and_types()
+    {
+        var a = Tensor.From([1f, 5f, 3f, 7f], 2, 2);
+        var b = Tensor.From([3f, 5f], 2);
+        Assert.That(RunTwo("Equal", a, 1, b, 1).ToLongArray(), Is.EqualTo(new long[] { 0, 1, 1, 0 }));
+        Assert.That(RunTwo("Greater", a, 1, b, 1).ToLongArray(), Is.EqualTo(new long[] { 0, 0, 0, 1 }));
+        Assert.That(RunTwo("GreaterOrEqual", a, 1, b, 1).ToLongArray(), Is.EqualTo(new long[] { 0, 1, 1, 1 }));
+        Assert.That(RunTwo("LessOrEqual", a, 1, b, 1).ToLongArray(), Is.EqualTo(new long[] { 1, 1, 1, 0 }));
+        var p = Tensor.From([1L, 0, 1, 1], 2, 2);
+        var q = Tensor.From([1L, 0], 2);
+        Assert.That(RunTwo("And", p, 9, q, 9).ToLongArray(), Is.EqualTo(new long[] { 1, 0, 1, 0 }));
+        Assert.That(RunTwo("Or", p, 9, q, 9).ToLongArray(), Is.EqualTo(new long[] { 1, 0, 1, 1 }));
+        Assert.That(RunTwo("Xor", p, 9, q, 9).ToLongArray(), Is.EqualTo(new long[] { 0, 0, 0, 1 }));
+        // Expand broadcasts both ways: [2, 1] to shape [1, 3] gives [2, 3].
+        var e = RunTwo("Expand", Tensor.From([1f, 2f], 2, 1), 1, Tensor.From([1L, 3], 2), 7);
+        Assert.That((e.Shape, e.ToFloatArray()), Is.EqualTo((new[] { 2, 3 }, new[] { 1f, 1, 1, 2, 2, 2 })));
+        var arg = RunOne("ArgMax", 13, [2, 3], [2, 1], IntAttr("axis", 1));
+        Assert.That((arg.Shape, arg.ToLongArray()), Is.EqualTo((new[] { 2, 1 }, new long[] { 2, 2 })));
+        var argMin = RunOne("ArgMin", 13, [2, 3], [3], IntAttr("axis", 0), IntAttr("keepdims", 0));
+        Assert.That(argMin.ToLongArray(), Is.EqualTo(new long[] { 0, 0, 0 }));
+    }
+
+    [Test]
+    public void Per_activation_batch_norm_of_opset_6_is_reported_as_unsupported()
+    {
+        var stats = new[] { "s", "b", "m", "v" }.Select((n, i) => new Proto().PackedInts(1, 2).Int(2, 1).PackedFloats(4, 1, 1).Str(8, n)).ToArray();
+        var model = Proto.Model([Proto.Node("BatchNormalization", ["X", "s", "b", "m", "v"], ["Y"], IntAttr("spatial", 0), IntAttr("is_test", 1))],
+            stats, [Proto.TensorType("X", 1, 1, 2)], [Proto.TensorType("Y", 1, 1, 2)], opset: 6);
+        var m = OnnxModel.Load(model, dir);
+        Assert.That(m.NamedBuffers().Select(b => b.Name), Is.EquivalentTo(new[] { "m", "v" }));
+        var e = Assert.Throws<OnnxUnsupportedException>(() => m.Call(Tensor.Ones(1, 2)));
+        Assert.That((e!.Attribute, e.Opset), Is.EqualTo(("spatial", 6L)));
     }
 
     // ---------------------------------------------------------------- modules, parameters, gradients
@@ -229,6 +310,36 @@ public class OnnxTests
         GradCheck.Check(t => m.Call(t[0]), x, p).ThrowIfFailed();
     }
 
+    private static Proto Floats(string name, long[] dims, long seed)
+    {
+        var gen = new Generator(seed);
+        var values = Enumerable.Range(0, (int)dims.Aggregate(1L, (p, d) => p * d)).Select(_ => (float)(gen.NextNormal() * 0.5)).ToArray();
+        return new Proto().PackedInts(1, dims).Int(2, 1).PackedFloats(4, values).Str(8, name);
+    }
+
+    private static Proto IntsAttr(string name, params long[] v) => new Proto().Str(1, name).PackedInts(8, v).Int(20, 7);
+
+    [Test]
+    public void A_converted_float64_conv_network_passes_a_gradient_check_for_input_and_weights()
+    {
+        // Conv (padded, strided) -> Mul by a Constant -> Tanh -> AveragePool -> Flatten -> Gemm (transB), all from ONNX.
+        var half = new Proto().Str(1, "value").Msg(5, new Proto().Int(2, 1).PackedFloats(4, 0.5f).Str(8, "half")).Int(20, 4);
+        var transB = new Proto().Str(1, "transB").Int(3, 1).Int(20, 2);
+        var model = Proto.Model(
+            [Proto.Node("Conv", ["X", "conv.weight", "conv.bias"], ["c"], IntsAttr("pads", 1, 0, 1, 2), IntsAttr("strides", 1, 2)),
+             Proto.Node("Constant", [], ["k"], half), Proto.Node("Mul", ["c", "k"], ["m"]), Proto.Node("Tanh", ["m"], ["t"]),
+             Proto.Node("AveragePool", ["t"], ["p"], IntsAttr("kernel_shape", 2, 2), IntsAttr("strides", 2, 2)), Proto.Node("Flatten", ["p"], ["f"]),
+             Proto.Node("Gemm", ["f", "fc.weight", "fc.bias"], ["Y"], transB)],
+            [Floats("conv.weight", [3, 2, 3, 3], 1), Floats("conv.bias", [3], 2), Floats("fc.weight", [2, 6], 3), Floats("fc.bias", [2], 4)],
+            [Proto.TensorType("X", 1, 1, 2, 5, 5)], [Proto.TensorType("Y", 1, 1, 2)]);
+        var m = OnnxModel.Load(model, dir);
+        Assert.That(m.StateDict().Keys, Is.EquivalentTo(new[] { "conv.weight", "conv.bias", "fc.weight", "fc.bias" }));
+        m.To(DType.Float64);
+        var x = Tensor.Randn([1, 2, 5, 5], seed: 5, DType.Float64).RequiresGrad_();
+        var sd = m.StateDict();
+        GradCheck.Check(t => m.Call(t[0]), x, sd["conv.weight"], sd["fc.weight"]).ThrowIfFailed();
+    }
+
     [Test]
     public void Batch_norm_statistics_are_buffers_and_train_mode_uses_batch_statistics()
     {
@@ -257,7 +368,7 @@ public class OnnxTests
         m.Train();   // batch statistics: the 0.02-filled placeholder weights would otherwise blow activations up
 
         // The Caffe2 export fixes the batch size at 1 (a Reshape to [1, 2048]), so each sample runs alone and the losses are averaged.
-        var data = Datasets.Cifar10(Path.Combine(RepoRoot.Value, "data", "cifar10-subset", "data_batch_1.first200.bin"));
+        var data = Datasets.Cifar10(Path.Combine(DataTests.RepoRootLazy.Value, "data", "cifar10-subset", "data_batch_1.first200.bin"));
         var samples = Enumerable.Range(0, 3).Select(i => (X: Interpolate(data[i].Input.Unsqueeze(0), size: [224, 224], mode: "bilinear"),
             Y: Tensor.From([data[i].Label], 1))).ToArray();
         var opt = new SGD([weight, m.Initializer(gemm.Inputs[2])], lr: 0.1);
