@@ -362,9 +362,10 @@ public class OnnxTests
         var gemm = m.Nodes.Last(n => n.OpType == "Gemm");
         var gen = new Generator(0);
         var weight = Tensor.Randn([10, 2048], gen) * 0.01;
-        m.ReplaceValue(gemm.Inputs[1], weight);
+        Assert.That(m.ReplaceValue(gemm.Inputs[1], weight), Is.EqualTo("gpu_0/pred_w_0"));
         m.ReplaceValue(gemm.Inputs[2], Tensor.Zeros(10));
-        Assert.That(m.Parameters().Count(p => ReferenceEquals(p, weight)), Is.EqualTo(1));
+        Assert.That(m.StateDict()["gpu_0/pred_w_0"], Is.SameAs(weight));
+        Assert.Throws<ArgumentException>(() => m.ReplaceValue(gemm.Inputs[1], weight));
         m.Train();   // batch statistics: the 0.02-filled placeholder weights would otherwise blow activations up
 
         // The Caffe2 export fixes the batch size at 1 (a Reshape to [1, 2048]), so each sample runs alone and the losses are averaged.
