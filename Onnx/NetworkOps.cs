@@ -251,11 +251,17 @@ internal static partial class Ops
         return [Same(c, y), Same(c, mean), Same(c, inv)];
     }
 
-    /// <summary>LRN: ONNX sums over channels [c - floor((size-1)/2), c + ceil((size-1)/2)], which is PyTorch's window for odd sizes.</summary>
+    /// <summary>LRN: ONNX sums over channels [c - floor((size-1)/2), c + ceil((size-1)/2)], PyTorch's local_response_norm over
+    /// [c - floor(size/2), c + floor((size-1)/2)]: the same window for odd sizes and its mirror image for even ones, so an even
+    /// size runs on the channel-reversed input and reverses the result back.</summary>
     private static Tensor LrnOp(OpContext c)
     {
+        var x = c.Float(0);
         int size = (int)c.Int("size", 0);
-        if (size % 2 == 0) throw c.Unsupported($"even size {size} (its window differs from PyTorch's local_response_norm) is not supported", "size");
-        return LocalResponseNorm(c.Float(0), size, c.Float("alpha", 1e-4), c.Float("beta", 0.75), c.Float("bias", 1.0));
+        if (size < 1) throw c.Invalid($"size must be positive, got {size}");
+        var reverse = Tensor.From(Enumerable.Range(0, x.Shape[1]).Reverse().Select(i => (long)i).ToArray(), x.Shape[1]);
+        bool mirror = size % 2 == 0;
+        var y = LocalResponseNorm(mirror ? IndexSelect(x, 1, reverse) : x, size, c.Float("alpha", 1e-4), c.Float("beta", 0.75), c.Float("bias", 1.0));
+        return mirror ? IndexSelect(y, 1, reverse) : y;
     }
 }

@@ -253,6 +253,15 @@ public class OnnxTests
     }
 
     [Test]
+    public void LRN_of_even_size_uses_the_onnx_window_one_channel_above_pytorchs()
+    {
+        var y = RunOne("LRN", 13, [1, 3, 1, 1], [1, 3, 1, 1], IntAttr("size", 2), new Proto().Str(1, "alpha").Float(2, 2).Int(20, 1),
+            new Proto().Str(1, "beta").Float(2, 1).Int(20, 1));
+        // x = [0, 0.1, 0.2]; ONNX window of channel c is {c, c+1}: y_c = x_c / (1 + 2/2 * sum of squares).
+        Assert.That(y.ToFloatArray(), Is.EqualTo(new[] { 0f, 0.1f / (1 + 0.01f + 0.04f), 0.2f / (1 + 0.04f) }).Within(1e-6));
+    }
+
+    [Test]
     public void Per_activation_batch_norm_of_opset_6_is_reported_as_unsupported()
     {
         var stats = new[] { "s", "b", "m", "v" }.Select((n, i) => new Proto().PackedInts(1, 2).Int(2, 1).PackedFloats(4, 1, 1).Str(8, n)).ToArray();
