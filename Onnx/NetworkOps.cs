@@ -147,6 +147,10 @@ internal static partial class Ops
         return p;
     }
 
+    /// <summary>The spatial dims padded with <paramref name="value"/>, or the input itself when there is nothing to pad.</summary>
+    private static Tensor PadSpatial(Tensor x, int[] lo, int[] hi, double value = 0) =>
+        lo.All(v => v == 0) && hi.All(v => v == 0) ? x : Pad(x, PadArgs(lo, hi), value: value);
+
     private static Tensor Crop(Tensor y, int[] output)
     {
         for (int i = 0; i < output.Length; i++)
@@ -160,7 +164,7 @@ internal static partial class Ops
         var x = TensorData.IsFloat(v.Type) ? v.Tensor : v.Tensor.To(DType.Float64);
         int nd = x.Rank - 2;
         var (k, s, d, lo, hi, output) = PoolGeometry(c, x);
-        var padded = Pad(x, PadArgs(lo, hi), value: double.NegativeInfinity);
+        var padded = PadSpatial(x, lo, hi, double.NegativeInfinity);
         int storageOrder = (int)c.Int("storage_order", 0);
         if (c.Node.Outputs.Count > 1 && c.Node.Outputs[1].Length > 0)
         {
@@ -200,7 +204,7 @@ internal static partial class Ops
         var (k, s, d, lo, hi, output) = PoolGeometry(c, x);
         bool includePad = c.Bool("count_include_pad", false);
         var explicitPads = Pads(c, x.Shape[2..], k, s, d);
-        var padded = Pad(x, PadArgs(lo, hi));
+        var padded = PadSpatial(x, lo, hi);
         var ones = Tensor.Ones([ch, 1, .. k], x.DType);
         var sum = ConvNd(c, nd, padded, ones, null, s, 0, d, ch);
         var mask = Tensor.Ones([1, 1, .. x.Shape[2..]], x.DType);
@@ -247,11 +251,17 @@ internal static partial class Ops
         return [Same(c, y), Same(c, mean), Same(c, inv)];
     }
 
-    /// <summary>LRN: ONNX sums over channels [c - floor((size-1)/2), c + ceil((size-1)/2)], which is PyTorch's window for odd sizes.</summary>
+    /// <summary>LRN: ONNX sums over channels [c - floor((size-1)/2), c + ceil((size-1)/2)], PyTorch's local_response_norm over
+    /// [c - floor(size/2), c + floor((size-1)/2)]: the same window for odd sizes and its mirror image for even ones, so an even
+    /// size runs on the channel-reversed input and reverses the result back.</summary>
     private static Tensor LrnOp(OpContext c)
     {
+        var x = c.Float(0);
         int size = (int)c.Int("size", 0);
-        if (size % 2 == 0) throw c.Unsupported($"even size {size} (its window differs from PyTorch's local_response_norm) is not supported", "size");
-        return LocalResponseNorm(c.Float(0), size, c.Float("alpha", 1e-4), c.Float("beta", 0.75), c.Float("bias", 1.0));
+        if (size < 1) throw c.Invalid($"size must be positive, got {size}");
+        var reverse = Tensor.From(Enumerable.Range(0, x.Shape[1]).Reverse().Select(i => (long)i).ToArray(), x.Shape[1]);
+        bool mirror = size % 2 == 0;
+        var y = LocalResponseNorm(mirror ? IndexSelect(x, 1, reverse) : x, size, c.Float("alpha", 1e-4), c.Float("beta", 0.75), c.Float("bias", 1.0));
+        return mirror ? IndexSelect(y, 1, reverse) : y;
     }
 }

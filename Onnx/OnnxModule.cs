@@ -70,7 +70,7 @@ public sealed class OnnxModule : Module
     private readonly List<NodeProto> order;
     private readonly Dictionary<string, string> keys = [];
     private readonly Dictionary<string, OnnxDataType> initializerTypes = [];
-    private readonly Dictionary<string, Tensor> replaced = [];
+    private readonly Dictionary<string, string> replaced = [];
     private readonly string baseDir;
 
     /// <summary>The decoded model.</summary>
@@ -118,19 +118,22 @@ public sealed class OnnxModule : Module
 
     /// <summary>The tensor an initializer currently holds.</summary>
     /// <param name="onnxName">The initializer's ONNX name.</param>
-    public Tensor Initializer(string onnxName) => replaced.TryGetValue(onnxName, out var t) ? t : StateDict()[ParameterKey(onnxName)];
+    public Tensor Initializer(string onnxName) => StateDict()[replaced.TryGetValue(onnxName, out var k) ? k : ParameterKey(onnxName)];
 
     /// <summary>Feeds <paramref name="value"/> to every consumer of the graph value <paramref name="name"/> instead of computing it
-    /// (or instead of the initializer of that name), and registers it as a trainable parameter. Use it to swap a classifier
-    /// head: <c>model.ReplaceValue(lastGemm.Inputs[1], newWeight)</c>. The new shape may differ from the old one.</summary>
+    /// (or instead of the initializer of that name), and registers it as a trainable parameter: under the value's name when that
+    /// is free (a node output), else under a flattened variant of it. Use it to swap a classifier head:
+    /// <c>model.ReplaceValue(lastGemm.Inputs[1], newWeight)</c>. The new shape may differ from the old one; a value is replaced once.</summary>
     /// <param name="name">A value name of the graph (initializer or node output).</param>
     /// <param name="value">The new tensor (made a leaf that requires grad).</param>
-    public void ReplaceValue(string name, Tensor value)
+    /// <returns>The state-dict key of the new parameter.</returns>
+    public string ReplaceValue(string name, Tensor value)
     {
         if (!keys.ContainsKey(name) && !order.Any(n => n.Outputs.Contains(name)))
             throw new ArgumentException($"OnnxModule.ReplaceValue: the graph has no value named '{name}'");
-        replaced[name] = value;
-        Scope.Add(this, "replaced_" + (replaced.Count - 1), value, parameter: true);
+        if (replaced.ContainsKey(name))
+            throw new ArgumentException($"OnnxModule.ReplaceValue: '{name}' was already replaced; update that parameter in place instead");
+        return replaced[name] = Scope.Add(this, name, value, parameter: true);
     }
 
     /// <summary>The nodes in the order they run.</summary>
@@ -173,7 +176,7 @@ public sealed class OnnxModule : Module
         var state = StateDict();
         foreach (var (name, key) in keys) env[name] = new OnnxValue(state[key], initializerTypes[name]);
         for (int i = 0; i < inputs.Length; i++) env[Inputs[i].Name] = inputs[i];
-        foreach (var (name, t) in replaced) env[name] = OnnxValue.Of(t);
+        foreach (var (name, key) in replaced) env[name] = OnnxValue.Of(state[key]);
         var gradientTargets = order.Where(n => n.OpType == "Gradient").SelectMany(n => n.Inputs).ToHashSet();
         foreach (var name in gradientTargets)
             if (env.TryGetValue(name, out var v) && !v.Tensor.RequiresGrad) env[name] = v with { Tensor = v.Tensor.Detach().RequiresGrad_() };

@@ -365,9 +365,10 @@ internal static partial class Ops
         var x = c.Float(0);
         double ratio = c.Opset < 12 ? c.Float("ratio", 0.5) : c.Has(1) ? c.Input(1).Item() : 0.5;
         bool training = c.Opset < 12 ? c.Training && !c.Bool("is_test", false) : c.Has(2) ? c.Input(2).Item() != 0 : c.Training;
+        // The seed attribute is ignored: masks come from Generator.Default (set it with Generator.ManualSeed), so every forward
+        // draws a new mask, as in PyTorch; a fixed per-node seed would repeat one mask in every training step.
         c.Ignore("seed", "is_test");
-        var generator = c.Attr("seed") is { } s ? new Generator(s.I) : null;
-        var y = training && ratio > 0 ? Dropout(x, ratio, true, generator) : x;
+        var y = training && ratio > 0 ? Dropout(x, ratio, true) : x;
         Tensor mask;
         using (AutoGrad.NoGrad()) mask = training && ratio > 0 ? y.Ne(Tensor.Scalar(0, y.DType)).To(DType.Int64) : Tensor.Ones(x.Shape, DType.Int64);
         return [Same(c, y), new(mask, OnnxDataType.Bool)];

@@ -253,6 +253,15 @@ public class OnnxTests
     }
 
     [Test]
+    public void LRN_of_even_size_uses_the_onnx_window_one_channel_above_pytorchs()
+    {
+        var y = RunOne("LRN", 13, [1, 3, 1, 1], [1, 3, 1, 1], IntAttr("size", 2), new Proto().Str(1, "alpha").Float(2, 2).Int(20, 1),
+            new Proto().Str(1, "beta").Float(2, 1).Int(20, 1));
+        // x = [0, 0.1, 0.2]; ONNX window of channel c is {c, c+1}: y_c = x_c / (1 + 2/2 * sum of squares).
+        Assert.That(y.ToFloatArray(), Is.EqualTo(new[] { 0f, 0.1f / (1 + 0.01f + 0.04f), 0.2f / (1 + 0.04f) }).Within(1e-6));
+    }
+
+    [Test]
     public void Per_activation_batch_norm_of_opset_6_is_reported_as_unsupported()
     {
         var stats = new[] { "s", "b", "m", "v" }.Select((n, i) => new Proto().PackedInts(1, 2).Int(2, 1).PackedFloats(4, 1, 1).Str(8, n)).ToArray();
@@ -362,9 +371,10 @@ public class OnnxTests
         var gemm = m.Nodes.Last(n => n.OpType == "Gemm");
         var gen = new Generator(0);
         var weight = Tensor.Randn([10, 2048], gen) * 0.01;
-        m.ReplaceValue(gemm.Inputs[1], weight);
+        Assert.That(m.ReplaceValue(gemm.Inputs[1], weight), Is.EqualTo("gpu_0/pred_w_0"));
         m.ReplaceValue(gemm.Inputs[2], Tensor.Zeros(10));
-        Assert.That(m.Parameters().Count(p => ReferenceEquals(p, weight)), Is.EqualTo(1));
+        Assert.That(m.StateDict()["gpu_0/pred_w_0"], Is.SameAs(weight));
+        Assert.Throws<ArgumentException>(() => m.ReplaceValue(gemm.Inputs[1], weight));
         m.Train();   // batch statistics: the 0.02-filled placeholder weights would otherwise blow activations up
 
         // The Caffe2 export fixes the batch size at 1 (a Reshape to [1, 2048]), so each sample runs alone and the losses are averaged.
