@@ -128,6 +128,15 @@ public static class GradCheck
         return new GradCheckReport(ok, mode, reports, ok ? null : "analytic and numeric gradients differ");
     }
 
+    /// <summary>Checks a <see cref="CustomFunction"/>'s Backward against finite differences of its Forward, with respect to
+    /// every input that requires grad; the differentiable outputs are checked together (flattened and concatenated).</summary>
+    /// <example><code>GradCheck.Check(new MyFunction(), x, y).ThrowIfFailed();</code></example>
+    public static GradCheckReport Check(CustomFunction function, params Tensor[] inputs) => Check(function, new GradCheckOptions(), inputs);
+
+    /// <summary>As <see cref="Check(CustomFunction, Tensor[])"/> with explicit options.</summary>
+    public static GradCheckReport Check(CustomFunction function, GradCheckOptions options, params Tensor[] inputs) =>
+        Check(t => Functional.Cat([.. function.ApplyMany(t).Where(o => o.RequiresGrad).Select(o => o.Reshape(-1))]), options, inputs);
+
     /// <summary>Checks the gradients of the gradients: <c>g(x, v) = d(v · f(x))/dx</c> is checked with <see cref="Check(Func{Tensor[], Tensor}, GradCheckOptions, Tensor[])"/>.</summary>
     public static GradCheckReport CheckSecondOrder(Func<Tensor[], Tensor> f, params Tensor[] inputs) => CheckSecondOrder(f, new GradCheckOptions(), inputs);
 

@@ -7,6 +7,8 @@ internal sealed class Node
     public readonly string Op;
     public readonly Tensor[] Inputs;
     public Func<Tensor, Tensor?[]>? Rule;
+    /// <summary>Where the op was called, captured only under <see cref="AutoGrad.DetectAnomaly"/>.</summary>
+    public readonly string? CreatedAt;
     // The tensors whose values the rule reads, with their versions when the op ran: backward refuses to run
     // if one was modified in place since (as PyTorch's saved-tensor check).
     private readonly (Tensor T, string Role, int Version)[] saved;
@@ -14,11 +16,21 @@ internal sealed class Node
     public Node(string op, Tensor[] inputs, Tensor output, Saves saves, Func<Tensor, Tensor?[]> rule)
     {
         Op = op; Inputs = inputs; Rule = rule;
+        if (AutoGrad.IsAnomalyEnabled) CreatedAt = CallerTrace();
         var s = new List<(Tensor, string, int)>();
         if (saves.HasFlag(Saves.Inputs))
             for (int i = 0; i < inputs.Length; i++) s.Add((inputs[i], $"input {i}", inputs[i].Version.Value));
         if (saves.HasFlag(Saves.Output)) s.Add((output, "output", output.Version.Value));
         saved = [.. s];
+    }
+
+    /// <summary>The current stack without the recording machinery: the op's own frame first, then the user code that called it.</summary>
+    private static string CallerTrace()
+    {
+        var frames = new System.Diagnostics.StackTrace(1, fNeedFileInfo: true).GetFrames()
+            .Where(f => f.GetMethod()?.DeclaringType is Type t && t != typeof(AutoGrad) && t != typeof(Node));
+        return string.Join("\n", frames.Select(f =>
+            $"   at {f.GetMethod()!.DeclaringType!.FullName}.{f.GetMethod()!.Name}" + (f.GetFileName() is string file ? $" in {file}:line {f.GetFileLineNumber()}" : "")));
     }
 
     public void CheckVersions()
@@ -28,6 +40,16 @@ internal sealed class Node
                 throw new InvalidOperationException($"Backward: the {role} {Shape.Str(t.Dims)} of {Op} was modified by an in-place operation " +
                     $"after {Op} saved it for backward (version {t.Version.Value}, expected {version}); its gradient would be wrong");
     }
+}
+
+/// <summary>Thrown by a backward pass under <see cref="AutoGrad.DetectAnomaly"/> when an op's derivative rule produces a NaN
+/// or infinite gradient; the message names the op, its input shapes and (if recorded in the mode) where it was created.</summary>
+public sealed class AnomalyException(string op, int input, string message) : Exception(message)
+{
+    /// <summary>The op whose backward produced the non-finite gradient.</summary>
+    public string Op { get; } = op;
+    /// <summary>The index of the op's input whose gradient is non-finite.</summary>
+    public int Input { get; } = input;
 }
 
 /// <summary>What a derivative rule reads besides the output gradient, for the in-place modification check.</summary>
@@ -46,6 +68,31 @@ public static class AutoGrad
     public static IDisposable NoGrad() => new GradScope(enable: false);
 
     internal static IDisposable EnableGrad(bool enable) => new GradScope(enable);
+
+    [ThreadStatic] private static int anomalyDepth;
+
+    /// <summary>Whether anomaly detection is on for this thread; see <see cref="DetectAnomaly"/>.</summary>
+    public static bool IsAnomalyEnabled => anomalyDepth > 0;
+
+    /// <summary>Turns anomaly detection on for this thread until disposed (like <c>torch.autograd.detect_anomaly</c>): ops
+    /// recorded meanwhile remember the stack trace of their creation, and a backward pass run meanwhile that produces a
+    /// NaN or infinite gradient stops with an <see cref="AnomalyException"/> naming the op, its input shapes and where it was
+    /// created. Costs a stack trace per op; off, it costs nothing.</summary>
+    /// <example><code>
+    /// using (AutoGrad.DetectAnomaly())
+    /// {
+    ///     var loss = model.Call(x).Log().Sum();   // the trace of the Log call is kept
+    ///     loss.Backward();                        // throws: "Log ... backward produced NaN ... created at ..."
+    /// }
+    /// </code></example>
+    public static IDisposable DetectAnomaly() => new AnomalyScope();
+
+    private sealed class AnomalyScope : IDisposable
+    {
+        private bool disposed;
+        public AnomalyScope() => anomalyDepth++;
+        public void Dispose() { if (!disposed) anomalyDepth--; disposed = true; }
+    }
 
     private sealed class GradScope : IDisposable
     {
@@ -123,13 +170,11 @@ public static class AutoGrad
         {
             var t = order[k];
             if (!grads.Remove(t, out var g)) continue;
+            g = t.ApplyGradHooks(g);
             if (keep != null && keep.Contains(t)) result[t] = g;
             var node = t.GradFn;
-            if (node == null)
-            {
-                if (accumulate) t.Grad = t.Grad is null ? (createGraph ? g : g.Detach()) : t.Grad + g;
-                continue;
-            }
+            if (accumulate && (node == null || t.RetainsGrad)) t.AccumulateGrad(g, createGraph);
+            if (node == null) continue;
             var rule = node.Rule ?? throw new InvalidOperationException(
                 $"Backward: trying to backward through the graph a second time (op {node.Op}, output {Shape.Str(t.Dims)}); its saved tensors were freed. Pass retainGraph: true to the first Backward.");
             node.CheckVersions();
@@ -137,6 +182,7 @@ public static class AutoGrad
             if (inputGrads.Length != node.Inputs.Length)
                 throw new InvalidOperationException($"{node.Op} backward returned {inputGrads.Length} gradients for {node.Inputs.Length} inputs");
             if (!retainGraph) node.Rule = null;
+            if (IsAnomalyEnabled) CheckFinite(node, inputGrads);
             for (int i = 0; i < node.Inputs.Length; i++)
             {
                 var x = node.Inputs[i];
@@ -147,6 +193,19 @@ public static class AutoGrad
             }
         }
         return result;
+    }
+
+    private static void CheckFinite(Node node, Tensor?[] inputGrads)
+    {
+        for (int i = 0; i < inputGrads.Length; i++)
+        {
+            if (inputGrads[i] is not Tensor g || Kernels.AllFinite(g)) continue;
+            string inputs = string.Join(", ", node.Inputs.Select(x => Shape.Str(x.Dims)));
+            throw new AnomalyException(node.Op, i, $"DetectAnomaly: the backward of {node.Op} (inputs {inputs}) produced a NaN or infinite gradient " +
+                $"for input {i} {Shape.Str(node.Inputs[i].Dims)}. " + (node.CreatedAt is string at
+                    ? $"{node.Op} was created at:\n{at}"
+                    : $"{node.Op} was recorded outside DetectAnomaly(); run the forward pass inside it to see where the op was created."));
+        }
     }
 
     private static void Accumulate(Dictionary<Tensor, Tensor> grads, Tensor t, Tensor g) =>

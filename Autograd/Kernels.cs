@@ -17,6 +17,14 @@ internal static class Kernels
 {
     private const int ParallelGrain = 1 << 15;
 
+    /// <summary>Whether every element is finite (integer tensors always are).</summary>
+    public static bool AllFinite(Tensor t) => t.DType switch
+    {
+        DType.Float32 => !t.Data<float>().Any(v => !float.IsFinite(v)),
+        DType.Float64 => !t.Data<double>().Any(v => !double.IsFinite(v)),
+        _ => true,
+    };
+
     // ---------------- elementwise binary with broadcasting ----------------
 
     public static Tensor Binary(string op, BinOp kind, Tensor a, Tensor b)

@@ -17,7 +17,9 @@ public abstract class Module
     private readonly List<(string Name, Tensor? Value)> parameters = [];
     private readonly List<(string Name, Tensor? Value)> buffers = [];
     private readonly List<(string Name, Module Value)> children = [];
+    private readonly List<Func<Module, Tensor, Tensor?>> forwardPreHooks = [];
     private readonly List<Func<Module, Tensor, Tensor, Tensor?>> forwardHooks = [];
+    private readonly List<Func<Module, Tensor?, Tensor, Tensor?>> backwardHooks = [];
 
     /// <summary>Whether the module is in training mode (the default); see <see cref="Train"/> and <see cref="Eval"/>.</summary>
     public bool Training { get; private set; } = true;
@@ -25,26 +27,60 @@ public abstract class Module
     /// <summary>The computation. Call modules through <see cref="Call"/>, which also runs hooks.</summary>
     public abstract Tensor Forward(Tensor input);
 
-    /// <summary>Runs <see cref="Forward"/> and then the forward hooks (a hook may replace the output), like <c>module(x)</c>.</summary>
+    /// <summary>Runs the forward pre-hooks, <see cref="Forward"/> and the forward hooks, like <c>module(x)</c>; with backward
+    /// hooks registered, also arranges for them to run when backward reaches this call.</summary>
     public Tensor Call(Tensor input)
     {
+        foreach (var hook in forwardPreHooks.ToArray()) input = hook(this, input) ?? input;
+        var hooks = backwardHooks.Count > 0 && AutoGrad.IsGradEnabled ? backwardHooks.ToArray() : null;
+        Tensor? gradOutput = null;
+        if (hooks != null && input.RequiresGrad)
+        {
+            // A recorded identity on the input: its gradient is the module's input gradient, complete once backward has
+            // passed through the whole call; the hooks see it together with the output gradient and may replace it.
+            input = Identity(input);
+            input.RegisterHook(g => RunBackwardHooks(hooks, g, gradOutput!));
+        }
         var output = Forward(input);
         foreach (var hook in forwardHooks.ToArray()) output = hook(this, input, output) ?? output;
+        if (hooks != null && output.RequiresGrad)
+        {
+            output = Identity(output);
+            bool inputHasGrad = input.RequiresGrad;
+            output.RegisterHook(g => { gradOutput = g; if (!inputHasGrad) RunBackwardHooks(hooks, null, g); return null; });
+        }
         return output;
     }
 
-    /// <summary>Adds a hook called after every <see cref="Call"/> with (module, input, output); a non-null result replaces the output.
-    /// Dispose the returned handle to remove it.</summary>
-    public IDisposable RegisterForwardHook(Func<Module, Tensor, Tensor, Tensor?> hook)
+    private static Tensor Identity(Tensor x) => AutoGrad.Record(x.Detach(), "BackwardHook", Saves.None, g => [g], x);
+
+    private Tensor? RunBackwardHooks(Func<Module, Tensor?, Tensor, Tensor?>[] hooks, Tensor? gradInput, Tensor gradOutput)
     {
-        forwardHooks.Add(hook);
-        return new Handle(() => forwardHooks.Remove(hook));
+        foreach (var hook in hooks) gradInput = hook(this, gradInput, gradOutput) ?? gradInput;
+        return gradInput;
     }
 
-    private sealed class Handle(Action remove) : IDisposable
+    /// <summary>Adds a hook called before every <see cref="Call"/> with (module, input); a non-null result replaces the input
+    /// (like <c>register_forward_pre_hook</c>). Remove it with the returned handle.</summary>
+    public RemovableHandle RegisterForwardPreHook(Func<Module, Tensor, Tensor?> hook) => Add(forwardPreHooks, hook);
+
+    /// <summary>Adds a hook called after every <see cref="Call"/> with (module, input, output); a non-null result replaces the output
+    /// (like <c>register_forward_hook</c>). Remove it with the returned handle.</summary>
+    public RemovableHandle RegisterForwardHook(Func<Module, Tensor, Tensor, Tensor?> hook) => Add(forwardHooks, hook);
+
+    /// <summary>Adds a hook called during backward with (module, gradInput, gradOutput) once the gradient with respect to the
+    /// module's input is computed (like <c>register_full_backward_hook</c>); gradInput is null when the input does not require
+    /// grad. A non-null result replaces gradInput for the rest of the backward pass. Applies to calls made after registration.</summary>
+    /// <example><code>
+    /// using var h = layer.RegisterFullBackwardHook((m, gin, gout) => { Console.WriteLine(gout.Norm().Item()); return null; });
+    /// </code></example>
+    public RemovableHandle RegisterFullBackwardHook(Func<Module, Tensor?, Tensor, Tensor?> hook) => Add(backwardHooks, hook);
+
+    private static RemovableHandle Add<THook>(List<THook> hooks, THook hook)
     {
-        private Action? remove = remove;
-        public void Dispose() { remove?.Invoke(); remove = null; }
+        ArgumentNullException.ThrowIfNull(hook);
+        hooks.Add(hook);
+        return new RemovableHandle(() => hooks.Remove(hook));
     }
 
     // ---------------- registration ----------------
