@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
 
 namespace Autograd.Distributed;
 
@@ -81,8 +82,19 @@ public sealed class Communicator : IProcessGroup, IDisposable
         queue.Add(init);
         thread.Start();
         init.Wait(this);
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => Dispose();
+        // At exit MPI is finalized, unless the process is failing: then Open MPI sees a rank end without finalizing and
+        // aborts the job (a finalize would wait for ranks that are still computing). mpirun's SIGTERM, sent when another
+        // rank failed, gets a message saying so.
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => { if (Environment.ExitCode == 0) Dispose(); };
+        sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ =>
+        {
+            Console.Error.WriteLine($"autograd: rank {Rank} of {WorldSize}: terminated by mpirun (SIGTERM): another rank failed or the job was aborted");
+            Console.Error.Flush();
+            Environment.ExitCode = 143;
+        });
     }
+
+    private readonly PosixSignalRegistration sigterm;
 
     /// <summary>This process's rank in <c>MPI_COMM_WORLD</c>.</summary>
     public int Rank { get; private set; }
@@ -104,7 +116,7 @@ public sealed class Communicator : IProcessGroup, IDisposable
             work.Execute();
             initialized |= work.Name == "MPI_Init_thread" && work.Error == null;
         }
-        if (initialized && !Mpi.Finalized) Mpi.Finalize();
+        if (initialized && !Mpi.Finalized) Mpi.FinalizeMpi();
     }
 
     /// <summary>A submitted MPI call; <see cref="Wait"/> blocks until the communication thread has run it.</summary>
@@ -219,7 +231,9 @@ public sealed class Communicator : IProcessGroup, IDisposable
             if (disposed) return;
             disposed = true;
         }
+        sigterm.Dispose();
         queue.CompleteAdding();
-        if (Thread.CurrentThread != thread) thread.Join();
+        // MPI_Finalize waits for the other ranks: a rank that hangs must not make this one hang at exit.
+        if (Thread.CurrentThread != thread && !thread.Join(Timeout)) Watchdog("MPI_Finalize");
     }
 }

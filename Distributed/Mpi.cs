@@ -83,7 +83,7 @@ internal static unsafe partial class Mpi
     /// <summary><c>MPI_Init_thread(NULL, NULL, required, &amp;provided)</c>; returns the provided level.</summary>
     public static int InitThread(int required) { Check(MPI_Init_thread(0, 0, required, out int provided), "MPI_Init_thread"); return provided; }
     public static int QueryThread() { Check(MPI_Query_thread(out int provided), "MPI_Query_thread"); return provided; }
-    public static void Finalize() => Check(MPI_Finalize(), "MPI_Finalize");
+    public static void FinalizeMpi() => Check(MPI_Finalize(), "MPI_Finalize");
     public static int Rank() { Check(MPI_Comm_rank(CommWorld, out int r), "MPI_Comm_rank"); return r; }
     public static int Size() { Check(MPI_Comm_size(CommWorld, out int s), "MPI_Comm_size"); return s; }
     public static void Barrier() => Check(MPI_Barrier(CommWorld), "MPI_Barrier");

@@ -1,0 +1,127 @@
+using System.Globalization;
+using Autograd;
+using Autograd.Distributed;
+using Autograd.Layers;
+using Autograd.Optimizers;
+using static Autograd.Functional;
+
+// The program every rank runs in the MPI tests. Rank 0 prints one line per check, which the NUnit tests parse:
+//   equivalence: for SGD and Adam, without batch norm, with local batch norm and with SyncBatchNorm, k steps of
+//     DistributedDataParallel (the global batch of 64 split across the ranks) against one process on the whole batch:
+//     "RESULT <optimizer> <norm> <bucketMb> replicas=<max |rank 0 - rank 1|> reference=<max |distributed - single|>"
+//   collectives: "COLLECTIVES ok" after checking all-reduce, broadcast and barrier values.
+//   die | fail | hang: at step 3 rank 1 is killed (SIGKILL, as a crash or the OOM killer), exits with an error code, or
+//     sleeps forever, while rank 0 keeps training.
+string mode = args.Length > 0 ? args[0] : "equivalence";
+double timeout = args.Length > 1 ? double.Parse(args[1], CultureInfo.InvariantCulture) : 60;
+var comm = Communicator.Init(TimeSpan.FromSeconds(timeout));
+int rank = comm.Rank, world = comm.WorldSize;
+switch (mode)
+{
+    case "collectives":
+    {
+        var t = Tensor.Full([5], rank + 1);
+        comm.AllReduce(t);
+        var d = new double[] { rank, 1.5 };
+        comm.AllReduceSum(d);
+        var b = Tensor.Full([3], rank == 0 ? 7 : -1, DType.Float64);
+        var l = Tensor.From(new long[] { rank == 0 ? 1L << 40 : 0 }, 1);
+        comm.Broadcast([b, l]);
+        comm.Barrier();
+        double expect = world * (world + 1) / 2.0;
+        bool ok = t.ToFloatArray().All(v => v == expect) && d[0] == world * (world - 1) / 2.0 && d[1] == 1.5 * world
+            && b.ToDoubleArray().All(v => v == 7) && l.ToLongArray()[0] == 1L << 40;
+        Console.WriteLine($"COLLECTIVES rank {rank} of {world} {(ok ? "ok" : "WRONG")}");
+        break;
+    }
+    case "die" or "fail" or "hang":
+    {
+        Generator.ManualSeed(0);
+        var model = new DistributedDataParallel(Net("none"), comm);
+        var opt = new SGD(model.Parameters(), lr: 0.1);
+        for (int step = 0; step < 1000; step++)
+        {
+            if (rank == 1 && step == 3)
+            {
+                Console.WriteLine($"rank 1: {mode} at step {step}");
+                Console.Out.Flush();
+                if (mode == "die") System.Diagnostics.Process.GetCurrentProcess().Kill();
+                if (mode == "fail") return 3;
+                Thread.Sleep(Timeout.Infinite);
+            }
+            var (x, y) = Batch(step, rank, world);
+            opt.ZeroGrad();
+            CrossEntropy(model.Call(x), y).Backward();
+            opt.Step();
+            Console.WriteLine($"rank {rank}: step {step}");
+        }
+        break;
+    }
+    default:
+        foreach (var optimizer in new[] { "sgd", "adam" })
+            foreach (var norm in new[] { "none", "local", "sync" })
+                Equivalence(optimizer, norm, norm == "none" ? 0.0005 : DistributedDataParallel.DefaultBucketCapMb);
+        break;
+}
+comm.Dispose();
+return 0;
+
+void Equivalence(string optimizer, string norm, double bucketMb)
+{
+    const int steps = 5;
+    Generator.ManualSeed(10 + rank);                  // different on each rank: construction must broadcast rank 0's values
+    var net = Net(norm);
+    if (norm == "sync") Autograd.Layers.SyncBatchNorm.ConvertSyncBatchNorm(net, comm);
+    var ddp = new DistributedDataParallel(net, comm, bucketMb);
+    var initial = Snapshot(net);
+    Train(ddp, optimizer, steps, rank, world);
+
+    // Replicas: rank 1's parameters broadcast to rank 0 and compared there. (Buffers may differ: with local batch norm each
+    // rank's last forward updated its running statistics from its own batch; the next forward would broadcast rank 0's.)
+    var state = net.Parameters().Select(t => t.Detach().Clone()).ToList();
+    var mine = state.Select(t => t.Clone()).ToList();
+    comm.Broadcast(state, root: world - 1);
+    double replicas = state.Zip(mine).Max(p => MaxDiff(p.First, p.Second));
+
+    if (rank == 0)
+    {
+        // One process, the whole batch, the same initial values: plain batch norm (SyncBatchNorm's reference) or none.
+        var single = Net(norm);
+        single.LoadStateDict(initial);
+        Train(single, optimizer, steps, 0, 1);
+        double reference = net.StateDict().Zip(single.StateDict()).Max(p => MaxDiff(p.First.Value, p.Second.Value));
+        Console.WriteLine(FormattableString.Invariant($"RESULT {optimizer} {norm} {bucketMb} buckets={ddp.Buckets.Count} replicas={replicas:G3} reference={reference:G3}"));
+    }
+    comm.Barrier();
+}
+
+static Module Net(string norm) => norm == "none"
+    ? new Sequential(new Conv2d(1, 4, 3, padding: 1), new ReLU(), new Flatten(), new Linear(4 * 8 * 8, 32), new ReLU(), new Linear(32, 10))
+    // No bias before a batch norm: its gradient is zero up to rounding, which Adam's normalized step would amplify.
+    : new Sequential(new Conv2d(1, 4, 3, padding: 1, bias: false), new BatchNorm2d(4), new ReLU(), new Flatten(),
+        new Linear(4 * 8 * 8, 32, bias: false), new BatchNorm1d(32), new ReLU(), new Linear(32, 10));
+
+static (Tensor X, Tensor Y) Batch(int step, int rank, int world)
+{
+    const int global = 64;
+    var x = Tensor.Randn([global, 1, 8, 8], seed: 100 + step);
+    var y = Tensor.RandInt(0, 10, [global], seed: 200 + step);
+    int local = global / world;
+    return (Narrow(x, 0, rank * local, local), Narrow(y, 0, rank * local, local));
+}
+
+static void Train(Module model, string optimizer, int steps, int rank, int world)
+{
+    Optimizer opt = optimizer == "sgd" ? new SGD(model.Parameters(), lr: 0.1, momentum: 0.9) : new Adam(model.Parameters(), lr: 0.01);
+    for (int step = 0; step < steps; step++)
+    {
+        var (x, y) = Batch(step, rank, world);
+        opt.ZeroGrad();
+        CrossEntropy(model.Call(x), y).Backward();
+        opt.Step();
+    }
+}
+
+static Dictionary<string, Tensor> Snapshot(Module m) => m.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value.Detach().Clone());
+
+static double MaxDiff(Tensor a, Tensor b) => a.ToDoubleArray().Zip(b.ToDoubleArray()).Max(p => Math.Abs(p.First - p.Second));
