@@ -61,6 +61,8 @@ switch (mode)
         foreach (var optimizer in new[] { "sgd", "adam" })
             foreach (var norm in new[] { "none", "local", "sync" })
                 Equivalence(optimizer, norm, norm == "none" ? 0.0005 : DistributedDataParallel.DefaultBucketCapMb);
+        Accumulation();
+        Unused();
         break;
 }
 comm.Dispose();
@@ -95,6 +97,48 @@ void Equivalence(string optimizer, string norm, double bucketMb)
     comm.Barrier();
 }
 
+// Gradient accumulation: two half-batches per step, the first under NoSync, give one all-reduce per step and the same
+// weights as one process on the whole batch: "RESULT sgd accumulate ... rounds=<all-reduces per step>".
+void Accumulation()
+{
+    const int steps = 3;
+    Generator.ManualSeed(10);
+    var net = Net("none");
+    var ddp = new DistributedDataParallel(net, comm);
+    var initial = Snapshot(net);
+    var opt = new SGD(ddp.Parameters(), lr: 0.1, momentum: 0.9);
+    for (int step = 0; step < steps; step++)
+    {
+        var (x, y) = Batch(step, rank, world);
+        int half = x.Shape[0] / 2;
+        opt.ZeroGrad();
+        using (ddp.NoSync()) (CrossEntropy(ddp.Call(Narrow(x, 0, 0, half)), Narrow(y, 0, 0, half)) * 0.5).Backward();
+        (CrossEntropy(ddp.Call(Narrow(x, 0, half, half)), Narrow(y, 0, half, half)) * 0.5).Backward();
+        opt.Step();
+    }
+    double rounds = ddp.BytesAllReduced / (double)(steps * net.Parameters().Sum(p => 4L * p.Numel));
+    if (rank == 0)
+    {
+        var single = Net("none");
+        single.LoadStateDict(initial);
+        Train(single, "sgd", steps, 0, 1);
+        double reference = net.Parameters().Zip(single.Parameters()).Max(p => MaxDiff(p.First, p.Second));
+        Console.WriteLine(FormattableString.Invariant($"RESULT sgd accumulate 25 buckets={ddp.Buckets.Count} replicas=0 reference={reference:G3} rounds={rounds}"));
+    }
+    comm.Barrier();
+}
+
+// A parameter that gets no gradient: the next forward fails and names it ("UNUSED <message>").
+void Unused()
+{
+    var ddp = new DistributedDataParallel(new PartlyUsed(), comm);
+    var (x, y) = Batch(0, rank, world);
+    CrossEntropy(ddp.Call(x), y).Backward();
+    try { ddp.Call(x); }
+    catch (InvalidOperationException e) { if (rank == 0) Console.WriteLine($"UNUSED {e.Message}"); }
+    comm.Barrier();
+}
+
 static Module Net(string norm) => norm == "none"
     ? new Sequential(new Conv2d(1, 4, 3, padding: 1), new ReLU(), new Flatten(), new Linear(4 * 8 * 8, 32), new ReLU(), new Linear(32, 10))
     // No bias before a batch norm: its gradient is zero up to rounding, which Adam's normalized step would amplify.
@@ -125,3 +169,17 @@ static void Train(Module model, string optimizer, int steps, int rank, int world
 static Dictionary<string, Tensor> Snapshot(Module m) => m.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value.Detach().Clone());
 
 static double MaxDiff(Tensor a, Tensor b) => a.ToDoubleArray().Zip(b.ToDoubleArray()).Max(p => Math.Abs(p.First - p.Second));
+
+/// <summary>A model with a registered layer its forward never uses.</summary>
+sealed class PartlyUsed : Module
+{
+    private readonly Linear used;
+
+    public PartlyUsed()
+    {
+        used = Register("used", new Linear(64, 10));
+        Register("spare", new Linear(3, 3));
+    }
+
+    public override Tensor Forward(Tensor input) => used.Call(input.Flatten(1));
+}

@@ -225,7 +225,7 @@ public class MpiTests
         var results = Regex.Matches(output, @"RESULT (\w+) (\w+) \S+ buckets=(\d+) replicas=(\S+) reference=(\S+)")
             .ToDictionary(m => m.Groups[1].Value + " " + m.Groups[2].Value,
                 m => (Buckets: int.Parse(m.Groups[3].Value), Replicas: double.Parse(m.Groups[4].Value), Reference: double.Parse(m.Groups[5].Value)));
-        Assert.That(results.Keys, Is.EquivalentTo(new[] { "sgd none", "sgd local", "sgd sync", "adam none", "adam local", "adam sync" }), output);
+        Assert.That(results.Keys, Is.EquivalentTo(new[] { "sgd none", "sgd local", "sgd sync", "adam none", "adam local", "adam sync", "sgd accumulate" }), output);
         foreach (var (name, r) in results)
         {
             Assert.That(r.Replicas, Is.EqualTo(0), $"{name}: the replicas' parameters must stay identical\n{output}");
@@ -235,6 +235,8 @@ public class MpiTests
                 Assert.That(r.Reference, Is.LessThan(1e-5), $"{name}: must match one process up to float summation order\n{output}");
         }
         Assert.That(results["sgd none"].Buckets, Is.GreaterThan(1), "the small bucket cap spreads the gradients over several all-reduces");
+        Assert.That(output, Does.Contain("rounds=1"), "NoSync: one gradient all-reduce per accumulated step");
+        Assert.That(output, Does.Match(@"UNUSED DistributedDataParallel: the previous backward did not produce gradients for 2 parameter\(s\) \(spare\.\w+, spare\.\w+\)"));
     }
 
     [TestCase("die", "exited on signal 9")]
