@@ -167,7 +167,9 @@ internal static class TrainCommand
             using var p = Process.GetCurrentProcess();
             peak.Add(p.PeakWorkingSet64);
             Console.WriteLine($"epoch {r.Epoch + 1,3}/{epochs}  loss {r.TrainLoss:F4}  acc {r.TrainAccuracy:F4}  test loss {r.TestLoss:F4}  test acc {r.TestAccuracy:F4}  " +
-                $"lr {r.Lr:G3}  {r.Seconds:F1} s (steps {r.StepSeconds:F1} s)  {trainLoader.Dataset.Count / r.Seconds:F0} samples/s  peak {p.PeakWorkingSet64 / 1048576.0:F0} MiB");
+                $"lr {r.Lr:G3}  {r.Seconds:F1} s (steps {r.StepSeconds:F1} s)  {trainLoader.Dataset.Count / r.Seconds:F0} samples/s  peak {p.PeakWorkingSet64 / 1048576.0:F0} MiB" +
+                (ddp == null ? "" : $"  all-reduce {ddp.AllReduceTime.TotalSeconds:F1} s ({ddp.BytesAllReduced / 1048576.0:F0} MiB), backward waited {ddp.WaitTime.TotalSeconds:F1} s"));
+            ddp?.ResetTimers();
         };
         if (live)
         {

@@ -5,7 +5,8 @@ using Autograd.Layers;
 using Autograd.Optimizers;
 using static Autograd.Functional;
 
-// The program every rank runs in the MPI tests. Rank 0 prints one line per check, which the NUnit tests parse:
+// The program every rank runs in the MPI tests (and the all-reduce measurement of docs/scaling.md). Rank 0 prints one line
+// per check, which the NUnit tests parse:
 //   equivalence: for SGD and Adam, without batch norm, with local batch norm and with SyncBatchNorm, k steps of
 //     DistributedDataParallel (the global batch of 64 split across the ranks) against one process on the whole batch:
 //     "RESULT <optimizer> <norm> <bucketMb> replicas=<max |rank 0 - rank 1|> reference=<max |distributed - single|>"
@@ -32,6 +33,22 @@ switch (mode)
         bool ok = t.ToFloatArray().All(v => v == expect) && d[0] == world * (world - 1) / 2.0 && d[1] == 1.5 * world
             && b.ToDoubleArray().All(v => v == 7) && l.ToLongArray()[0] == 1L << 40;
         Console.WriteLine($"COLLECTIVES rank {rank} of {world} {(ok ? "ok" : "WRONG")}");
+        break;
+    }
+    case "allreduce-bench":
+    {
+        // Seconds per in-place float all-reduce by message size (docs/scaling.md): "ALLREDUCE <MiB> <seconds> <MiB/s>".
+        foreach (int kib in new[] { 4, 64, 1024, 4096, 16384, 65536 })
+        {
+            var t = Tensor.Zeros(kib * 256);
+            int reps = Math.Max(3, 20000 / Math.Max(kib, 64));
+            comm.AllReduce(t);
+            comm.Barrier();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            for (int i = 0; i < reps; i++) comm.AllReduce(t);
+            double seconds = clock.Elapsed.TotalSeconds / reps;
+            if (rank == 0) Console.WriteLine(FormattableString.Invariant($"ALLREDUCE {kib / 1024.0:G4} MiB {seconds * 1e3:F3} ms {kib / 1024.0 / seconds:F0} MiB/s"));
+        }
         break;
     }
     case "die" or "fail" or "hang":
