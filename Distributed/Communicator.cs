@@ -45,14 +45,15 @@ public sealed class Communicator : IProcessGroup, IDisposable
     /// <summary>The default timeout of a collective: 5 minutes (PyTorch's NCCL default is 10).</summary>
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(5);
 
-    /// <summary>Initializes MPI (once per process; later calls return the same communicator) on the communication thread.
-    /// Outside <c>mpirun</c> this is a world of one process.</summary>
+    /// <summary>Initializes MPI (once per process; later calls return the same communicator, until it is disposed) on the
+    /// communication thread. Outside <c>mpirun</c> this is a world of one process.</summary>
     /// <param name="timeout">How long a collective may take before the job is aborted (default <see cref="DefaultTimeout"/>).</param>
     public static Communicator Init(TimeSpan? timeout = null)
     {
         lock (gate)
         {
-            if (world != null && !world.disposed) return world;
+            if (world != null)
+                return world.disposed ? throw new InvalidOperationException("Communicator.Init: MPI was finalized in this process (the communicator was disposed); MPI cannot be initialized twice") : world;
             if (Mpi.Unavailable is string why) throw new InvalidOperationException($"Communicator.Init: {why}");
             world = new Communicator(timeout ?? DefaultTimeout);
             return world;

@@ -51,6 +51,39 @@ switch (mode)
         }
         break;
     }
+    case "throughput":
+    {
+        // Training throughput of a zoo model on its dataset (docs/scaling.md): args model, steps, global batch.
+        // "THROUGHPUT <model> ranks=<n> threads=<n> samples/s=<x> step=<s> allreduce=<s per step> waited=<s per step> MiB=<per step>"
+        string name = args[2];
+        int steps = int.Parse(args[3], CultureInfo.InvariantCulture), global = int.Parse(args[4], CultureInfo.InvariantCulture);
+        string root = Path.Combine(RepoRoot(), "data");
+        var (data, transform) = name == "lenet5"
+            ? (Autograd.Data.Datasets.Mnist(Path.Combine(root, "mnist")), new Autograd.Data.Normalize([0.1307], [0.3081]))
+            : ((Autograd.Data.IDataset)Autograd.Data.Datasets.Cifar10(Path.Combine(root, "cifar10-subset")),
+                new Autograd.Data.Normalize([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]));
+        Generator.ManualSeed(0);
+        var ddp = new DistributedDataParallel(name == "lenet5" ? new Autograd.Zoo.LeNet5(10) : Autograd.Zoo.Zoo.Create(name, 10), comm);
+        var opt = new SGD(ddp.Parameters(), lr: 0.01, momentum: 0.9);
+        var loader = new Autograd.Data.DataLoader(data, global / world, transform: transform, sampler: new DistributedSampler(data.Count, comm, seed: 0), dropLast: true);
+        IEnumerable<(Tensor X, Tensor Y)> Batches() { while (true) foreach (var b in loader) yield return b; }
+        var clock = new System.Diagnostics.Stopwatch();
+        int done = 0;
+        foreach (var (x, y) in Batches())
+        {
+            if (done == 3) { comm.Barrier(); ddp.ResetTimers(); clock.Start(); }   // after warm-up (JIT, buffers)
+            opt.ZeroGrad();
+            CrossEntropy(ddp.Call(x), y).Backward();
+            opt.Step();
+            if (++done == steps + 3) break;
+        }
+        comm.Barrier();
+        double wall = clock.Elapsed.TotalSeconds;
+        if (rank == 0)
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"THROUGHPUT {name} ranks={world} threads={Environment.ProcessorCount} samples/s={steps * global / wall:F0} " +
+                $"step={wall / steps:F4} allreduce={ddp.AllReduceTime.TotalSeconds / steps:F4} waited={ddp.WaitTime.TotalSeconds / steps:F4} MiB={ddp.BytesAllReduced / 1048576.0 / steps:F2}"));
+        break;
+    }
     case "die" or "fail" or "hang":
     {
         Generator.ManualSeed(0);
@@ -154,6 +187,13 @@ void Unused()
     try { ddp.Call(x); }
     catch (InvalidOperationException e) { if (rank == 0) Console.WriteLine($"UNUSED {e.Message}"); }
     comm.Barrier();
+}
+
+static string RepoRoot()
+{
+    for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
+        if (File.Exists(Path.Combine(d.FullName, "Autograd.sln"))) return d.FullName;
+    return Directory.GetCurrentDirectory();
 }
 
 static Module Net(string norm) => norm == "none"
