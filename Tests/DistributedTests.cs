@@ -68,6 +68,22 @@ public class DistributedSamplerTests
     }
 }
 
+/// <summary>The distributed options of <c>autograd train</c> that need no MPI to check.</summary>
+public class DistributedCliTests
+{
+    [TestCase("--sync-batchnorm")]
+    [TestCase("--timeout", "10")]
+    public void Distributed_options_without_distributed_are_usage_errors(params string[] option)
+    {
+        var saved = Console.Error;
+        var err = new StringWriter();
+        Console.SetError(err);
+        try { Assert.That(Autograd.Cli.Program.Main(["train", .. option]), Is.EqualTo(2)); }
+        finally { Console.SetError(saved); }
+        Assert.That(err.ToString(), Does.Contain($"train: {option[0]} needs --distributed"));
+    }
+}
+
 /// <summary>SyncBatchNorm's arithmetic without MPI: ranks simulated by threads sharing an in-process all-reduce.</summary>
 public class SyncBatchNormTests
 {
