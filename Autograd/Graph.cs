@@ -67,7 +67,9 @@ public static class AutoGrad
     /// <summary>Turns graph recording off on this thread until disposed: <c>using (AutoGrad.NoGrad()) { ... }</c>.</summary>
     public static IDisposable NoGrad() => new GradScope(enable: false);
 
-    internal static IDisposable EnableGrad(bool enable) => new GradScope(enable);
+    /// <summary>Sets graph recording on (or off) on this thread until disposed, whatever the enclosing scope says (like
+    /// <c>torch.enable_grad</c> / <c>set_grad_enabled</c>): e.g. to recompute a forward pass inside a custom backward.</summary>
+    public static IDisposable EnableGrad(bool enable = true) => new GradScope(enable);
 
     [ThreadStatic] private static int anomalyDepth;
 

@@ -20,6 +20,11 @@ public static class Program
             WriteSection("cnn", CnnOps.Run());
             return;
         }
+        if (args.Length == 1 && args[0] == "hooks")
+        {
+            WriteSection("hooks", HookBench.Run());
+            return;
+        }
         if (args.Length == 1 && args[0] == "zoo")
         {
             WriteSection("zoo", ZooBench.Run());
@@ -67,6 +72,23 @@ public static class Program
         WriteSection("backends", md.ToString());
     }
 
+    /// <summary>Times every workload's two sides (all of ours first, then all of TorchSharp's, so neither runs against the
+    /// other's spinning OpenMP threads) and returns the markdown table of medians and ratios, also printed.</summary>
+    public static string SideBySide(string title, IReadOnlyList<(string Workload, Action Ours, Action Torch)> work, int repeats)
+    {
+        var ours = work.Select(w => Median(w.Ours, repeats)).ToArray();
+        Thread.Sleep(500);
+        var theirs = work.Select(w => Median(w.Torch, repeats)).ToArray();
+        var md = new StringBuilder($"## {title}\n\n| workload | ours (ms) | TorchSharp (ms) | ours / TorchSharp |\n| --- | ---: | ---: | ---: |\n");
+        Console.WriteLine($"\n{"workload",-62}{"ours ms",10}{"torch ms",10}{"ratio",8}");
+        for (int i = 0; i < work.Count; i++)
+        {
+            Console.WriteLine($"{work[i].Workload,-62}{ours[i] * 1e3,10:F2}{theirs[i] * 1e3,10:F2}{ours[i] / theirs[i],8:F2}");
+            md.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| {work[i].Workload} | {ours[i] * 1e3:F2} | {theirs[i] * 1e3:F2} | {ours[i] / theirs[i]:F2} |"));
+        }
+        return md.ToString();
+    }
+
     /// <summary>Saves one section under Benchmarks/results and rebuilds RESULTS.md from all sections.</summary>
     private static void WriteSection(string name, string markdown)
     {
@@ -75,7 +97,7 @@ public static class Program
         File.WriteAllText(Path.Combine(dir, name + ".md"), markdown);
         var all = Directory.GetFiles(dir, "*.md").Order().Select(File.ReadAllText);
         var path = Path.Combine(FindBenchmarksDir(), "RESULTS.md");
-        File.WriteAllText(path, "# Benchmark results\n\nProduced by `Benchmarks/run` (sections: `backends`, `cnn`, `zoo`).\n\n" + string.Join("\n", all));
+        File.WriteAllText(path, "# Benchmark results\n\nProduced by `Benchmarks/run` (sections: `backends`, `cnn`, `hooks`, `zoo`).\n\n" + string.Join("\n", all));
         Console.WriteLine($"\nwritten {path}");
     }
 

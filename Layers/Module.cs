@@ -72,7 +72,7 @@ public abstract class Module
     /// module's input is computed (like <c>register_full_backward_hook</c>); gradInput is null when the input does not require
     /// grad. A non-null result replaces gradInput for the rest of the backward pass. Applies to calls made after registration.</summary>
     /// <example><code>
-    /// using var h = layer.RegisterFullBackwardHook((m, gin, gout) => { Console.WriteLine(gout.Norm().Item()); return null; });
+    /// using var h = layer.RegisterFullBackwardHook((m, gin, gout) => { Console.WriteLine(gout.Abs().Max().Item()); return null; });
     /// </code></example>
     public RemovableHandle RegisterFullBackwardHook(Func<Module, Tensor?, Tensor, Tensor?> hook) => Add(backwardHooks, hook);
 

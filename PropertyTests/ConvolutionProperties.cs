@@ -8,8 +8,7 @@ namespace PropertyTests;
 /// <summary>Convolution against a direct-loop reference, the adjoint identity of the transposed convolution, and 1x1 = matmul.</summary>
 public class ConvolutionProperties
 {
-    private static readonly Config Config = Config.QuickThrowOnFailure.WithMaxTest(100).WithReplay(20261124UL, 101UL).WithQuietOnSuccess(true);
-    private static void ForAll(Action<Draw> property) => Check.One(Config, Prop.ForAll(DrawArbitrary.Arbitrary, property));
+    private static void ForAll(Action<Draw> property) => DrawArbitrary.ForAll(100, (20261124UL, 101UL), property);
 
     public static IEnumerable<int> Dims => [1, 2, 3];
 

@@ -26,4 +26,10 @@ public static class DrawArbitrary
 
     /// <summary>The FsCheck arbitrary with its shrinker.</summary>
     public static Arbitrary<Draw> Arbitrary => Arb.From(Gen, Shrink);
+
+    /// <summary>Checks <paramref name="property"/> on <paramref name="cases"/> draws from a fixed replay seed (so CI is
+    /// deterministic); a failure throws with the shrunk draw to replay.</summary>
+    public static void ForAll(int cases, (ulong Seed, ulong Gamma) replay, Action<Draw> property) =>
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(cases).WithReplay(replay.Seed, replay.Gamma).WithQuietOnSuccess(true),
+            Prop.ForAll(Arbitrary, property));
 }

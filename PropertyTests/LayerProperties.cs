@@ -16,8 +16,7 @@ public sealed record LayerSpec(string Name, Func<Draw, Module> Make, Func<Draw, 
 /// and train/eval behaviour.</summary>
 public class LayerProperties
 {
-    private static readonly Config Config = Config.QuickThrowOnFailure.WithMaxTest(25).WithReplay(20261126UL, 107UL).WithQuietOnSuccess(true);
-    private static void ForAll(Action<Draw> property) => Check.One(Config, Prop.ForAll(DrawArbitrary.Arbitrary, property));
+    private static void ForAll(Action<Draw> property) => DrawArbitrary.ForAll(25, (20261126UL, 107UL), property);
 
     private static int[] Image(Draw d, int c) => [1 + d.PickB(2), c, d.Sizes[2] + 2, d.Sizes[3] + 2];
 

@@ -8,8 +8,7 @@ namespace PropertyTests;
 /// <summary>Batch-norm statistics and dropout statistics over random shapes and values.</summary>
 public class NormalizationProperties
 {
-    private static readonly Config Config = Config.QuickThrowOnFailure.WithMaxTest(100).WithReplay(20261125UL, 103UL).WithQuietOnSuccess(true);
-    private static void ForAll(Action<Draw> property) => Check.One(Config, Prop.ForAll(DrawArbitrary.Arbitrary, property));
+    private static void ForAll(Action<Draw> property) => DrawArbitrary.ForAll(100, (20261125UL, 103UL), property);
 
     [Test]
     public void BatchNorm_running_statistics_after_k_steps_equal_the_closed_form() => ForAll(d =>

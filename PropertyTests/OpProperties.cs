@@ -12,11 +12,10 @@ public class OpProperties
 {
     /// <summary>Cases per op; fixed replay seed so CI is deterministic (a failure prints the draw to replay).</summary>
     private const int Cases = 100;
-    private static readonly Config Config = Config.QuickThrowOnFailure.WithMaxTest(Cases).WithReplay(20261123UL, 97UL).WithQuietOnSuccess(true);
 
     public static IEnumerable<OpSpec> Specs => OpRegistry.All;
 
-    private static void ForAll(Action<Draw> property) => Check.One(Config, Prop.ForAll(DrawArbitrary.Arbitrary, property));
+    private static void ForAll(Action<Draw> property) => DrawArbitrary.ForAll(Cases, (20261123UL, 97UL), property);
 
     [Test]
     public void Every_public_op_of_Functional_has_a_registry_entry()

@@ -47,8 +47,32 @@ public class CliTests
                 "--checkpoint", Path.Combine(dir, "ckpt"), "--resume", last);
             Assert.That(resumeCode, Is.EqualTo(0));
             Assert.That(resumeOut, Does.Contain("resumed from").And.Contain("epoch   3/3").And.Not.Contain("epoch   1/3"));
+            PredictAgreesWithTheCheckpointedModel(last, dir);
         }
         finally { Directory.Delete(dir, true); }
+    }
+
+    /// <summary>A digits sample written as an 8x8 grayscale PNG: predict prints ten probabilities, most likely first, equal to
+    /// the softmax of the same network loaded from the checkpoint by the library.</summary>
+    private static void PredictAgreesWithTheCheckpointedModel(string checkpoint, string dir)
+    {
+        var digits = Autograd.Data.Datasets.Digits(Path.Combine(DataTests.DataDir("sklearn-digits"), "digits.csv.gz"));
+        var pixels = digits[0].Input.ToFloatArray().Select(v => (byte)Math.Round(v * 255)).ToArray();
+        var png = Path.Combine(dir, "digit.png");
+        File.WriteAllBytes(png, DataTests.MakePng(8, 8, 8, 0, DataTests.FilterRows(pixels.Chunk(8).ToArray(), 1, y => y % 5)));
+        var (code, output) = Run("predict", "--checkpoint", checkpoint, png);
+        Assert.That(code, Is.EqualTo(0), output);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).ToArray();
+        Assert.That(lines, Has.Length.EqualTo(10), output);
+        var printed = lines.ToDictionary(l => int.Parse(l[0]), l => double.Parse(l[1], System.Globalization.CultureInfo.InvariantCulture));
+        Assert.That(printed.Values, Is.Ordered.Descending);
+
+        var mlp = new Autograd.Layers.Sequential(new Autograd.Layers.Flatten(), new Autograd.Layers.Linear(64, 128), new Autograd.Layers.ReLU(), new Autograd.Layers.Linear(128, 10));
+        Autograd.Checkpoints.Checkpoint.Load(checkpoint, mlp);
+        mlp.Eval();
+        var x = Tensor.From(pixels.Select(b => b / 255f).ToArray(), 1, 1, 8, 8);
+        var expected = Functional.Softmax(mlp.Call(x), 1).ToDoubleArray();
+        for (int c = 0; c < 10; c++) Assert.That(printed[c], Is.EqualTo(expected[c]).Within(6e-5), $"class {c}\n{output}");
     }
 
     [Test]

@@ -17,7 +17,7 @@ public class DataTests
         throw new DirectoryNotFoundException($"no Autograd.sln above {AppContext.BaseDirectory}");
     });
 
-    private static string DataDir(string name) => Path.Combine(RepoRootLazy.Value, "data", name);
+    internal static string DataDir(string name) => Path.Combine(RepoRootLazy.Value, "data", name);
 
     private static readonly Lazy<TensorDataset> MnistTrain = new(() => Datasets.Mnist(DataDir("mnist"), train: true));
 
@@ -307,7 +307,7 @@ public class DataTests
     }
 
     /// <summary>Filters raw scanlines (row y uses filter filters(y)) as a PNG encoder does.</summary>
-    private static byte[] FilterRows(byte[][] rows, int bpp, Func<int, int> filters)
+    internal static byte[] FilterRows(byte[][] rows, int bpp, Func<int, int> filters)
     {
         var outp = new List<byte>();
         for (int y = 0; y < rows.Length; y++)
@@ -326,7 +326,7 @@ public class DataTests
         return outp.ToArray();
     }
 
-    private static byte[] MakePng(int width, int height, int depth, int colorType, byte[] filtered, byte[]? plte = null, byte[]? trns = null,
+    internal static byte[] MakePng(int width, int height, int depth, int colorType, byte[] filtered, byte[]? plte = null, byte[]? trns = null,
         int interlace = 0, params byte[][] extraChunks)
     {
         var ihdr = Concat(BE32(width), BE32(height), [(byte)depth, (byte)colorType, 0, 0, (byte)interlace]);

@@ -45,8 +45,47 @@ internal sealed class MaxWithIndex : CustomFunction
         [Eq(ctx.SavedTensors[0], ctx.SavedTensors[1]) * g[0].Sum(ctx.Get<int>("dim"), keepDim: true)];
 }
 
+/// <summary>The README's example, verbatim: y = x / (1 + |x|).</summary>
+internal sealed class SoftClip : CustomFunction
+{
+    protected override Tensor[] Forward(FunctionContext ctx, Tensor[] x)
+    {
+        ctx.SaveForBackward(x[0]);
+        return [x[0] / (Abs(x[0]) + 1)];
+    }
+
+    protected override Tensor?[] Backward(FunctionContext ctx, Tensor[] g)
+    {
+        var d = Abs(ctx.SavedTensors[0]) + 1;
+        return [g[0] / (d * d)];
+    }
+}
+
 public class CustomFunctionTests
 {
+    [Test]
+    public void The_readme_example_checks_and_trains_in_a_module()
+    {
+        GradCheck.Check(new SoftClip(), Tensor.Randn([5], seed: 1, DType.Float64).RequiresGrad_()).ThrowIfFailed();
+        GradCheck.CheckSecondOrder(t => new SoftClip().Apply(t[0]), Tensor.Randn([5], seed: 2, DType.Float64).RequiresGrad_()).ThrowIfFailed();
+        Generator.ManualSeed(0);
+        var clip = new SoftClip();
+        var model = new Sequential(new Linear(10, 32), new Lambda(x => clip.Apply(x)), new Linear(32, 3));
+        var opt = new Autograd.Optimizers.SGD(model.Parameters(), lr: 0.5);
+        var x = Tensor.Randn([64, 10], 3);
+        var y = ArgMax(MatMul(x, Tensor.Randn([10, 3], 4)), 1);     // learnable labels
+        double first = 0, last = 0;
+        for (int step = 0; step < 50; step++)
+        {
+            opt.ZeroGrad();
+            var loss = CrossEntropy(model.Call(x), y);
+            loss.Backward();
+            opt.Step();
+            if (step == 0) first = loss.Item(); else last = loss.Item();
+        }
+        Assert.That(last, Is.LessThan(first * 0.5), $"loss {first} -> {last}");
+    }
+
     private static Tensor X(int seed, params int[] shape) => Tensor.Randn(shape, seed, DType.Float64).RequiresGrad_();
 
     [Test]
