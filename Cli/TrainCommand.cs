@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Autograd.Checkpoints;
 using Autograd.Data;
+using Autograd.Distributed;
 using Autograd.Layers;
 using Autograd.Optimizers;
 using Autograd.Training;
@@ -28,6 +29,10 @@ internal static class TrainCommand
           --metrics FILE      write per-epoch metrics and timings as JSON
           --plot FILE.png     plot loss and accuracy curves
           --no-progress       no live progress bar (one line per epoch only)
+          --distributed       data-parallel training across the ranks of an MPI job: mpirun -np 2 ./autograd train --distributed
+                              (--batch-size is per rank; only rank 0 prints and writes checkpoints, metrics and plots)
+          --sync-batchnorm    with --distributed: batch-norm statistics over the batches of all ranks (SyncBatchNorm)
+          --timeout S         with --distributed: abort the job when a collective waits longer than S seconds (default 300)
         Ctrl-C stops after the current step and saves a checkpoint.
         """;
 
@@ -73,8 +78,37 @@ internal static class TrainCommand
     public static int Train(string[] argv)
     {
         if (Program.Help(argv, TrainHelp)) return 0;
-        var a = new Args("train", argv, ["--model", "--dataset", "--epochs", "--batch-size", "--optimizer", "--lr", "--seed", "--checkpoint", "--resume", "--metrics", "--plot"], ["--no-progress"]);
+        var a = new Args("train", argv, ["--model", "--dataset", "--epochs", "--batch-size", "--optimizer", "--lr", "--seed", "--checkpoint", "--resume", "--metrics", "--plot", "--timeout"],
+            ["--no-progress", "--distributed", "--sync-batchnorm"]);
         if (a.Positionals.Count > 0) throw new UsageException($"train: unexpected argument '{a.Positionals[0]}'");
+        if (!a.Has("--distributed"))
+        {
+            foreach (var option in new[] { "--sync-batchnorm", "--timeout" })
+                if (a.Has(option) || a.Str(option) != null) throw new UsageException($"train: {option} needs --distributed");
+            return Train(a, null);
+        }
+        if (!Communicator.IsAvailable) throw new UsageException($"train --distributed: {Communicator.UnavailableReason}");
+        var comm = Communicator.Init(TimeSpan.FromSeconds(a.Double("--timeout") ?? 300));
+        int code;
+        var stdout = Console.Out;
+        try
+        {
+            if (!comm.IsMain) Console.SetOut(TextWriter.Null);
+            code = Train(a, comm);
+        }
+        catch (Exception e) when (comm.WorldSize > 1)
+        {
+            // The other ranks are inside a collective or about to enter one: take the job down now rather than at their timeout.
+            comm.Abort($"train failed: {e.Message}");
+            throw;
+        }
+        finally { Console.SetOut(stdout); }
+        comm.Dispose();
+        return code;
+    }
+
+    private static int Train(Args a, Communicator? comm)
+    {
         string modelName = a.Str("--model", "lenet5")!, datasetName = a.Choice("--dataset", "mnist", Datasets);
         int epochs = a.Int("--epochs", 8, 1), batchSize = a.Int("--batch-size", 64, 1), seed = a.Int("--seed", 0);
         string optName = a.Choice("--optimizer", "adam", "sgd", "adam", "adamw", "rmsprop", "adagrad");
@@ -85,6 +119,7 @@ internal static class TrainCommand
         var data = Load(datasetName);
         Generator.ManualSeed(seed);
         var model = CreateModel(modelName, data.SampleShape, data.Classes);
+        if (comm != null && a.Has("--sync-batchnorm")) SyncBatchNorm.ConvertSyncBatchNorm(model, comm);
         Optimizer optimizer = optName switch
         {
             "sgd" => new SGD(model.Parameters(), lr: lr, momentum: 0.9),
@@ -94,17 +129,24 @@ internal static class TrainCommand
             _ => new Adam(model.Parameters(), lr: lr),
         };
         var scheduler = new CosineAnnealingLR(optimizer, tMax: epochs);
-        var trainLoader = new DataLoader(data.Train, batchSize, shuffle: true, seed: seed, transform: data.Transform);
-        var testLoader = new DataLoader(data.Test, 1000, transform: data.Transform);
+        // Distributed: each rank visits its shard of the same per-epoch permutation, and evaluates its shard of the test set.
+        var trainLoader = comm == null
+            ? new DataLoader(data.Train, batchSize, shuffle: true, seed: seed, transform: data.Transform)
+            : new DataLoader(data.Train, batchSize, transform: data.Transform, sampler: new DistributedSampler(data.Train.Count, comm, shuffle: true, seed: seed));
+        var testLoader = new DataLoader(data.Test, 1000, transform: data.Transform,
+            sampler: comm == null ? null : new DistributedSampler(data.Test.Count, comm, shuffle: false));
+        var ddp = comm == null ? null : new DistributedDataParallel(model, comm);
 
         bool stop = false;
         ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; stop = true; };
         Console.CancelKeyPress += onCancel;
-        var trainer = new Trainer(model, optimizer, scheduler)
+        var trainer = new Trainer((Module?)ddp ?? model, optimizer, scheduler)
         {
             CheckpointDir = checkpointDir,
             StopRequested = () => stop,
             Metadata = new Dictionary<string, string> { ["model"] = modelName, ["dataset"] = datasetName },
+            ProcessGroup = comm,
+            CheckpointModule = model,
         };
         int start = 0;
         if (a.Str("--resume") is string resume)
@@ -113,10 +155,11 @@ internal static class TrainCommand
             Console.WriteLine($"resumed from {resume} at epoch {start + 1}");
         }
         Console.WriteLine($"{modelName} on {datasetName}: {model.ParameterCount:N0} parameters, {data.Train.Count:N0} training / {data.Test.Count:N0} test samples, " +
-            $"{optName} lr {lr.ToString(CultureInfo.InvariantCulture)}, batch {batchSize}, {epochs} epochs, backend {Backends.Backend.Current.Name}");
+            $"{optName} lr {lr.ToString(CultureInfo.InvariantCulture)}, batch {batchSize}{(comm == null ? "" : $" x {comm.WorldSize} ranks{(a.Has("--sync-batchnorm") ? " (SyncBatchNorm)" : "")}")}, {epochs} epochs, backend {Backends.Backend.Current.Name}");
 
         var history = new List<EpochResult>();
-        bool live = !a.Has("--no-progress") && AnsiConsole.Profile.Capabilities.Interactive;
+        bool main = comm?.IsMain ?? true;
+        bool live = main && !a.Has("--no-progress") && AnsiConsole.Profile.Capabilities.Interactive;
         var peak = new List<long>();
         trainer.EpochCompleted += r =>
         {
@@ -124,7 +167,9 @@ internal static class TrainCommand
             using var p = Process.GetCurrentProcess();
             peak.Add(p.PeakWorkingSet64);
             Console.WriteLine($"epoch {r.Epoch + 1,3}/{epochs}  loss {r.TrainLoss:F4}  acc {r.TrainAccuracy:F4}  test loss {r.TestLoss:F4}  test acc {r.TestAccuracy:F4}  " +
-                $"lr {r.Lr:G3}  {r.Seconds:F1} s (steps {r.StepSeconds:F1} s)  {trainLoader.Dataset.Count / r.Seconds:F0} samples/s  peak {p.PeakWorkingSet64 / 1048576.0:F0} MiB");
+                $"lr {r.Lr:G3}  {r.Seconds:F1} s (steps {r.StepSeconds:F1} s)  {trainLoader.Dataset.Count / r.Seconds:F0} samples/s  peak {p.PeakWorkingSet64 / 1048576.0:F0} MiB" +
+                (ddp == null ? "" : $"  all-reduce {ddp.AllReduceTime.TotalSeconds:F1} s ({ddp.BytesAllReduced / 1048576.0:F0} MiB), backward waited {ddp.WaitTime.TotalSeconds:F1} s"));
+            ddp?.ResetTimers();
         };
         if (live)
         {
@@ -147,7 +192,7 @@ internal static class TrainCommand
 
         if (trainer.Interrupted) Console.WriteLine($"interrupted: checkpoint saved to {Path.Combine(checkpointDir, "last.safetensors")}");
         var (_, testAcc, _) = trainer.Evaluate(testLoader);
-        if (a.Str("--metrics") is string metrics)
+        if (main && a.Str("--metrics") is string metrics)
             File.WriteAllText(metrics, JsonSerializer.Serialize(new
             {
                 model = modelName, dataset = datasetName, optimizer = optName, lr, batch_size = batchSize, epochs, seed,
@@ -158,7 +203,7 @@ internal static class TrainCommand
                     lr = h.Lr, seconds = h.Seconds, step_seconds = h.StepSeconds,
                 }),
             }, new JsonSerializerOptions { WriteIndented = true }));
-        if (a.Str("--plot") is string plot) Plot(history, plot, $"{modelName} on {datasetName}");
+        if (main && a.Str("--plot") is string plot) Plot(history, plot, $"{modelName} on {datasetName}");
         Console.WriteLine($"test accuracy: {testAcc.ToString("F4", CultureInfo.InvariantCulture)}");
         return 0;
     }

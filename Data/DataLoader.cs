@@ -8,7 +8,7 @@ namespace Autograd.Data;
 /// yields <c>(X, Y)</c> with X Float32 [B, ...sample shape] and Y Int64 [B].</summary>
 /// <remarks>
 /// <para>Shuffling: epoch <c>e</c> visits the samples in a permutation drawn from a generator seeded with a mix of
-/// <c>seed</c> and <c>e</c> (as <c>DistributedSampler.set_epoch</c>), so every epoch has a different order and a new loader with the
+/// <c>seed</c> and <c>e</c> (a <see cref="RandomSampler"/>, as <c>sampler.set_epoch</c>), so every epoch has a different order and a new loader with the
 /// same seed replays the same sequence of epochs. <see cref="Epoch"/> starts at 0 and each <see cref="GetEnumerator"/>
 /// takes the current value and increments it; set it to replay or skip epochs.</para>
 /// <para>Prefetch: with <c>prefetch</c> a worker thread assembles the next batches (up to two ahead, a bounded queue of one)
@@ -37,13 +37,21 @@ public sealed class DataLoader : IEnumerable<(Tensor X, Tensor Y)>
     /// <param name="dropLast">Drop the last batch if it is smaller than <paramref name="batchSize"/>.</param>
     /// <param name="transform">Applied to every sample (on the worker thread with prefetch), before batching.</param>
     /// <param name="prefetch">Assemble the next batches on a background thread.</param>
+    /// <param name="sampler">Which indices each epoch visits (e.g. a <c>DistributedSampler</c>'s shard); exclusive with
+    /// <paramref name="shuffle"/>, as in PyTorch. Default: a <see cref="RandomSampler"/> with <paramref name="seed"/> when
+    /// shuffling, otherwise a <see cref="SequentialSampler"/>.</param>
     public DataLoader(IDataset dataset, int batchSize = 1, bool shuffle = false, long seed = 0, bool dropLast = false,
-        ITransform? transform = null, bool prefetch = true)
+        ITransform? transform = null, bool prefetch = true, ISampler? sampler = null)
     {
         ArgumentNullException.ThrowIfNull(dataset);
         if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), $"DataLoader: batchSize must be positive, got {batchSize}");
+        if (sampler != null && shuffle) throw new ArgumentException("DataLoader: sampler is mutually exclusive with shuffle (the sampler decides the order)", nameof(sampler));
         (Dataset, BatchSize, Shuffle, Seed, DropLast, Transform, Prefetch) = (dataset, batchSize, shuffle, seed, dropLast, transform, prefetch);
+        Sampler = sampler ?? (shuffle ? new RandomSampler(dataset.Count, seed) : new SequentialSampler(dataset.Count));
     }
+
+    /// <summary>Which indices each epoch visits.</summary>
+    public ISampler Sampler { get; }
 
     /// <summary>The dataset.</summary>
     public IDataset Dataset { get; }
@@ -72,25 +80,16 @@ public sealed class DataLoader : IEnumerable<(Tensor X, Tensor Y)>
     }
 
     /// <summary>Number of batches per epoch.</summary>
-    public int Count => DropLast ? Dataset.Count / BatchSize : (int)(((long)Dataset.Count + BatchSize - 1) / BatchSize);
+    public int Count => DropLast ? Sampler.Count / BatchSize : (int)(((long)Sampler.Count + BatchSize - 1) / BatchSize);
 
-    /// <summary>The sample indices epoch <paramref name="epochNumber"/> visits, in order (before batching and dropLast).</summary>
+    /// <summary>The sample indices epoch <paramref name="epochNumber"/> visits, in order (before batching and dropLast): the sampler's.</summary>
     public int[] Order(int epochNumber)
     {
+        var order = Sampler.Indices(epochNumber);
         int n = Dataset.Count;
-        if (!Shuffle) return Enumerable.Range(0, n).ToArray();
-        return Datasets.Permutation(n, new Generator(EpochSeed(Seed, epochNumber)));
-    }
-
-    private static long EpochSeed(long seed, int epochNumber)
-    {
-        static ulong Mix(ulong z)
-        {
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EB;
-            return z ^ (z >> 31);
-        }
-        return (long)Mix(Mix((ulong)seed + 0x9E3779B97F4A7C15) ^ Mix((ulong)epochNumber + 0xD1B54A32D192ED03));
+        foreach (int i in order)
+            if ((uint)i >= (uint)n) throw new InvalidOperationException($"DataLoader: the sampler ({Sampler.GetType().Name}) gave index {i} for a dataset of {n} samples");
+        return order;
     }
 
     /// <summary>Starts epoch <see cref="Epoch"/> (and increments it).</summary>

@@ -34,6 +34,10 @@ public abstract class BatchNormNd : Module
     /// <summary>[C] or null.</summary>
     public Tensor? RunningVar => Buffer("running_var");
 
+    /// <summary>When set, training-mode statistics are those of the batches of every process in the group (synchronized batch
+    /// norm, see <see cref="SyncBatchNorm"/>); when null (the default) they are this process's batch only.</summary>
+    public IProcessGroup? ProcessGroup { get; set; }
+
     /// <inheritdoc/>
     public override Tensor Forward(Tensor input)
     {
@@ -47,9 +51,10 @@ public abstract class BatchNormNd : Module
             if (Momentum == null) momentum = 1.0 / n;
         }
         // Without running statistics the batch statistics normalize in eval mode too (as PyTorch).
-        return Training || RunningMean == null
-            ? BatchNorm(input, RunningMean, RunningVar, Weight, Bias, training: true, momentum, Eps)
-            : BatchNorm(input, RunningMean, RunningVar, Weight, Bias, training: false, momentum, Eps);
+        if (!Training && RunningMean != null) return BatchNorm(input, RunningMean, RunningVar, Weight, Bias, training: false, momentum, Eps);
+        return ProcessGroup is { WorldSize: > 1 } group
+            ? Functional.SyncBatchNorm(input, RunningMean, RunningVar, Weight, Bias, group, momentum, Eps)
+            : BatchNorm(input, RunningMean, RunningVar, Weight, Bias, training: true, momentum, Eps);
     }
 
     /// <inheritdoc/>
@@ -66,6 +71,30 @@ public sealed class BatchNorm2d(int numFeatures, double eps = 1e-5, double? mome
 /// <summary>Batch norm for [N, C, D, H, W].</summary>
 public sealed class BatchNorm3d(int numFeatures, double eps = 1e-5, double? momentum = 0.1, bool affine = true, bool trackRunningStats = true)
     : BatchNormNd(numFeatures, eps, momentum, affine, trackRunningStats, 5);
+
+/// <summary>Batch norm whose training statistics span the batches of every process of a data-parallel job, as
+/// <c>nn.SyncBatchNorm</c> (any input of rank 2 to 5): with N processes of batch B each, it normalizes, and back-propagates,
+/// exactly as a <see cref="BatchNorm2d"/> on one process with batch N x B. Same parameters, buffers and state-dict names as
+/// the other batch norms. Without a process group (or in a group of one) it is an ordinary batch norm.</summary>
+/// <example><code>
+/// var model = SyncBatchNorm.ConvertSyncBatchNorm(new ResNet18(), comm);   // before wrapping in DistributedDataParallel
+/// </code></example>
+public sealed class SyncBatchNorm : BatchNormNd
+{
+    /// <summary>A synchronized batch norm over <paramref name="numFeatures"/> channels.</summary>
+    public SyncBatchNorm(int numFeatures, double eps = 1e-5, double? momentum = 0.1, bool affine = true, bool trackRunningStats = true,
+        IProcessGroup? processGroup = null) : base(numFeatures, eps, momentum, affine, trackRunningStats, 2, 3, 4, 5) => ProcessGroup = processGroup;
+
+    /// <summary>Makes every batch norm in <paramref name="module"/> synchronized over <paramref name="processGroup"/> and returns
+    /// the module, as <c>nn.SyncBatchNorm.convert_sync_batchnorm</c>. Unlike PyTorch the layers are switched in place (their
+    /// type and printout stay BatchNorm2d etc.); their parameters, buffers and names do not change.</summary>
+    public static T ConvertSyncBatchNorm<T>(T module, IProcessGroup processGroup) where T : Module
+    {
+        ArgumentNullException.ThrowIfNull(processGroup);
+        foreach (var bn in module.Modules().OfType<BatchNormNd>()) bn.ProcessGroup = processGroup;
+        return module;
+    }
+}
 
 /// <summary>Layer normalization over the last dims, as <c>nn.LayerNorm</c> (weight 1, bias 0).</summary>
 public sealed class LayerNorm : Module

@@ -32,6 +32,8 @@ public class LayerProperties
         new("BatchNorm1d", d => new BatchNorm1d(d.Sizes[0]), d => [3, d.Sizes[0]]),
         new("BatchNorm2d", d => new BatchNorm2d(2, affine: d.PickA(2) == 1), d => Image(d, 2)),
         new("BatchNorm3d", d => new BatchNorm3d(2), d => [2, 2, 2, 2, d.Sizes[1]]),
+        // Without a process group it is a batch norm of any rank; its synchronized arithmetic is OpRegistry's SyncBatchNorm entry.
+        new("SyncBatchNorm", d => new Autograd.Layers.SyncBatchNorm(2), d => [2, 2, .. d.Sizes[1..(1 + d.PickA(3))]]),
         new("LayerNorm", d => new LayerNorm([d.Sizes[1] + 1]), d => [d.Sizes[0], d.Sizes[1] + 1]),
         new("GroupNorm", d => new GroupNorm(2, 4), d => Image(d, 4)),
         new("InstanceNorm2d", d => new InstanceNorm2d(2, affine: d.PickA(2) == 1), d => Image(d, 2)),

@@ -20,51 +20,84 @@ public static partial class Functional
         bool training = false, double momentum = 0.1, double eps = 1e-5)
     {
         const string op = "BatchNorm";
+        CheckBatchNorm(op, input, runningMean, runningVar);
+        if (training) return BatchNormTrain(op, input, runningMean, runningVar, weight, bias, momentum, eps, group: null);
+        if (runningMean == null || runningVar == null) throw new ArgumentException($"{op}: running_mean and running_var are required in eval mode (training: false)");
+        // y = x * scale + shift with per-channel scale = weight / sqrt(var + eps) and shift = bias - mean * scale: two passes
+        // over the input instead of four.
+        int[] channels = [input.Dims[1]], shape = ChannelShape(input);
+        var scale = Affine(op, Rsqrt(runningVar + eps), weight, null, channels);
+        var shift = Affine(op, -(runningMean * scale), null, bias, channels);
+        var y = input * scale.Reshape(shape) + shift.Reshape(shape);
+        return OpTrace.Active ? OpTrace.Add("BatchNormalization", y, [input, weight, bias, runningMean, runningVar], ("epsilon", eps)) : y;
+    }
+
+    /// <summary>Training-mode batch normalization whose statistics are those of the union of the batches of every process in
+    /// <paramref name="processGroup"/>, as <c>nn.SyncBatchNorm</c>: the per-process counts, means and squared deviations are
+    /// gathered and combined (Chan's parallel formula, in double), and the backward pass sums the two per-channel gradient
+    /// reductions across the group too, so the input gradient is that of one process holding the whole batch. The weight and
+    /// bias gradients stay local: data-parallel gradient averaging combines them. Running statistics use the global count.
+    /// Every process of the group must call it, in the same order. Not differentiable twice.</summary>
+    public static Tensor SyncBatchNorm(Tensor input, Tensor? runningMean, Tensor? runningVar, Tensor? weight, Tensor? bias,
+        IProcessGroup processGroup, double momentum = 0.1, double eps = 1e-5)
+    {
+        const string op = "SyncBatchNorm";
+        ArgumentNullException.ThrowIfNull(processGroup);
+        CheckBatchNorm(op, input, runningMean, runningVar);
+        return BatchNormTrain(op, input, runningMean, runningVar, weight, bias, momentum, eps, processGroup);
+    }
+
+    private static void CheckBatchNorm(string op, Tensor input, Tensor? runningMean, Tensor? runningVar)
+    {
         Shape.Rank(op, input, 2, 5);
         Shape.Float(op, input);
         int c = input.Dims[1];
         foreach (var (t, name) in new[] { (runningMean, "running_mean"), (runningVar, "running_var") })
             if (t != null && (t.Rank != 1 || t.Dims[0] != c)) throw new ArgumentException($"{op}: {name} must have shape [{c}], got {Shape.Str(t.Dims)}");
-        var shape = ChannelShape(input);
-        int[] dims = [0, .. Enumerable.Range(2, input.Rank - 2)];
-        if (training)
-        {
-            long n = input.Numel / c;
-            if (n <= 1) throw new ArgumentException($"{op}: expected more than 1 value per channel when training, got input {Shape.Str(input.Dims)}");
-            foreach (var (t, name) in new[] { (weight, "weight"), (bias, "bias") })
-                if (t != null && t.Numel != c) throw new ArgumentException($"{op}: {name} must have {c} elements, got {Shape.Str(t.Dims)}");
-            var (y, mean, variance) = BatchNormTraining(input, weight, bias, eps);
-            using (AutoGrad.NoGrad())
-            {
-                runningMean?.Mul_(1 - momentum).Add_(mean, momentum);
-                runningVar?.Mul_(1 - momentum).Add_(variance * ((double)n / (n - 1)), momentum);
-            }
-            return y;
-        }
-        if (runningMean == null || runningVar == null) throw new ArgumentException($"{op}: running_mean and running_var are required in eval mode (training: false)");
-        var normalized = Affine(op, (input - runningMean.Reshape(shape)) * Rsqrt(runningVar.Reshape(shape) + eps), weight, bias, shape);
-        return OpTrace.Active ? OpTrace.Add("BatchNormalization", normalized, [input, weight, bias, runningMean, runningVar], ("epsilon", eps)) : normalized;
     }
 
-    /// <summary>Training-mode batch norm in one fused pass per channel, returning the output and the batch mean and biased
-    /// variance. Its backward is a fused kernel too, except under <c>createGraph</c>, where the same formula is written with
-    /// differentiable ops so it can be differentiated again.</summary>
-    private static (Tensor Y, Tensor Mean, Tensor Var) BatchNormTraining(Tensor x, Tensor? weight, Tensor? bias, double eps)
+    private static Tensor BatchNormTrain(string op, Tensor input, Tensor? runningMean, Tensor? runningVar, Tensor? weight, Tensor? bias,
+        double momentum, double eps, IProcessGroup? group)
+    {
+        int c = input.Dims[1];
+        foreach (var (t, name) in new[] { (weight, "weight"), (bias, "bias") })
+            if (t != null && t.Numel != c) throw new ArgumentException($"{op}: {name} must have {c} elements, got {Shape.Str(t.Dims)}");
+        var (y, mean, variance, n) = BatchNormTraining(op, input, weight, bias, eps, group);
+        using (AutoGrad.NoGrad())
+        {
+            runningMean?.Mul_(1 - momentum).Add_(mean, momentum);
+            runningVar?.Mul_(1 - momentum).Add_(variance * (n / (n - 1)), momentum);
+        }
+        return y;
+    }
+
+    /// <summary>Training-mode batch norm in one fused pass per channel, returning the output, the batch mean and biased variance,
+    /// and the number of values per channel (over the group, if any). Its backward is a fused kernel too, except under
+    /// <c>createGraph</c>, where the same formula is written with differentiable ops so it can be differentiated again.</summary>
+    private static (Tensor Y, Tensor Mean, Tensor Var, double Count) BatchNormTraining(string op, Tensor x, Tensor? weight, Tensor? bias, double eps, IProcessGroup? group)
     {
         int c = x.Dims[1], inner = x.Numel / (x.Dims[0] * c);
         var y = Tensor.Empty(x.DType, x.Dims);
         var mean = Tensor.Empty(x.DType, c);
         var variance = Tensor.Empty(x.DType, c);
+        var (mu, v) = (new double[c], new double[c]);
+        double count = (double)x.Dims[0] * inner;
+        if (x.DType == DType.Float32) BatchNormKernels<float>.Statistics(x.Data<float>(), mu, v, x.Dims[0], c, inner);
+        else BatchNormKernels<double>.Statistics(x.Data<double>(), mu, v, x.Dims[0], c, inner);
+        if (group != null) count = CombineStatistics(group, count, mu, v, x.DType);
+        else for (int ch = 0; ch < c; ch++) v[ch] /= count;
+        if (count <= 1) throw new ArgumentException($"{op}: expected more than 1 value per channel when training, got input {Shape.Str(x.Dims)}{(group != null ? $" ({count} values over {group.WorldSize} processes)" : "")}");
         if (x.DType == DType.Float32)
-            BatchNormKernels<float>.Forward(x.Data<float>(), weight?.Data<float>(), bias?.Data<float>(), y.Data<float>(), mean.Data<float>(), variance.Data<float>(), x.Dims[0], c, inner, eps);
+            BatchNormKernels<float>.Normalize(x.Data<float>(), weight?.Data<float>(), bias?.Data<float>(), y.Data<float>(), mu, v, mean.Data<float>(), variance.Data<float>(), x.Dims[0], c, inner, eps);
         else
-            BatchNormKernels<double>.Forward(x.Data<double>(), weight?.Data<double>(), bias?.Data<double>(), y.Data<double>(), mean.Data<double>(), variance.Data<double>(), x.Dims[0], c, inner, eps);
+            BatchNormKernels<double>.Normalize(x.Data<double>(), weight?.Data<double>(), bias?.Data<double>(), y.Data<double>(), mu, v, mean.Data<double>(), variance.Data<double>(), x.Dims[0], c, inner, eps);
         var inputs = new[] { x, weight, bias }.OfType<Tensor>().ToArray();
-        AutoGrad.Record(y, "BatchNorm", g =>
+        AutoGrad.Record(y, op, g =>
         {
             Tensor gx, gw, gb;
             if (AutoGrad.IsGradEnabled)
             {
+                if (group != null) throw new NotSupportedException($"{op}: double backward (createGraph: true) is not supported");
                 var shape = ChannelShape(x);
                 int[] dims = [0, .. Enumerable.Range(2, x.Rank - 2)];
                 var xhat = (x - Mean(x, dims, keepDim: true)) * Rsqrt(Var(x, dims, correction: 0, keepDim: true) + eps);
@@ -76,19 +109,55 @@ public static partial class Functional
             else
             {
                 (gx, gw, gb) = (Tensor.Empty(x.DType, x.Dims), Tensor.Empty(x.DType, c), Tensor.Empty(x.DType, c));
+                // Per channel: the sums of g and of g (x - mean), from which the weight and bias gradients follow (locally);
+                // the input gradient needs them over the whole batch, so synchronized batch norm sums them over the group.
+                var sums = new double[2 * c];
                 if (x.DType == DType.Float32)
-                    BatchNormKernels<float>.Backward(x.Data<float>(), g.Data<float>(), weight?.Data<float>(), mean.Data<float>(), variance.Data<float>(),
-                        gx.Data<float>(), gw.Data<float>(), gb.Data<float>(), x.Dims[0], c, inner, eps);
+                    BatchNormKernels<float>.GradStatistics(x.Data<float>(), g.Data<float>(), mean.Data<float>(), variance.Data<float>(), sums, gw.Data<float>(), gb.Data<float>(), x.Dims[0], c, inner, eps);
                 else
-                    BatchNormKernels<double>.Backward(x.Data<double>(), g.Data<double>(), weight?.Data<double>(), mean.Data<double>(), variance.Data<double>(),
-                        gx.Data<double>(), gw.Data<double>(), gb.Data<double>(), x.Dims[0], c, inner, eps);
+                    BatchNormKernels<double>.GradStatistics(x.Data<double>(), g.Data<double>(), mean.Data<double>(), variance.Data<double>(), sums, gw.Data<double>(), gb.Data<double>(), x.Dims[0], c, inner, eps);
+                group?.AllReduceSum(sums);
+                if (x.DType == DType.Float32)
+                    BatchNormKernels<float>.GradInput(x.Data<float>(), g.Data<float>(), weight?.Data<float>(), mean.Data<float>(), variance.Data<float>(), sums, gx.Data<float>(), x.Dims[0], c, inner, count, eps);
+                else
+                    BatchNormKernels<double>.GradInput(x.Data<double>(), g.Data<double>(), weight?.Data<double>(), mean.Data<double>(), variance.Data<double>(), sums, gx.Data<double>(), x.Dims[0], c, inner, count, eps);
             }
             var grads = new List<Tensor?> { gx };
             if (weight != null) grads.Add(gw.Reshape(weight.Dims));
             if (bias != null) grads.Add(gb.Reshape(bias.Dims));
             return [.. grads];
         }, inputs);
-        return (y, mean, variance);
+        return (y, mean, variance, count);
+    }
+
+    /// <summary>Turns this process's per-channel (count, mean, squared deviations from the mean rounded to the dtype) into the
+    /// group's mean and biased variance, in place, and returns the group's count. The per-process values are gathered with
+    /// one sum over a buffer in which each process fills only its own slot (adding zeros is exact), then combined in double.</summary>
+    private static double CombineStatistics(IProcessGroup group, double count, double[] mean, double[] squares, DType dtype)
+    {
+        int c = mean.Length, slot = 1 + 2 * c, world = group.WorldSize;
+        var all = new double[world * slot];
+        int own = group.Rank * slot;
+        all[own] = count;
+        mean.CopyTo(all, own + 1);
+        squares.CopyTo(all, own + 1 + c);
+        group.AllReduceSum(all);
+        double total = 0;
+        for (int r = 0; r < world; r++) total += all[r * slot];
+        for (int ch = 0; ch < c; ch++)
+        {
+            double g = 0, m2 = 0;
+            for (int r = 0; r < world; r++) g += all[r * slot] * all[r * slot + 1 + ch];
+            g /= total;
+            for (int r = 0; r < world; r++)
+            {
+                // Squares were taken about a = the local mean rounded to the dtype: sum (x - g)^2 = squares + n ((a - g)^2 + 2 (a - g)(mean - a)).
+                double n = all[r * slot], mu = all[r * slot + 1 + ch], a = dtype == DType.Float32 ? (float)mu : mu, d = a - g;
+                m2 += all[r * slot + 1 + c + ch] + n * (d * d + 2 * d * (mu - a));
+            }
+            (mean[ch], squares[ch]) = (g, m2 / total);
+        }
+        return total;
     }
 
     /// <summary>Normalizes over the last dims given by <paramref name="normalizedShape"/>, as <c>F.layer_norm</c>.</summary>
@@ -156,8 +225,7 @@ public static partial class Functional
         var padded = Pad(sq, pad);
         var sum = Narrow(padded, 1, 0, c);
         for (int i = 1; i < size; i++) sum = sum + Narrow(padded, 1, i, c);
-        var y = input / Pow(sum * (alpha / size) + k, beta);
-        return OpTrace.Active ? OpTrace.Add("LocalResponseNorm", y, [input], ("size", size), ("alpha", alpha), ("beta", beta), ("bias", k)) : y;
+        return input / Pow(sum * (alpha / size) + k, beta);
     }
 }
 
@@ -170,20 +238,29 @@ internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.I
         else for (int ch = 0; ch < c; ch++) body(ch);
     }
 
-    public static void Forward(T[] x, T[]? w, T[]? b, T[] y, T[] mean, T[] variance, int n, int c, int inner, double eps) =>
+    /// <summary>Per channel: the mean (in double) and the sum of squared deviations from the mean rounded to T.</summary>
+    public static void Statistics(T[] x, double[] mean, double[] squares, int n, int c, int inner) =>
         ForChannels(c, x.Length, ch =>
         {
-            double sum = 0, sq = 0, m = (double)n * inner;
+            double sum = 0, sq = 0;
             for (int s = 0; s < n; s++) sum += double.CreateTruncating(System.Numerics.Tensors.TensorPrimitives.Sum<T>(x.AsSpan((s * c + ch) * inner, inner)));
-            double mu = sum / m;
+            double mu = sum / ((double)n * inner);
             T muT = T.CreateTruncating(mu);
             for (int s = 0; s < n; s++)
                 foreach (var v in x.AsSpan((s * c + ch) * inner, inner)) { double d = double.CreateTruncating(v - muT); sq += d * d; }
-            double var = sq / m, invstd = 1 / Math.Sqrt(var + eps);
-            mean[ch] = muT;
-            variance[ch] = T.CreateTruncating(var);
-            // y = x * scale + shift with scale = w * invstd, shift = b - mean * scale
-            double scale = (w == null ? 1 : double.CreateTruncating(w[ch])) * invstd, shift = (b == null ? 0 : double.CreateTruncating(b[ch])) - mu * scale;
+            mean[ch] = mu;
+            squares[ch] = sq;
+        });
+
+    /// <summary>y = x * scale + shift per channel, scale = w / sqrt(var + eps), shift = b - mean * scale; also stores the
+    /// statistics rounded to T.</summary>
+    public static void Normalize(T[] x, T[]? w, T[]? b, T[] y, double[] mu, double[] var, T[] mean, T[] variance, int n, int c, int inner, double eps) =>
+        ForChannels(c, x.Length, ch =>
+        {
+            double invstd = 1 / Math.Sqrt(var[ch] + eps);
+            mean[ch] = T.CreateTruncating(mu[ch]);
+            variance[ch] = T.CreateTruncating(var[ch]);
+            double scale = (w == null ? 1 : double.CreateTruncating(w[ch])) * invstd, shift = (b == null ? 0 : double.CreateTruncating(b[ch])) - mu[ch] * scale;
             for (int s = 0; s < n; s++)
             {
                 int o = (s * c + ch) * inner;
@@ -192,11 +269,11 @@ internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.I
             }
         });
 
-    public static void Backward(T[] x, T[] g, T[]? w, T[] mean, T[] variance, T[] gx, T[] gw, T[] gb, int n, int c, int inner, double eps) =>
+    /// <summary>Per channel: sums[ch] = sum of g, sums[c + ch] = sum of g (x - mean); gw = the latter times invstd, gb = the former.</summary>
+    public static void GradStatistics(T[] x, T[] g, T[] mean, T[] variance, double[] sums, T[] gw, T[] gb, int n, int c, int inner, double eps) =>
         ForChannels(c, x.Length, ch =>
         {
-            double mu = double.CreateTruncating(mean[ch]), invstd = 1 / Math.Sqrt(double.CreateTruncating(variance[ch]) + eps), m = (double)n * inner;
-            double sumG = 0, sumGX = 0;
+            double mu = double.CreateTruncating(mean[ch]), sumG = 0, sumGX = 0;
             for (int s = 0; s < n; s++)
             {
                 int o = (s * c + ch) * inner;
@@ -207,12 +284,20 @@ internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.I
                     sumGX += gv * (double.CreateTruncating(x[o + i]) - mu);
                 }
             }
-            double dw = sumGX * invstd, wv = w == null ? 1 : double.CreateTruncating(w[ch]);
-            gw[ch] = T.CreateTruncating(dw);
+            (sums[ch], sums[c + ch]) = (sumG, sumGX);
+            gw[ch] = T.CreateTruncating(sumGX / Math.Sqrt(double.CreateTruncating(variance[ch]) + eps));
             gb[ch] = T.CreateTruncating(sumG);
-            // gx = w invstd (g - mean(g) - xhat mean(g xhat)) = a g + bx x + c0, per channel
-            double a = wv * invstd, k = wv * invstd * invstd * invstd * sumGX / m;
-            double c0 = -a * sumG / m + k * mu;
+        });
+
+    /// <summary>gx = w invstd (g - mean(g) - xhat mean(g xhat)) = a g - k x + c0 per channel, the means over
+    /// <paramref name="count"/> values whose sums are <paramref name="sums"/>.</summary>
+    public static void GradInput(T[] x, T[] g, T[]? w, T[] mean, T[] variance, double[] sums, T[] gx, int n, int c, int inner, double count, double eps) =>
+        ForChannels(c, x.Length, ch =>
+        {
+            double mu = double.CreateTruncating(mean[ch]), invstd = 1 / Math.Sqrt(double.CreateTruncating(variance[ch]) + eps);
+            double sumG = sums[ch], sumGX = sums[c + ch], wv = w == null ? 1 : double.CreateTruncating(w[ch]);
+            double a = wv * invstd, k = wv * invstd * invstd * invstd * sumGX / count;
+            double c0 = -a * sumG / count + k * mu;
             for (int s = 0; s < n; s++)
             {
                 int o = (s * c + ch) * inner;

@@ -18,6 +18,15 @@ public sealed record OpSpec(string Name, Func<Draw, OpCase> Make, bool SecondOrd
 /// method has no entry here (see <see cref="NonDifferentiable"/> for the exceptions).</summary>
 public static class OpRegistry
 {
+    /// <summary>A process group of one, for checking the synchronized ops in a single process.</summary>
+    private sealed class OneProcess : IProcessGroup
+    {
+        public static readonly OneProcess Instance = new();
+        public int Rank => 0;
+        public int WorldSize => 1;
+        public void AllReduceSum(double[] values) { }
+    }
+
     /// <summary>Public Functional methods that return masks or indices, with no gradient by design.</summary>
     public static readonly string[] NonDifferentiable = ["Eq", "Ne", "Lt", "Le", "Gt", "Ge", "ArgMax", "ArgMin"];
 
@@ -172,6 +181,13 @@ public static class OpRegistry
             return new OpCase(t => BatchNorm(t[0], stats ? t[1] : null, stats ? t[2] : null, affine ? t[3] : null, affine ? t[4] : null, training),
                 new Input(shape), new Input([c], Grad: false), new Input([c], Values.Positive, Grad: false), new Input([c]), new Input([c]));
         }),
+        // One process: the gathered-statistics forward and the summed backward reductions, checked like any op.
+        new("SyncBatchNorm", d =>
+        {
+            int[] shape = [2, d.Sizes[0], .. d.Sizes[1..(1 + d.PickA(4))]];
+            int c = shape[1];
+            return new OpCase(t => SyncBatchNorm(t[0], null, null, t[1], t[2], OneProcess.Instance), new Input(shape), new Input([c]), new Input([c]));
+        }, SecondOrder: false),
         new("LayerNorm", d =>
         {
             var shape = d.Shape(1).Select(s => s + 1).ToArray();

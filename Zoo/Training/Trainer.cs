@@ -55,6 +55,20 @@ public sealed class Trainer(Module model, Optimizer optimizer, LRScheduler? sche
     /// <summary>Extra metadata written into every checkpoint (e.g. model and dataset names).</summary>
     public IReadOnlyDictionary<string, string>? Metadata { get; init; }
 
+    /// <summary>Data-parallel training: the processes that each train a replica on their shard of the data (e.g.
+    /// <c>Autograd.Distributed.Communicator</c>, with the model wrapped in <c>DistributedDataParallel</c> and the loaders
+    /// sharded by <c>DistributedSampler</c>). Epoch metrics and evaluations are then summed over the group, so every rank
+    /// reports the global numbers; only rank 0 writes checkpoints; a stop request on any rank stops all of them after the
+    /// same step. Null: one process.</summary>
+    public IProcessGroup? ProcessGroup { get; init; }
+
+    /// <summary>The module whose state dict checkpoints, resume and early stopping use (default: the model). For a model wrapped
+    /// in <c>DistributedDataParallel</c> pass the wrapped module, so checkpoints carry the plain names (no <c>module.</c>
+    /// prefix) and resume on any number of processes, as PyTorch users save <c>ddp.module.state_dict()</c>.</summary>
+    public Module? CheckpointModule { get; init; }
+
+    private Module Saved => CheckpointModule ?? model;
+
     /// <summary>The generator whose state goes into checkpoints (dropout, shuffling).</summary>
     public Generator Generator { get; init; } = Generator.Default;
 
@@ -62,7 +76,7 @@ public sealed class Trainer(Module model, Optimizer optimizer, LRScheduler? sche
     public bool Interrupted { get; private set; }
 
     /// <summary>Restores a checkpoint written by this trainer and returns the epoch to continue from.</summary>
-    public int Resume(string path) => Checkpoint.Load(path, model, optimizer, scheduler, Generator);
+    public int Resume(string path) => Checkpoint.Load(path, Saved, optimizer, scheduler, Generator);
 
     /// <summary>Trains from <paramref name="startEpoch"/> up to <paramref name="epochs"/>, evaluating after each epoch.</summary>
     /// <param name="train">The training batches of an epoch (the epoch number lets a loader reshuffle).</param>
@@ -82,11 +96,11 @@ public sealed class Trainer(Module model, Optimizer optimizer, LRScheduler? sche
             if (!Interrupted) scheduler?.Step();
             var result = new EpochResult(epoch, trainLoss, trainAcc, testLoss, testAcc, testTopK, lr, seconds, stepSeconds);
             history.Add(result);
-            if (CheckpointDir != null)
+            if (CheckpointDir != null && (ProcessGroup?.Rank ?? 0) == 0)
             {
                 Directory.CreateDirectory(CheckpointDir);
                 int next = Interrupted ? epoch : epoch + 1;
-                Checkpoint.Save(Path.Combine(CheckpointDir, "last.safetensors"), model, optimizer, scheduler, next, Generator, Metadata);
+                Checkpoint.Save(Path.Combine(CheckpointDir, "last.safetensors"), Saved, optimizer, scheduler, next, Generator, Metadata);
                 if (!Interrupted) File.Copy(Path.Combine(CheckpointDir, "last.safetensors"), Path.Combine(CheckpointDir, $"epoch-{epoch + 1}.safetensors"), overwrite: true);
             }
             EpochCompleted?.Invoke(result);
@@ -94,10 +108,10 @@ public sealed class Trainer(Module model, Optimizer optimizer, LRScheduler? sche
             if (EarlyStopping != null)
             {
                 bool stop = EarlyStopping.Step(double.IsNaN(testLoss) ? trainLoss : testLoss);
-                if (EarlyStopping.IsImprovement) best = model.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value.Detach().Clone());
+                if (EarlyStopping.IsImprovement) best = Saved.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value.Detach().Clone());
                 if (stop)
                 {
-                    if (best != null) model.LoadStateDict(best);
+                    if (best != null) Saved.LoadStateDict(best);
                     break;
                 }
             }
@@ -129,8 +143,9 @@ public sealed class Trainer(Module model, Optimizer optimizer, LRScheduler? sche
             samples += bs;
             StepCompleted?.Invoke(new StepInfo(epoch, batch, total, lossSum / samples, (double)correct / samples, samples / clock.Elapsed.TotalSeconds));
             batch++;
-            if (StopRequested?.Invoke() == true) { Interrupted = true; break; }
+            if (StopRequested != null && Agreed(StopRequested())) { Interrupted = true; break; }
         }
+        (lossSum, correct, samples) = Summed(lossSum, correct, samples);
         return (lossSum / Math.Max(1, samples), (double)correct / Math.Max(1, samples), clock.Elapsed.TotalSeconds, stepSeconds);
     }
 
@@ -152,7 +167,31 @@ public sealed class Trainer(Module model, Optimizer optimizer, LRScheduler? sche
                 samples += bs;
             }
         model.Train(wasTraining);
+        if (ProcessGroup != null)
+        {
+            var sums = new[] { lossSum, correct, topk, samples };
+            ProcessGroup.AllReduceSum(sums);
+            (lossSum, correct, topk, samples) = (sums[0], (long)sums[1], (long)sums[2], (long)sums[3]);
+        }
         return (lossSum / Math.Max(1, samples), (double)correct / Math.Max(1, samples), (double)topk / Math.Max(1, samples));
+    }
+
+    /// <summary>The loss sum, correct count and sample count over the group (unchanged for one process).</summary>
+    private (double Loss, long Correct, long Samples) Summed(double loss, long correct, long samples)
+    {
+        if (ProcessGroup == null) return (loss, correct, samples);
+        var sums = new[] { loss, correct, samples };
+        ProcessGroup.AllReduceSum(sums);
+        return (sums[0], (long)sums[1], (long)sums[2]);
+    }
+
+    /// <summary>Whether any process of the group asks to stop (so all stop after the same step).</summary>
+    private bool Agreed(bool stop)
+    {
+        if (ProcessGroup == null) return stop;
+        var flag = new[] { stop ? 1.0 : 0.0 };
+        ProcessGroup.AllReduceSum(flag);
+        return flag[0] > 0;
     }
 
     /// <summary>How many rows of <paramref name="logits"/> [N, C] have their label among the <paramref name="k"/> largest scores.</summary>
