@@ -23,8 +23,6 @@ internal static unsafe class ManagedGemm
     private const int KC = 256;
     private const int MC = 144;
     private const int NC = 4096;
-    // Multiply-adds one task must have before another thread is worth waking (fork/join costs a few microseconds).
-    private const long TaskWork = 64L * 64 * 64;
 
     /// <summary>Computes <c>C = alpha * op(A) * op(B) + beta * C</c> for every batch entry of <paramref name="spec"/>.</summary>
     /// <remarks>With <c>beta == 0</c>, C is overwritten without being read (NaNs in C do not propagate); with
@@ -82,7 +80,8 @@ internal static unsafe class ManagedGemm
         where T : unmanaged, IFloatingPointIeee754<T> where TV : unmanaged where S : ISimd<TV, T>
     {
         int nr = 2 * S.Width;
-        int tasksWanted = (int)Math.Clamp((long)s.M * s.N * s.K * s.Batch / TaskWork, 1, Environment.ProcessorCount);
+        // Each task needs GemmSpec.SmallWork multiply-adds before another thread is worth waking (fork/join costs a few microseconds).
+        int tasksWanted = s.Serial ? 1 : (int)Math.Clamp((long)s.M * s.N * s.K * s.Batch / GemmSpec.SmallWork, 1, Environment.ProcessorCount);
         int perBatch = (tasksWanted + s.Batch - 1) / s.Batch;
         bool splitM = s.M >= s.N;
         int unit = splitM ? MR : nr, units = ((splitM ? s.M : s.N) + unit - 1) / unit;

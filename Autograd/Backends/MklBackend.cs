@@ -9,6 +9,7 @@ public sealed unsafe class MklBackend : CblasBackend
     private const int ThreadingGnu = 3;
     private const uint VmlHighAccuracy = 0x2;
 
+    private readonly delegate* unmanaged<int, int> setThreadsLocal;
     private readonly delegate* unmanaged<int, float*, float*, void>[] vs = new delegate* unmanaged<int, float*, float*, void>[5];
     private readonly delegate* unmanaged<int, double*, double*, void>[] vd = new delegate* unmanaged<int, double*, double*, void>[5];
 
@@ -21,6 +22,7 @@ public sealed unsafe class MklBackend : CblasBackend
             vs[k] = (delegate* unmanaged<int, float*, float*, void>)NativeLibrary.GetExport(lib, "vs" + names[k]);
             vd[k] = (delegate* unmanaged<int, double*, double*, void>)NativeLibrary.GetExport(lib, "vd" + names[k]);
         }
+        setThreadsLocal = (delegate* unmanaged<int, int>)NativeLibrary.GetExport(lib, "MKL_Set_Num_Threads_Local");
         var setMode = (delegate* unmanaged<uint, uint>)NativeLibrary.GetExport(lib, "vmlSetMode");
         setMode(VmlHighAccuracy);
     }
@@ -30,6 +32,9 @@ public sealed unsafe class MklBackend : CblasBackend
 
     /// <inheritdoc/>
     public override string Name => "mkl";
+
+    /// <inheritdoc/>
+    protected override int SetThreadsOfThisThread(int threads) => setThreadsLocal(threads);
 
     /// <summary>Loads MKL, or returns null with the reason.</summary>
     public static MklBackend? TryLoad(out string reason)

@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Autograd.Backends;
 
 namespace Autograd;
@@ -45,7 +47,8 @@ public static partial class Functional
         if (weight.Rank != nd + 2) throw new ArgumentException($"{op}: weight must be {nd + 2}-d [out_channels, in_channels / groups, *kernel], got {Shape.Str(weight.Dims)}");
         var (lo, hi) = padding.Resolve(op, nd, weight.Dims[2..], d, s);
         var g = ConvGeometry.Create(op, nd, x.Dims, weight.Dims, s, lo, hi, d, groups);
-        var y = AddChannelBias(op, ConvForward(x, weight, g), bias, nd);
+        CheckBias(op, input, bias, g.Cout);
+        var y = ConvForward(x, weight, g, bias);
         return unbatched ? y.Squeeze(0) : y;
     }
 
@@ -73,17 +76,39 @@ public static partial class Functional
             throw new ArgumentException($"{op}: weight {Shape.Str(weight.Dims)} expects {weight.Dims[0]} input channels, input {Shape.Str(input.Dims)} has {x.Dims[1]}");
         int[] convIn = [x.Dims[0], weight.Dims[1] * groups, .. outSize];
         var g = ConvGeometry.Create(op, nd, convIn, weight.Dims, s, p, p, d, groups, forcedOut: x.Dims[2..]);
-        var y = AddChannelBias(op, ConvAdjoint(x, weight, g), bias, nd);
+        CheckBias(op, input, bias, g.Cin);
+        var y = ConvAdjoint(x, weight, g, bias);
         return unbatched ? y.Squeeze(0) : y;
     }
 
-    /// <summary>Adds a per-channel bias [C] to [N, C, *spatial].</summary>
-    private static Tensor AddChannelBias(string op, Tensor y, Tensor? bias, int nd)
+    private static void CheckBias(string op, Tensor input, Tensor? bias, int channels)
     {
-        if (bias == null) return y;
-        if (bias.Rank != 1 || bias.Dims[0] != y.Dims[1]) throw new ArgumentException($"{op}: bias must have shape [{y.Dims[1]}], got {Shape.Str(bias.Dims)}");
-        return y + bias.Reshape([bias.Dims[0], .. Enumerable.Repeat(1, nd)]);
+        if (bias == null) return;
+        Shape.SameDType(op, input, bias);
+        if (bias.Rank != 1 || bias.Dims[0] != channels)
+            throw new ArgumentException($"{op}: bias must have shape [{channels}], got {Shape.Str(bias.Dims)}");
     }
+
+    /// <summary>Adds bias [C] to every plane of y [N, C, *spatial] in place (y is the op's fresh result), saving the
+    /// separate broadcast add and its result.</summary>
+    private static void AddBiasInPlace(Tensor y, Tensor bias)
+    {
+        int n = y.Dims[0], c = y.Dims[1], plane = y.Numel / Math.Max(1, n * c);
+        if (y.DType == DType.Float32) Planes(y.Data<float>(), bias.Data<float>());
+        else Planes(y.Data<double>(), bias.Data<double>());
+
+        void Planes<T>(T[] yv, T[] b) where T : unmanaged, IFloatingPointIeee754<T>
+        {
+            for (int i = 0; i < n * c; i++)
+            {
+                var row = yv.AsSpan(i * plane, plane);
+                System.Numerics.Tensors.TensorPrimitives.Add(row, b[i % c], row);
+            }
+        }
+    }
+
+    /// <summary>The bias gradient: gy [N, C, *spatial] summed over everything but the channels.</summary>
+    private static Tensor BiasGrad(Tensor gy) => Sum(Sum(gy.Reshape(gy.Dims[0], gy.Dims[1], -1), 2), 0);
 
     // Three bilinear ops close the convolution under differentiation, so grad-of-grad works:
     //   ConvForward(x, w)   = conv(x, w)
@@ -91,20 +116,27 @@ public static partial class Functional
     //   ConvWeight(x, u)    = d/dw <u, conv(x, w)>                             (weight gradient)
     // Each one's derivative is written with the other two.
 
-    private static Tensor ConvForward(Tensor x, Tensor w, ConvGeometry g)
+    // A bias of the conv (or transposed conv) is added to its fresh result in place, and its gradient is the output
+    // gradient summed per channel.
+
+    private static Tensor ConvForward(Tensor x, Tensor w, ConvGeometry g, Tensor? b = null)
     {
         var y = Tensor.Empty(x.DType, g.OutShape);
         if (x.DType == DType.Float32) ConvKernels<float>.Forward(g, x.Data<float>(), w.Data<float>(), y.Data<float>());
         else ConvKernels<double>.Forward(g, x.Data<double>(), w.Data<double>(), y.Data<double>());
-        return AutoGrad.Record(y, "Conv", gy => [x.RequiresGrad ? ConvAdjoint(gy, w, g) : null, w.RequiresGrad ? ConvWeight(x, gy, g) : null], x, w);
+        if (b != null) AddBiasInPlace(y, b);
+        return AutoGrad.Record(y, "Conv", gy => [x.RequiresGrad ? ConvAdjoint(gy, w, g) : null, w.RequiresGrad ? ConvWeight(x, gy, g) : null,
+            .. b == null ? (Tensor?[])[] : [b.RequiresGrad ? BiasGrad(gy) : null]], b == null ? [x, w] : [x, w, b]);
     }
 
-    private static Tensor ConvAdjoint(Tensor u, Tensor w, ConvGeometry g)
+    private static Tensor ConvAdjoint(Tensor u, Tensor w, ConvGeometry g, Tensor? b = null)
     {
         var x = Tensor.Empty(u.DType, g.InShape);
         if (u.DType == DType.Float32) ConvKernels<float>.Adjoint(g, u.Data<float>(), w.Data<float>(), x.Data<float>());
         else ConvKernels<double>.Adjoint(g, u.Data<double>(), w.Data<double>(), x.Data<double>());
-        return AutoGrad.Record(x, "ConvTranspose", gx => [u.RequiresGrad ? ConvForward(gx, w, g) : null, w.RequiresGrad ? ConvWeight(gx, u, g) : null], u, w);
+        if (b != null) AddBiasInPlace(x, b);
+        return AutoGrad.Record(x, "ConvTranspose", gx => [u.RequiresGrad ? ConvForward(gx, w, g) : null, w.RequiresGrad ? ConvWeight(gx, u, g) : null,
+            .. b == null ? (Tensor?[])[] : [b.RequiresGrad ? BiasGrad(gx) : null]], b == null ? [u, w] : [u, w, b]);
     }
 
     private static Tensor ConvWeight(Tensor x, Tensor u, ConvGeometry g)
@@ -117,29 +149,46 @@ public static partial class Functional
 }
 
 /// <summary>im2col + GEMM convolution kernels for one dtype. Samples are processed in tiles: the patch matrices of a tile sit
-/// side by side in one buffer col [Cg*KVol, tile*OutVol] (bounded to about <see cref="TileElements"/> elements), so each
-/// group is one large GEMM per tile. For 1x1 stride-1 convs the input itself is the patch matrix.</summary>
+/// side by side in one buffer col [Cg*KVol, tile*OutVol], so each group is one GEMM per tile. Tiles are sized to stay in
+/// the core's cache and are shared out among the cores, each running its own tiles (patches, GEMM and all) on one thread;
+/// only a batch that makes a single tile parallelizes inside it. For 1x1 stride-1 convs the input itself is the patch matrix.</summary>
 internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private const long TileElements = 1 << 22;
+    // Patch elements of one tile (512 KB of float patches: a core's L2 with room for the weights and outputs).
+    private const long CacheElements = 1 << 17;
 
-    private static int Tile(ConvGeometry g) => (int)Math.Clamp(TileElements / ((long)g.Cg * g.KVol * g.OutVol), 1, g.N);
-
-    private static void Parallel2(int n, long work, Action<int> body)
+    /// <summary>Samples per tile, number of tiles, and how many workers share them out.</summary>
+    private static (int Tile, int Tiles, int Workers) Plan(ConvGeometry g)
     {
-        if (n >= 2 && work >= 1 << 15) Parallel.For(0, n, body);
+        long perSample = (long)g.Cg * g.KVol * g.OutVol;
+        int cores = Environment.ProcessorCount, perCore = (g.N + cores - 1) / cores;
+        int tile = (int)Math.Clamp(Math.Min(CacheElements / perSample, perCore), 1, g.N);
+        int tiles = (g.N + tile - 1) / tile;
+        return (tile, tiles, Math.Min(tiles, cores));
+    }
+
+    /// <summary>One tile of one group as a worker sees it: samples N0..N0+Nb, the worker's buffers, whether this is the first
+    /// tile of the worker, and whether loops and GEMMs inside may use other cores (only when there is a single worker).</summary>
+    private readonly record struct TileCtx(int N0, int Nb, int Group, T[] Col, T[] Out, int Worker, bool First, bool Inner)
+    {
+        public int Ld(ConvGeometry g) => Nb * g.OutVol;
+    }
+
+    private static void Parallel2(bool allowed, int n, long work, Action<int> body)
+    {
+        if (allowed && n >= 2 && work >= 1 << 15) Parallel.For(0, n, body);
         else for (int i = 0; i < n; i++) body(i);
     }
 
-    /// <summary>Copies rows [CoutG, OutVol] of samples n0.. of <paramref name="full"/> ([N, Cout, OutVol]) into a [CoutG, nb*OutVol]
-    /// tile, or back when <paramref name="toTile"/> is false.</summary>
-    private static void Shuffle(ConvGeometry g, T[] full, T[] tile, int n0, int nb, int gr, bool toTile)
+    /// <summary>Copies rows [CoutG, OutVol] of the tile's samples of <paramref name="full"/> ([N, Cout, OutVol]) into a
+    /// [CoutG, Nb*OutVol] tile, or back when <paramref name="toTile"/> is false.</summary>
+    private static void Shuffle(ConvGeometry g, T[] full, T[] tile, TileCtx c, bool toTile)
     {
-        int ld = nb * g.OutVol;
-        Parallel2(nb * g.CoutG, (long)nb * g.CoutG * g.OutVol, i =>
+        int ld = c.Ld(g);
+        Parallel2(c.Inner, c.Nb * g.CoutG, (long)c.Nb * g.CoutG * g.OutVol, i =>
         {
             int s = i / g.CoutG, co = i % g.CoutG;
-            var a = full.AsSpan(((n0 + s) * g.Cout + gr * g.CoutG + co) * g.OutVol, g.OutVol);
+            var a = full.AsSpan(((c.N0 + s) * g.Cout + c.Group * g.CoutG + co) * g.OutVol, g.OutVol);
             var b = tile.AsSpan(co * ld + s * g.OutVol, g.OutVol);
             if (toTile) a.CopyTo(b); else b.CopyTo(a);
         });
@@ -148,6 +197,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
     public static void Forward(ConvGeometry g, T[] x, T[] w, T[] y)
     {
         if (Depthwise(g)) { DepthwiseRun(g, x, w, y, Mode.Forward); return; }
+        if (Direct(g)) { DirectRun(g, x, w, y); return; }
         int rows = g.Cg * g.KVol;
         if (g.Pointwise)
         {
@@ -157,17 +207,18 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                     0, (long)g.Cin * g.InVol, (long)g.Cout * g.OutVol, (long)gr * g.CoutG * rows, (long)gr * g.Cg * g.InVol, (long)gr * g.CoutG * g.OutVol), T.One, w, x, T.Zero, y);
             return;
         }
-        Tiles(g, (n0, nb, gr, col, tmp) =>
+        Tiles(g, c =>
         {
-            int ld = nb * g.OutVol;
-            Im2Col(g, x, n0, nb, gr, col);
-            if (nb == 1)
+            int ld = c.Ld(g);
+            Im2Col(g, x, c);
+            if (c.Nb == 1)
                 Backend.Current.Gemm(new GemmSpec(false, false, g.CoutG, g.OutVol, rows, rows, g.OutVol, g.OutVol,
-                    OffsetA: (long)gr * g.CoutG * rows, OffsetC: ((long)n0 * g.Cout + gr * g.CoutG) * g.OutVol), T.One, w, col, T.Zero, y);
+                    OffsetA: (long)c.Group * g.CoutG * rows, OffsetC: ((long)c.N0 * g.Cout + c.Group * g.CoutG) * g.OutVol, Serial: !c.Inner), T.One, w, c.Col, T.Zero, y);
             else
             {
-                Backend.Current.Gemm(new GemmSpec(false, false, g.CoutG, ld, rows, rows, ld, ld, OffsetA: (long)gr * g.CoutG * rows), T.One, w, col, T.Zero, tmp);
-                Shuffle(g, y, tmp, n0, nb, gr, toTile: false);
+                Backend.Current.Gemm(new GemmSpec(false, false, g.CoutG, ld, rows, rows, ld, ld, OffsetA: (long)c.Group * g.CoutG * rows, Serial: !c.Inner),
+                    T.One, w, c.Col, T.Zero, c.Out);
+                Shuffle(g, y, c.Out, c, toTile: false);
             }
         });
     }
@@ -175,6 +226,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
     public static void Adjoint(ConvGeometry g, T[] u, T[] w, T[] x)
     {
         if (Depthwise(g)) { DepthwiseRun(g, x, w, u, Mode.Adjoint); return; }
+        if (DirectAdjoint(g, u, w, x)) return;
         int rows = g.Cg * g.KVol;
         if (g.Pointwise)
         {
@@ -184,12 +236,13 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
             return;
         }
         Array.Clear(x);
-        Tiles(g, (n0, nb, gr, col, ut) =>
+        Tiles(g, c =>
         {
-            int ld = nb * g.OutVol;
-            Shuffle(g, u, ut, n0, nb, gr, toTile: true);
-            Backend.Current.Gemm(new GemmSpec(true, false, rows, ld, g.CoutG, rows, ld, ld, OffsetA: (long)gr * g.CoutG * rows), T.One, w, ut, T.Zero, col);
-            Col2Im(g, col, x, n0, nb, gr);
+            int ld = c.Ld(g);
+            Shuffle(g, u, c.Out, c, toTile: true);
+            Backend.Current.Gemm(new GemmSpec(true, false, rows, ld, g.CoutG, rows, ld, ld, OffsetA: (long)c.Group * g.CoutG * rows, Serial: !c.Inner),
+                T.One, w, c.Out, T.Zero, c.Col);
+            Col2Im(g, c.Col, x, c);
         });
     }
 
@@ -207,48 +260,68 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                         T.One, u, x, n == 0 ? T.Zero : T.One, w);
             return;
         }
-        Tiles(g, (n0, nb, gr, col, ut) =>
-        {
-            int ld = nb * g.OutVol;
-            Im2Col(g, x, n0, nb, gr, col);
-            Shuffle(g, u, ut, n0, nb, gr, toTile: true);
-            // dW_group (+)= u_tile [CoutG, ld] . col^T [ld, rows]
-            Backend.Current.Gemm(new GemmSpec(false, true, g.CoutG, rows, ld, ld, ld, rows, OffsetC: (long)gr * g.CoutG * rows),
-                T.One, ut, col, n0 == 0 ? T.Zero : T.One, w);
-        });
-    }
-
-    /// <summary>Runs <paramref name="body"/>(n0, nb, group, col, outTile) for every tile of samples and every group, with a patch
-    /// buffer [Cg*KVol, tile*OutVol] and an output-side buffer [CoutG, tile*OutVol] rented once for the whole pass.</summary>
-    private static void Tiles(ConvGeometry g, Action<int, int, int, T[], T[]> body)
-    {
-        int tile = Tile(g);
-        var col = ArrayPool<T>.Shared.Rent(g.Cg * g.KVol * tile * g.OutVol);
-        var outTile = ArrayPool<T>.Shared.Rent(g.CoutG * tile * g.OutVol);
+        // Worker 0 accumulates into w, the others into their own partial sums, added at the end in worker order.
+        var partials = new T[Plan(g).Workers - 1][];
+        for (int i = 0; i < partials.Length; i++) partials[i] = ArrayPool<T>.Shared.Rent(w.Length);
         try
         {
-            for (int n0 = 0; n0 < g.N; n0 += tile)
-                for (int gr = 0; gr < g.Groups; gr++)
-                    body(n0, Math.Min(tile, g.N - n0), gr, col, outTile);
+            Tiles(g, c =>
+            {
+                int ld = c.Ld(g);
+                Im2Col(g, x, c);
+                Shuffle(g, u, c.Out, c, toTile: true);
+                // dW_group (+)= u_tile [CoutG, ld] . col^T [ld, rows]
+                Backend.Current.Gemm(new GemmSpec(false, true, g.CoutG, rows, ld, ld, ld, rows, OffsetC: (long)c.Group * g.CoutG * rows, Serial: !c.Inner),
+                    T.One, c.Out, c.Col, c.First ? T.Zero : T.One, c.Worker == 0 ? w : partials[c.Worker - 1]);
+            });
+            foreach (var p in partials) System.Numerics.Tensors.TensorPrimitives.Add(w, p.AsSpan(0, w.Length), w);
         }
         finally
         {
-            ArrayPool<T>.Shared.Return(col);
-            ArrayPool<T>.Shared.Return(outTile);
+            foreach (var p in partials) ArrayPool<T>.Shared.Return(p);
         }
     }
 
-    /// <summary>Patch matrices of samples n0..n0+nb of one group, side by side: row (c, kd, kh, kw), column (sample, od, oh, ow);
-    /// zeros where the window lies in the padding.</summary>
-    private static void Im2Col(ConvGeometry g, T[] x, int n0, int nb, int gr, T[] col)
+    /// <summary>Runs <paramref name="body"/> for every tile of samples and every group. Each worker takes a contiguous run of
+    /// tiles, with a patch buffer [Cg*KVol, tile*OutVol] and an output-side buffer [CoutG, tile*OutVol] rented once.</summary>
+    private static void Tiles(ConvGeometry g, Action<TileCtx> body)
     {
-        int rows = g.Cg * g.KVol, ld = nb * g.OutVol;
-        Parallel2(nb * rows, (long)nb * rows * g.OutVol, i =>
+        var (tile, tiles, workers) = Plan(g);
+        void Work(int wk)
+        {
+            var col = ArrayPool<T>.Shared.Rent(g.Cg * g.KVol * tile * g.OutVol);
+            var outTile = ArrayPool<T>.Shared.Rent(g.CoutG * tile * g.OutVol);
+            try
+            {
+                int t0 = (int)((long)tiles * wk / workers), t1 = (int)((long)tiles * (wk + 1) / workers);
+                for (int t = t0; t < t1; t++)
+                    for (int gr = 0; gr < g.Groups; gr++)
+                        body(new TileCtx(t * tile, Math.Min(tile, g.N - t * tile), gr, col, outTile, wk, t == t0, workers == 1));
+            }
+            finally
+            {
+                ArrayPool<T>.Shared.Return(col);
+                ArrayPool<T>.Shared.Return(outTile);
+            }
+        }
+        if (workers == 1) Work(0);
+        else Parallel.For(0, workers, Work);
+    }
+
+    /// <summary>Patch matrices of the tile's samples of one group, side by side: row (c, kd, kh, kw), column (sample, od, oh, ow);
+    /// zeros where the window lies in the padding.</summary>
+    private static void Im2Col(ConvGeometry g, T[] x, TileCtx t)
+    {
+        int rows = g.Cg * g.KVol, ld = t.Ld(g);
+        T[] col = t.Col;
+        Parallel2(t.Inner, t.Nb * rows, (long)t.Nb * rows * g.OutVol, i =>
         {
             int s = i / rows, r = i % rows;
             var (c, kd, kh, kw) = Split(g, r);
-            int xOff = ((n0 + s) * g.Cin + gr * g.Cg + c) * g.InVol;
+            int xOff = ((t.N0 + s) * g.Cin + t.Group * g.Cg + c) * g.InVol;
             var dst = col.AsSpan(r * ld + s * g.OutVol, g.OutVol);
+            int iw0 = -g.PadLo[2] + kw * g.Dilation[2], sw = g.Stride[2];
+            var (lo, hi) = Shape.InRange(iw0, sw, g.In[2], g.Out[2]);
             int o = 0;
             for (int od = 0; od < g.Out[0]; od++)
             {
@@ -257,15 +330,12 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                 {
                     int ih = oh * g.Stride[1] - g.PadLo[1] + kh * g.Dilation[1];
                     var seg = dst.Slice(o, g.Out[2]);
-                    if ((uint)id >= (uint)g.In[0] || (uint)ih >= (uint)g.In[1]) { seg.Clear(); continue; }
-                    int rowBase = xOff + (id * g.In[1] + ih) * g.In[2];
-                    int iw0 = -g.PadLo[2] + kw * g.Dilation[2], sw = g.Stride[2];
-                    if (sw == 1 && iw0 >= 0 && iw0 + seg.Length <= g.In[2]) { x.AsSpan(rowBase + iw0, seg.Length).CopyTo(seg); continue; }
-                    for (int ow = 0; ow < seg.Length; ow++)
-                    {
-                        int iw = iw0 + ow * sw;
-                        seg[ow] = (uint)iw < (uint)g.In[2] ? x[rowBase + iw] : T.Zero;
-                    }
+                    if ((uint)id >= (uint)g.In[0] || (uint)ih >= (uint)g.In[1] || hi <= lo) { seg.Clear(); continue; }
+                    int rowBase = xOff + (id * g.In[1] + ih) * g.In[2] + iw0;
+                    seg[..lo].Clear();
+                    seg[hi..].Clear();
+                    if (sw == 1) x.AsSpan(rowBase + lo, hi - lo).CopyTo(seg[lo..hi]);
+                    else for (int ow = lo; ow < hi; ow++) seg[ow] = x[rowBase + ow * sw];
                 }
             }
         });
@@ -273,43 +343,167 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
 
     /// <summary>The adjoint of <see cref="Im2Col"/>: adds every patch entry back to the input position it came from.
     /// Each (sample, channel) pair writes only its own plane, so they run in parallel.</summary>
-    private static void Col2Im(ConvGeometry g, T[] col, T[] x, int n0, int nb, int gr)
+    private static void Col2Im(ConvGeometry g, T[] col, T[] x, TileCtx t)
     {
-        int ld = nb * g.OutVol;
-        Parallel2(nb * g.Cg, (long)nb * g.Cg * g.KVol * g.OutVol, i =>
+        int ld = t.Ld(g);
+        Parallel2(t.Inner, t.Nb * g.Cg, (long)t.Nb * g.Cg * g.KVol * g.OutVol, i =>
         {
             int s = i / g.Cg, c = i % g.Cg;
-            int xOff = ((n0 + s) * g.Cin + gr * g.Cg + c) * g.InVol;
+            int xOff = ((t.N0 + s) * g.Cin + t.Group * g.Cg + c) * g.InVol;
             for (int k = 0; k < g.KVol; k++)
             {
                 int r = c * g.KVol + k;
                 var (_, kd, kh, kw) = Split(g, r);
                 int o = r * ld + s * g.OutVol;
+                int iw0 = -g.PadLo[2] + kw * g.Dilation[2], sw = g.Stride[2];
+                var (lo, hi) = Shape.InRange(iw0, sw, g.In[2], g.Out[2]);
                 for (int od = 0; od < g.Out[0]; od++)
                 {
                     int id = od * g.Stride[0] - g.PadLo[0] + kd * g.Dilation[0];
                     for (int oh = 0; oh < g.Out[1]; oh++, o += g.Out[2])
                     {
                         int ih = oh * g.Stride[1] - g.PadLo[1] + kh * g.Dilation[1];
-                        if ((uint)id >= (uint)g.In[0] || (uint)ih >= (uint)g.In[1]) continue;
-                        int rowBase = xOff + (id * g.In[1] + ih) * g.In[2];
-                        int iw0 = -g.PadLo[2] + kw * g.Dilation[2], sw = g.Stride[2];
-                        if (sw == 1 && iw0 >= 0 && iw0 + g.Out[2] <= g.In[2])
+                        if ((uint)id >= (uint)g.In[0] || (uint)ih >= (uint)g.In[1] || hi <= lo) continue;
+                        int rowBase = xOff + (id * g.In[1] + ih) * g.In[2] + iw0;
+                        if (sw == 1)
                         {
-                            var dst = x.AsSpan(rowBase + iw0, g.Out[2]);
-                            System.Numerics.Tensors.TensorPrimitives.Add(dst, col.AsSpan(o, g.Out[2]), dst);
-                            continue;
+                            var dst = x.AsSpan(rowBase + lo, hi - lo);
+                            System.Numerics.Tensors.TensorPrimitives.Add(dst, col.AsSpan(o + lo, hi - lo), dst);
                         }
-                        for (int ow = 0; ow < g.Out[2]; ow++)
-                        {
-                            int iw = iw0 + ow * sw;
-                            if ((uint)iw < (uint)g.In[2]) x[rowBase + iw] += col[o + ow];
-                        }
+                        else for (int ow = lo; ow < hi; ow++) x[rowBase + ow * sw] += col[o + ow];
                     }
                 }
             }
         });
     }
+
+    // ---------------- direct convolution for few input channels ----------------
+
+    // Up to this many input channels a stride-1 conv runs directly: with so few channels im2col + GEMM spends more time
+    // building the patch matrix than multiplying it.
+    private const int DirectMaxCin = 16;
+
+    /// <summary>Stride-1, undilated, ungrouped 1-d and 2-d convs with few input channels.</summary>
+    private static bool Direct(ConvGeometry g) => Vector.IsHardwareAccelerated && g.Groups == 1 && g.Cin <= DirectMaxCin
+        && g.K[0] == 1 && g.In[0] == 1 && g.PadLo[0] == 0 && g.PadHi[0] == 0 && g.Stride.All(v => v == 1) && g.Dilation.All(v => v == 1);
+
+    /// <summary>The adjoint of a stride-1 conv is the conv of u with the kernel flipped and its channel axes swapped, padded by
+    /// K - 1 - padding: done directly when that conv qualifies (u has few channels and the padding is below the kernel size).</summary>
+    private static bool DirectAdjoint(ConvGeometry g, T[] u, T[] w, T[] x)
+    {
+        int[] lo = [.. g.K.Select((k, i) => k - 1 - g.PadLo[i])], hi = [.. g.K.Select((k, i) => k - 1 - g.PadHi[i])];
+        var a = new ConvGeometry
+        {
+            Nd = g.Nd, N = g.N, Cin = g.Cout, Cout = g.Cin, Groups = g.Groups, In = g.Out, K = g.K, Stride = g.Stride,
+            PadLo = lo, PadHi = hi, Dilation = g.Dilation, Out = g.In,
+        };
+        if (!Direct(a) || lo.Any(v => v < 0) || hi.Any(v => v < 0)) return false;
+        int kv = g.KVol;
+        var flipped = ArrayPool<T>.Shared.Rent(w.Length);
+        try
+        {
+            for (int co = 0; co < g.Cout; co++)
+                for (int ci = 0; ci < g.Cin; ci++)
+                    for (int k = 0; k < kv; k++)
+                        flipped[(ci * g.Cout + co) * kv + kv - 1 - k] = w[(co * g.Cin + ci) * kv + k];
+            DirectRun(a, u, flipped, x);
+        }
+        finally
+        {
+            ArrayPool<T>.Shared.Return(flipped);
+        }
+        return true;
+    }
+
+    /// <summary>y = conv(x, w) for a <see cref="Direct"/> geometry. Each sample is copied into a zero-padded buffer whose rows
+    /// are long enough for whole vectors; then every output row of a pair of output channels is accumulated in up to four
+    /// vectors per channel, one kernel tap at a time (each loaded input vector feeds both channels). Samples are shared out
+    /// among the cores.</summary>
+    private static void DirectRun(ConvGeometry g, T[] x, T[] w, T[] y)
+    {
+        int lanes = Vector<T>.Count, kh = g.K[1], kw = g.K[2], ho = g.Out[1], wo = g.Out[2];
+        int rowVectors = (wo + lanes - 1) / lanes;
+        int hp = g.In[1] + g.PadLo[1] + g.PadHi[1], wp = Math.Max(rowVectors * lanes + kw - 1, g.PadLo[2] + g.In[2]);
+        int planeP = hp * wp, workers = Math.Min(g.N, Environment.ProcessorCount);
+        if ((long)g.N * g.Cout * g.OutVol * g.Cin * g.KVol < 1 << 16) workers = 1;
+        void Work(int wk)
+        {
+            var xp = ArrayPool<T>.Shared.Rent(g.Cin * planeP);
+            var row = ArrayPool<T>.Shared.Rent(2 * 4 * lanes);
+            try
+            {
+                Array.Clear(xp, 0, g.Cin * planeP);
+                for (int n = (int)((long)g.N * wk / workers); n < (int)((long)g.N * (wk + 1) / workers); n++)
+                {
+                    // The padding stays zero from the clear above: only the interior is rewritten per sample.
+                    for (int ci = 0; ci < g.Cin; ci++)
+                        for (int ih = 0; ih < g.In[1]; ih++)
+                            x.AsSpan(((n * g.Cin + ci) * g.In[1] + ih) * g.In[2], g.In[2]).CopyTo(xp.AsSpan(ci * planeP + (ih + g.PadLo[1]) * wp + g.PadLo[2]));
+                    for (int co = 0; co < g.Cout; co += 2)
+                    {
+                        bool pair = co + 1 < g.Cout;
+                        for (int oh = 0; oh < ho; oh++)
+                            for (int c0 = 0; c0 < wo; c0 += 4 * lanes)
+                            {
+                                int nv = Math.Min(4, (wo - c0 + lanes - 1) / lanes);
+                                DirectRow(xp, w, row, g.Cin, planeP, wp, kh, kw, co, pair, oh * wp + c0, nv);
+                                int len = Math.Min(4 * lanes, wo - c0), yo = ((n * g.Cout + co) * ho + oh) * wo + c0;
+                                row.AsSpan(0, len).CopyTo(y.AsSpan(yo, len));
+                                if (pair) row.AsSpan(4 * lanes, len).CopyTo(y.AsSpan(yo + ho * wo, len));
+                            }
+                    }
+                }
+            }
+            finally
+            {
+                ArrayPool<T>.Shared.Return(xp);
+                ArrayPool<T>.Shared.Return(row);
+            }
+        }
+        if (workers == 1) Work(0);
+        else Parallel.For(0, workers, Work);
+    }
+
+    /// <summary>Up to <paramref name="nv"/> (1-4) vectors of one output row for channels co and co + 1 (when
+    /// <paramref name="pair"/>), starting at padded offset <paramref name="start"/>, into row[0..] and row[4 * lanes..].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void DirectRow(T[] xp, T[] w, T[] row, int cin, int planeP, int wp, int kh, int kw, int co, bool pair, int start, int nv)
+    {
+        int lanes = Vector<T>.Count, kv = kh * kw;
+        ref T xr = ref MemoryMarshal.GetArrayDataReference(xp);
+        Vector<T> a0 = Vector<T>.Zero, a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (int ci = 0; ci < cin; ci++)
+            for (int a = 0; a < kh; a++)
+            {
+                int src = ci * planeP + a * wp + start, wa = (co * cin + ci) * kv + a * kw, wb = wa + cin * kv;
+                for (int b = 0; b < kw; b++)
+                {
+                    nuint at = (nuint)(src + b);
+                    var wA = new Vector<T>(w[wa + b]);
+                    var wB = pair ? new Vector<T>(w[wb + b]) : Vector<T>.Zero;
+                    var v = Vector.LoadUnsafe(ref xr, at);
+                    a0 = Fma(wA, v, a0); b0 = Fma(wB, v, b0);
+                    if (nv < 2) continue;
+                    v = Vector.LoadUnsafe(ref xr, at + (nuint)lanes);
+                    a1 = Fma(wA, v, a1); b1 = Fma(wB, v, b1);
+                    if (nv < 3) continue;
+                    v = Vector.LoadUnsafe(ref xr, at + (nuint)(2 * lanes));
+                    a2 = Fma(wA, v, a2); b2 = Fma(wB, v, b2);
+                    if (nv < 4) continue;
+                    v = Vector.LoadUnsafe(ref xr, at + (nuint)(3 * lanes));
+                    a3 = Fma(wA, v, a3); b3 = Fma(wB, v, b3);
+                }
+            }
+        var r = row.AsSpan();
+        a0.CopyTo(r); a1.CopyTo(r[lanes..]); a2.CopyTo(r[(2 * lanes)..]); a3.CopyTo(r[(3 * lanes)..]);
+        b0.CopyTo(r[(4 * lanes)..]); b1.CopyTo(r[(5 * lanes)..]); b2.CopyTo(r[(6 * lanes)..]); b3.CopyTo(r[(7 * lanes)..]);
+    }
+
+    /// <summary>a * b + c, fused where the hardware has FMA (MultiplyAddEstimate never falls back to a slow exact emulation).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector<T> Fma(Vector<T> a, Vector<T> b, Vector<T> c) => typeof(T) == typeof(float)
+        ? Vector.MultiplyAddEstimate(a.As<T, float>(), b.As<T, float>(), c.As<T, float>()).As<float, T>()
+        : Vector.MultiplyAddEstimate(a.As<T, double>(), b.As<T, double>(), c.As<T, double>()).As<double, T>();
 
     /// <summary>One input and one output channel per group: a GEMM of a single row would waste the patch matrix, so these run
     /// as direct loops over each (sample, channel) plane, vectorized along the row for stride 1.</summary>
@@ -326,7 +520,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
         if (mode == Mode.Adjoint) Array.Clear(x);
         // Forward and adjoint write one plane each (parallel over planes); the weight gradient reduces over samples (parallel over channels).
         int units = mode == Mode.Weight ? c : planes;
-        Parallel2(units, (long)planes * g.KVol * g.OutVol, unit =>
+        Parallel2(true, units, (long)planes * g.KVol * g.OutVol, unit =>
         {
             for (int n = mode == Mode.Weight ? 0 : unit / c; n < (mode == Mode.Weight ? g.N : unit / c + 1); n++)
             {
@@ -337,8 +531,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                     var (_, kd, kh, kw) = Split(g, k);
                     T wk = w[ch * g.KVol + k], acc = T.Zero;
                     int sw = g.Stride[2], shift = kw * g.Dilation[2] - g.PadLo[2];
-                    // Output columns whose input column ow * sw + shift lies inside the row.
-                    int ow0 = shift >= 0 ? 0 : (-shift + sw - 1) / sw, ow1 = shift >= g.In[2] ? 0 : Math.Min(g.Out[2], (g.In[2] - 1 - shift) / sw + 1);
+                    var (ow0, ow1) = Shape.InRange(shift, sw, g.In[2], g.Out[2]);
                     if (ow1 <= ow0) continue;
                     for (int od = 0; od < g.Out[0]; od++)
                     {

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace Autograd;
 
@@ -146,37 +147,50 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
     public static int[] ArgMax(PoolGeometry g, T[] x)
     {
         var map = new int[g.Planes * g.OutVol];
-        ForPlanes(g, p =>
-        {
-            int inBase = p * g.InVol, o = p * g.OutVol;
-            for (int od = 0; od < g.Out[0]; od++)
-                for (int oh = 0; oh < g.Out[1]; oh++)
-                    for (int ow = 0; ow < g.Out[2]; ow++, o++)
+        // Each window's columns clipped to the row, once for all planes.
+        var cols = new (int Lo, int Hi)[g.Out[2]];
+        for (int ow = 0; ow < cols.Length; ow++) cols[ow] = Shape.InRange(g.Start[2][ow], g.Step[2], g.In[2], g.Len[2][ow]);
+        ForPlanes(g, p => ArgMaxPlane(g, cols, x, map, p));
+        return map;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ArgMaxPlane(PoolGeometry g, (int Lo, int Hi)[] cols, T[] x, int[] map, int p)
+    {
+        // The geometry's arrays in locals keep the inner loop to a load and a compare.
+        int[] s0 = g.Start[0], l0 = g.Len[0], s1 = g.Start[1], l1 = g.Len[1], s2 = g.Start[2];
+        int d0 = g.Step[0], d1 = g.Step[1], d2 = g.Step[2], in0 = g.In[0], in1 = g.In[1], in2 = g.In[2];
+        int inBase = p * g.InVol, o = p * g.OutVol;
+        for (int od = 0; od < g.Out[0]; od++)
+            for (int oh = 0; oh < g.Out[1]; oh++)
+                for (int ow = 0; ow < g.Out[2]; ow++, o++)
+                {
+                    var (c0, c1) = cols[ow];
+                    // best starts at the window's first element with bestV below everything, so "first maximal" needs no
+                    // special first step; the update is branch-free because on random data the comparison is a coin flip.
+                    int best = -1;
+                    T bestV = T.NegativeInfinity;
+                    for (int a = 0; a < l0[od]; a++)
                     {
-                        int best = -1;
-                        T bestV = T.NegativeInfinity;
-                        for (int a = 0; a < g.Len[0][od]; a++)
+                        int id = s0[od] + a * d0;
+                        if ((uint)id >= (uint)in0) continue;
+                        for (int b = 0; b < l1[oh]; b++)
                         {
-                            int id = g.Start[0][od] + a * g.Step[0];
-                            if ((uint)id >= (uint)g.In[0]) continue;
-                            for (int b = 0; b < g.Len[1][oh]; b++)
+                            int ih = s1[oh] + b * d1;
+                            if ((uint)ih >= (uint)in1 || c1 <= c0) continue;
+                            int row = inBase + (id * in1 + ih) * in2 + s2[ow];
+                            if (best < 0) best = row + c0 * d2;
+                            for (int c = c0; c < c1; c++)
                             {
-                                int ih = g.Start[1][oh] + b * g.Step[1];
-                                if ((uint)ih >= (uint)g.In[1]) continue;
-                                int row = inBase + (id * g.In[1] + ih) * g.In[2];
-                                for (int c = 0; c < g.Len[2][ow]; c++)
-                                {
-                                    int iw = g.Start[2][ow] + c * g.Step[2];
-                                    if ((uint)iw >= (uint)g.In[2]) continue;
-                                    T v = x[row + iw];
-                                    if (best < 0 || v > bestV || (T.IsNaN(v) && !T.IsNaN(bestV))) { best = row + iw; bestV = v; }
-                                }
+                                T v = x[row + c * d2];
+                                bool take = (v > bestV) | (T.IsNaN(v) & !T.IsNaN(bestV));
+                                best = take ? row + c * d2 : best;
+                                bestV = take ? v : bestV;
                             }
                         }
-                        map[o] = best;
                     }
-        });
-        return map;
+                    map[o] = best;
+                }
     }
 
     /// <summary>y = window sums / divisor; with <paramref name="adjoint"/>, x += y / divisor spread over each window instead.</summary>
