@@ -147,11 +147,56 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
     public static int[] ArgMax(PoolGeometry g, T[] x)
     {
         var map = new int[g.Planes * g.OutVol];
+        if (g.In[0] == 1 && Regular(g, 1, out int sh) && Regular(g, 2, out int sw))
+        {
+            ForPlanes(g, p => ArgMaxRows(g, sh, sw, x, map, p));
+            return map;
+        }
         // Each window's columns clipped to the row, once for all planes.
         var cols = new (int Lo, int Hi)[g.Out[2]];
         for (int ow = 0; ow < cols.Length; ow++) cols[ow] = Shape.InRange(g.Start[2][ow], g.Step[2], g.In[2], g.Len[2][ow]);
         ForPlanes(g, p => ArgMaxPlane(g, cols, x, map, p));
         return map;
+    }
+
+    /// <summary>Whether the windows along dim <paramref name="d"/> all have the same length, lie inside the input and start
+    /// <paramref name="stride"/> apart (sliding pooling without padding or a clipped ceil-mode window).</summary>
+    private static bool Regular(PoolGeometry g, int d, out int stride)
+    {
+        int[] start = g.Start[d], len = g.Len[d];
+        stride = start.Length > 1 ? start[1] - start[0] : 1;
+        for (int o = 0; o < start.Length; o++)
+            if (len[o] != len[0] || start[o] != start[0] + o * stride || start[o] < 0 || start[o] + (len[o] - 1) * g.Step[d] >= g.In[d]) return false;
+        return true;
+    }
+
+    /// <summary>2-d max pooling with <see cref="Regular"/> windows, one output row at a time: every window starts at its
+    /// first element, then each further window element is compared across the whole row (a branch-free strided loop,
+    /// visiting the elements in row-major window order so the first maximum wins).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ArgMaxRows(PoolGeometry g, int sh, int sw, T[] x, int[] map, int p)
+    {
+        int kh = g.Len[1][0], kw = g.Len[2][0], d1 = g.Step[1], d2 = g.Step[2], in2 = g.In[2], wo = g.Out[2];
+        Span<T> bestV = wo <= 512 ? stackalloc T[wo] : new T[wo];
+        for (int oh = 0; oh < g.Out[1]; oh++)
+        {
+            int o = p * g.OutVol + oh * wo, row0 = p * g.InVol + (g.Start[1][0] + oh * sh) * in2 + g.Start[2][0];
+            var best = map.AsSpan(o, wo);
+            for (int ow = 0; ow < wo; ow++) { best[ow] = row0 + ow * sw; bestV[ow] = x[row0 + ow * sw]; }
+            for (int b = 0; b < kh; b++)
+                for (int c = b == 0 ? 1 : 0; c < kw; c++)
+                {
+                    int off = row0 + b * d1 * in2 + c * d2;
+                    for (int ow = 0; ow < wo; ow++)
+                    {
+                        T v = x[off + ow * sw], bv = bestV[ow];
+                        // v > best, or v is the first NaN: !(v <= best) while best is not NaN.
+                        bool take = !(v <= bv) & !T.IsNaN(bv);
+                        best[ow] = take ? off + ow * sw : best[ow];
+                        bestV[ow] = take ? v : bv;
+                    }
+                }
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
