@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Autograd.Backends;
 
 namespace Autograd;
@@ -249,6 +249,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
     public static void Weight(ConvGeometry g, T[] x, T[] u, T[] w)
     {
         if (Depthwise(g)) { DepthwiseRun(g, x, w, u, Mode.Weight); return; }
+        if (Direct(g)) { DirectWeight(g, x, u, w); return; }
         int rows = g.Cg * g.KVol;
         if (g.Pointwise)
         {
@@ -415,95 +416,206 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
         return true;
     }
 
-    /// <summary>y = conv(x, w) for a <see cref="Direct"/> geometry. Each sample is copied into a zero-padded buffer whose rows
-    /// are long enough for whole vectors; then every output row of a pair of output channels is accumulated in up to four
-    /// vectors per channel, one kernel tap at a time (each loaded input vector feeds both channels). Samples are shared out
-    /// among the cores.</summary>
+    /// <summary>The zero-padded copy of one sample that the direct kernels read, [Cin, Hp, Wp]. A stride-1 conv is then a 1-d
+    /// correlation over each flattened plane: output position p = oh * Wp + ow reads input p + a * Wp + b at tap (a, b), so
+    /// whole vectors run across rows (the Wp - Wout positions at the end of each row are computed and thrown away). The
+    /// buffer has a tail so that the last vector of the last tap stays inside it.</summary>
+    private readonly record struct Padded(int Wp, int PlaneP, int PlaneOut, int Length)
+    {
+        public static Padded Of(ConvGeometry g, int lanes)
+        {
+            int wp = g.In[2] + g.PadLo[2] + g.PadHi[2], planeP = (g.In[1] + g.PadLo[1] + g.PadHi[1]) * wp;
+            return new(wp, planeP, g.Out[1] * wp, g.Cin * planeP + g.K[2] + 4 * lanes);
+        }
+
+        /// <summary>Copies sample n into the interior of <paramref name="xp"/>; the padding stays as it was (zero).</summary>
+        public void Load(ConvGeometry g, T[] x, int n, T[] xp)
+        {
+            for (int ci = 0; ci < g.Cin; ci++)
+                for (int ih = 0; ih < g.In[1]; ih++)
+                    x.AsSpan(((n * g.Cin + ci) * g.In[1] + ih) * g.In[2], g.In[2]).CopyTo(xp.AsSpan(ci * PlaneP + (ih + g.PadLo[1]) * Wp + g.PadLo[2]));
+        }
+    }
+
+    /// <summary>Runs <paramref name="work"/>(worker, first sample, end) over contiguous runs of samples, one per core unless
+    /// the whole pass is too small to be worth waking another thread; returns after all have finished.</summary>
+    private static void ForSampleRuns(ConvGeometry g, int workers, Action<int, int, int> work)
+    {
+        void Run(int wk) => work(wk, (int)((long)g.N * wk / workers), (int)((long)g.N * (wk + 1) / workers));
+        if (workers == 1) Run(0);
+        else Parallel.For(0, workers, Run);
+    }
+
+    private static int DirectWorkers(ConvGeometry g) =>
+        (long)g.N * g.Cout * g.OutVol * g.Cin * g.KVol < 1 << 16 ? 1 : Math.Min(g.N, Environment.ProcessorCount);
+
     private static void DirectRun(ConvGeometry g, T[] x, T[] w, T[] y)
     {
-        int lanes = Vector<T>.Count, kh = g.K[1], kw = g.K[2], ho = g.Out[1], wo = g.Out[2];
-        int rowVectors = (wo + lanes - 1) / lanes;
-        int hp = g.In[1] + g.PadLo[1] + g.PadHi[1], wp = Math.Max(rowVectors * lanes + kw - 1, g.PadLo[2] + g.In[2]);
-        int planeP = hp * wp, workers = Math.Min(g.N, Environment.ProcessorCount);
-        if ((long)g.N * g.Cout * g.OutVol * g.Cin * g.KVol < 1 << 16) workers = 1;
-        void Work(int wk)
+        if (Vector512.IsHardwareAccelerated) DirectRun<Vector512<T>, Simd512<T>>(g, x, w, y);
+        else DirectRun<Vector<T>, SimdAny<T>>(g, x, w, y);
+    }
+
+    private static void DirectWeight(ConvGeometry g, T[] x, T[] u, T[] w)
+    {
+        if (Vector512.IsHardwareAccelerated) DirectWeight<Vector512<T>, Simd512<T>>(g, x, u, w);
+        else DirectWeight<Vector<T>, SimdAny<T>>(g, x, u, w);
+    }
+
+    /// <summary>y = conv(x, w) for a <see cref="Direct"/> geometry: per sample, the <see cref="Padded"/> planes; per pair of
+    /// output channels, the flattened output plane in chunks of up to four vectors per channel, accumulated one kernel tap
+    /// at a time (each loaded input vector feeds both channels); then the valid columns are copied out.</summary>
+    private static unsafe void DirectRun<TV, S>(ConvGeometry g, T[] x, T[] w, T[] y) where TV : unmanaged where S : ISimd<TV, T>
+    {
+        var pd = Padded.Of(g, S.Width);
+        int ho = g.Out[1], wo = g.Out[2], chunk = 4 * S.Width, planeOut = (pd.PlaneOut + chunk - 1) / chunk * chunk;
+        ForSampleRuns(g, DirectWorkers(g), (_, n0, n1) =>
         {
-            var xp = ArrayPool<T>.Shared.Rent(g.Cin * planeP);
-            var row = ArrayPool<T>.Shared.Rent(2 * 4 * lanes);
+            var xp = ArrayPool<T>.Shared.Rent(pd.Length);
+            var outp = ArrayPool<T>.Shared.Rent(2 * planeOut);
             try
             {
-                Array.Clear(xp, 0, g.Cin * planeP);
-                for (int n = (int)((long)g.N * wk / workers); n < (int)((long)g.N * (wk + 1) / workers); n++)
-                {
-                    // The padding stays zero from the clear above: only the interior is rewritten per sample.
-                    for (int ci = 0; ci < g.Cin; ci++)
-                        for (int ih = 0; ih < g.In[1]; ih++)
-                            x.AsSpan(((n * g.Cin + ci) * g.In[1] + ih) * g.In[2], g.In[2]).CopyTo(xp.AsSpan(ci * planeP + (ih + g.PadLo[1]) * wp + g.PadLo[2]));
-                    for (int co = 0; co < g.Cout; co += 2)
+                Array.Clear(xp, 0, pd.Length);
+                fixed (T* px = xp, pw = w, po = outp)
+                    for (int n = n0; n < n1; n++)
                     {
-                        bool pair = co + 1 < g.Cout;
-                        for (int oh = 0; oh < ho; oh++)
-                            for (int c0 = 0; c0 < wo; c0 += 4 * lanes)
-                            {
-                                int nv = Math.Min(4, (wo - c0 + lanes - 1) / lanes);
-                                DirectRow(xp, w, row, g.Cin, planeP, wp, kh, kw, co, pair, oh * wp + c0, nv);
-                                int len = Math.Min(4 * lanes, wo - c0), yo = ((n * g.Cout + co) * ho + oh) * wo + c0;
-                                row.AsSpan(0, len).CopyTo(y.AsSpan(yo, len));
-                                if (pair) row.AsSpan(4 * lanes, len).CopyTo(y.AsSpan(yo + ho * wo, len));
-                            }
+                        pd.Load(g, x, n, xp);
+                        for (int co = 0; co < g.Cout; co += 2)
+                        {
+                            bool pair = co + 1 < g.Cout;
+                            for (int p0 = 0; p0 < pd.PlaneOut; p0 += chunk)
+                                DirectChunk<TV, S>(px + p0, pw + co * g.Cin * g.KVol, pair ? g.Cin * g.KVol : -1, po + p0, planeOut,
+                                    g.Cin, pd.PlaneP, pd.Wp, g.K[1], g.K[2], Math.Min(4, (pd.PlaneOut - p0 + S.Width - 1) / S.Width));
+                            for (int k = 0; k < (pair ? 2 : 1); k++)
+                                for (int oh = 0; oh < ho; oh++)
+                                    outp.AsSpan(k * planeOut + oh * pd.Wp, wo).CopyTo(y.AsSpan(((n * g.Cout + co + k) * ho + oh) * wo));
+                        }
                     }
-                }
             }
             finally
             {
                 ArrayPool<T>.Shared.Return(xp);
-                ArrayPool<T>.Shared.Return(row);
+                ArrayPool<T>.Shared.Return(outp);
             }
-        }
-        if (workers == 1) Work(0);
-        else Parallel.For(0, workers, Work);
+        });
     }
 
-    /// <summary>Up to <paramref name="nv"/> (1-4) vectors of one output row for channels co and co + 1 (when
-    /// <paramref name="pair"/>), starting at padded offset <paramref name="start"/>, into row[0..] and row[4 * lanes..].</summary>
+    /// <summary><paramref name="nv"/> (1-4) output vectors at <paramref name="o"/> for the channel whose weights start at
+    /// <paramref name="w"/>, and at <c>o + planeOut</c> for the one at <c>w + second</c> when <paramref name="second"/> is not -1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DirectRow(T[] xp, T[] w, T[] row, int cin, int planeP, int wp, int kh, int kw, int co, bool pair, int start, int nv)
+    private static unsafe void DirectChunk<TV, S>(T* x, T* w, int second, T* o, int planeOut, int cin, int planeP, int wp, int kh, int kw, int nv)
+        where TV : unmanaged where S : ISimd<TV, T>
     {
-        int lanes = Vector<T>.Count, kv = kh * kw;
-        ref T xr = ref MemoryMarshal.GetArrayDataReference(xp);
-        Vector<T> a0 = Vector<T>.Zero, a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        int lanes = S.Width;
+        TV a0 = S.Splat(T.Zero), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        bool pair = second >= 0;
         for (int ci = 0; ci < cin; ci++)
             for (int a = 0; a < kh; a++)
             {
-                int src = ci * planeP + a * wp + start, wa = (co * cin + ci) * kv + a * kw, wb = wa + cin * kv;
+                T* src = x + ci * planeP + a * wp;
+                T* wa = w + (ci * kh + a) * kw;
                 for (int b = 0; b < kw; b++)
                 {
-                    nuint at = (nuint)(src + b);
-                    var wA = new Vector<T>(w[wa + b]);
-                    var wB = pair ? new Vector<T>(w[wb + b]) : Vector<T>.Zero;
-                    var v = Vector.LoadUnsafe(ref xr, at);
-                    a0 = Fma(wA, v, a0); b0 = Fma(wB, v, b0);
+                    TV wA = S.Splat(wa[b]), wB = pair ? S.Splat(wa[b + second]) : a0, v = S.Load(src + b);
+                    a0 = S.MulAdd(wA, v, a0); b0 = S.MulAdd(wB, v, b0);
                     if (nv < 2) continue;
-                    v = Vector.LoadUnsafe(ref xr, at + (nuint)lanes);
-                    a1 = Fma(wA, v, a1); b1 = Fma(wB, v, b1);
+                    v = S.Load(src + b + lanes);
+                    a1 = S.MulAdd(wA, v, a1); b1 = S.MulAdd(wB, v, b1);
                     if (nv < 3) continue;
-                    v = Vector.LoadUnsafe(ref xr, at + (nuint)(2 * lanes));
-                    a2 = Fma(wA, v, a2); b2 = Fma(wB, v, b2);
+                    v = S.Load(src + b + 2 * lanes);
+                    a2 = S.MulAdd(wA, v, a2); b2 = S.MulAdd(wB, v, b2);
                     if (nv < 4) continue;
-                    v = Vector.LoadUnsafe(ref xr, at + (nuint)(3 * lanes));
-                    a3 = Fma(wA, v, a3); b3 = Fma(wB, v, b3);
+                    v = S.Load(src + b + 3 * lanes);
+                    a3 = S.MulAdd(wA, v, a3); b3 = S.MulAdd(wB, v, b3);
                 }
             }
-        var r = row.AsSpan();
-        a0.CopyTo(r); a1.CopyTo(r[lanes..]); a2.CopyTo(r[(2 * lanes)..]); a3.CopyTo(r[(3 * lanes)..]);
-        b0.CopyTo(r[(4 * lanes)..]); b1.CopyTo(r[(5 * lanes)..]); b2.CopyTo(r[(6 * lanes)..]); b3.CopyTo(r[(7 * lanes)..]);
+        S.Store(o, a0); S.Store(o + lanes, a1); S.Store(o + 2 * lanes, a2); S.Store(o + 3 * lanes, a3);
+        if (!pair) return;
+        o += planeOut;
+        S.Store(o, b0); S.Store(o + lanes, b1); S.Store(o + 2 * lanes, b2); S.Store(o + 3 * lanes, b3);
     }
 
-    /// <summary>a * b + c, fused where the hardware has FMA (MultiplyAddEstimate never falls back to a slow exact emulation).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector<T> Fma(Vector<T> a, Vector<T> b, Vector<T> c) => typeof(T) == typeof(float)
-        ? Vector.MultiplyAddEstimate(a.As<T, float>(), b.As<T, float>(), c.As<T, float>()).As<float, T>()
-        : Vector.MultiplyAddEstimate(a.As<T, double>(), b.As<T, double>(), c.As<T, double>()).As<double, T>();
+    /// <summary>dW[co, ci, a, b] = sum over samples and output positions of u[n, co, oh, ow] * xpad[n, ci, oh + a, ow + b] for a
+    /// <see cref="Direct"/> geometry: per sample and output channel, u's plane is laid out like the flattened output (zeros in
+    /// the thrown-away columns), then for each (ci, a) up to four taps b are accumulated over the whole plane at once, into
+    /// one vector per weight that is summed across its lanes only at the end. Workers take runs of samples and sum into
+    /// their own partial dW, added in worker order at the end.</summary>
+    private static unsafe void DirectWeight<TV, S>(ConvGeometry g, T[] x, T[] u, T[] w) where TV : unmanaged where S : ISimd<TV, T>
+    {
+        var pd = Padded.Of(g, S.Width);
+        int kh = g.K[1], kw = g.K[2], ho = g.Out[1], wo = g.Out[2], planeOut = (pd.PlaneOut + S.Width - 1) / S.Width * S.Width;
+        int workers = DirectWorkers(g);
+        var partials = new T[workers - 1][];
+        for (int i = 0; i < partials.Length; i++) partials[i] = ArrayPool<T>.Shared.Rent(w.Length);
+        try
+        {
+            ForSampleRuns(g, workers, (wk, n0, n1) =>
+            {
+                var dst = wk == 0 ? w : partials[wk - 1];
+                var xp = ArrayPool<T>.Shared.Rent(pd.Length);
+                var up = ArrayPool<T>.Shared.Rent(planeOut);
+                var acc = ArrayPool<T>.Shared.Rent((w.Length + 3) * S.Width);
+                try
+                {
+                    Array.Clear(xp, 0, pd.Length);
+                    Array.Clear(up, 0, planeOut);
+                    Array.Clear(acc, 0, (w.Length + 3) * S.Width);
+                    fixed (T* px = xp, pu = up, pa = acc)
+                    {
+                        for (int n = n0; n < n1; n++)
+                        {
+                            pd.Load(g, x, n, xp);
+                            for (int co = 0; co < g.Cout; co++)
+                            {
+                                for (int oh = 0; oh < ho; oh++)
+                                    u.AsSpan(((n * g.Cout + co) * ho + oh) * wo, wo).CopyTo(up.AsSpan(oh * pd.Wp));
+                                for (int ci = 0; ci < g.Cin; ci++)
+                                    for (int a = 0; a < kh; a++)
+                                        for (int b0 = 0; b0 < kw; b0 += 4)
+                                            WeightTaps<TV, S>(px + ci * pd.PlaneP + a * pd.Wp + b0, pu, planeOut, Math.Min(4, kw - b0),
+                                                pa + (((co * g.Cin + ci) * kh + a) * kw + b0) * S.Width);
+                            }
+                        }
+                        for (int i = 0; i < w.Length; i++) dst[i] = S.Sum(S.Load(pa + i * S.Width));
+                    }
+                }
+                finally
+                {
+                    ArrayPool<T>.Shared.Return(xp);
+                    ArrayPool<T>.Shared.Return(up);
+                    ArrayPool<T>.Shared.Return(acc);
+                }
+            });
+            foreach (var p in partials) System.Numerics.Tensors.TensorPrimitives.Add(w, p.AsSpan(0, w.Length), w);
+        }
+        finally
+        {
+            foreach (var p in partials) ArrayPool<T>.Shared.Return(p);
+        }
+    }
+
+    /// <summary>For taps b = 0..nb-1 (nb up to 4): acc[b] += the flattened u plane times the input plane shifted by b,
+    /// lane by lane (acc holds one vector per tap).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void WeightTaps<TV, S>(T* x, T* u, int planeOut, int nb, T* acc) where TV : unmanaged where S : ISimd<TV, T>
+    {
+        int lanes = S.Width;
+        TV a0 = S.Load(acc), a1 = S.Load(acc + lanes), a2 = S.Load(acc + 2 * lanes), a3 = S.Load(acc + 3 * lanes);
+        for (int p = 0; p < planeOut; p += lanes)
+        {
+            TV gv = S.Load(u + p);
+            a0 = S.MulAdd(gv, S.Load(x + p), a0);
+            if (nb < 2) continue;
+            a1 = S.MulAdd(gv, S.Load(x + p + 1), a1);
+            if (nb < 3) continue;
+            a2 = S.MulAdd(gv, S.Load(x + p + 2), a2);
+            if (nb < 4) continue;
+            a3 = S.MulAdd(gv, S.Load(x + p + 3), a3);
+        }
+        S.Store(acc, a0);
+        if (nb > 1) S.Store(acc + lanes, a1);
+        if (nb > 2) S.Store(acc + 2 * lanes, a2);
+        if (nb > 3) S.Store(acc + 3 * lanes, a3);
+    }
 
     /// <summary>One input and one output channel per group: a GEMM of a single row would waste the patch matrix, so these run
     /// as direct loops over each (sample, channel) plane, vectorized along the row for stride 1.</summary>
