@@ -1,5 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Autograd;
 
@@ -170,9 +172,9 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
         return true;
     }
 
-    /// <summary>2-d max pooling with <see cref="Regular"/> windows, one output row at a time: every window starts at its
-    /// first element, then each further window element is compared across the whole row (a branch-free strided loop,
-    /// visiting the elements in row-major window order so the first maximum wins).</summary>
+    /// <summary>2-d max pooling with <see cref="Regular"/> windows, one output row at a time: every window element in
+    /// row-major window order is compared across the whole output row (so the first maximum wins), branch-free, and for
+    /// float with stride 2 sixteen windows at a time.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ArgMaxRows(PoolGeometry g, int sh, int sw, T[] x, int[] map, int p)
     {
@@ -182,12 +184,16 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
         {
             int o = p * g.OutVol + oh * wo, row0 = p * g.InVol + (g.Start[1][0] + oh * sh) * in2 + g.Start[2][0];
             var best = map.AsSpan(o, wo);
-            for (int ow = 0; ow < wo; ow++) { best[ow] = row0 + ow * sw; bestV[ow] = x[row0 + ow * sw]; }
+            // Below every value, so the first element is taken unless it is -inf, which then stays chosen as first.
+            bestV.Fill(T.NegativeInfinity);
+            for (int ow = 0; ow < wo; ow++) best[ow] = row0 + ow * sw;
             for (int b = 0; b < kh; b++)
-                for (int c = b == 0 ? 1 : 0; c < kw; c++)
+                for (int c = 0; c < kw; c++)
                 {
-                    int off = row0 + b * d1 * in2 + c * d2;
-                    for (int ow = 0; ow < wo; ow++)
+                    int off = row0 + b * d1 * in2 + c * d2, ow = 0;
+                    if (typeof(T) == typeof(float) && sw == 2 && Vector512.IsHardwareAccelerated)
+                        ow = Stride2(Unsafe.As<T[], float[]>(ref x), off, MemoryMarshal.Cast<T, float>(bestV), best);
+                    for (; ow < wo; ow++)
                     {
                         T v = x[off + ow * sw], bv = bestV[ow];
                         // v > best, or v is the first NaN: !(v <= best) while best is not NaN.
@@ -197,6 +203,26 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
                     }
                 }
         }
+    }
+
+    /// <summary>The compare-and-take step of <see cref="ArgMaxRows"/> for x[off + 2 ow], sixteen outputs at a time: 32
+    /// consecutive floats read as 64-bit lanes and narrowed to their low halves are the even ones. Returns how many outputs
+    /// it did (the rest, fewer than sixteen or near the end of x, are left to the scalar loop).</summary>
+    private static int Stride2(float[] x, int off, Span<float> bestV, Span<int> best)
+    {
+        var offsets = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        int ow = 0;
+        for (; ow + 16 <= bestV.Length && off + 2 * ow + 32 <= x.Length; ow += 16)
+        {
+            int at = off + 2 * ow;
+            var v = Vector512.Narrow(Vector512.LoadUnsafe(ref Unsafe.As<float, ulong>(ref x[at])),
+                Vector512.LoadUnsafe(ref Unsafe.As<float, ulong>(ref x[at + 16]))).AsSingle();
+            var bv = Vector512.Create<float>(bestV[ow..]);
+            var take = ~(Vector512.LessThanOrEqual(v, bv) | ~Vector512.Equals(bv, bv));
+            Vector512.ConditionalSelect(take, v, bv).CopyTo(bestV[ow..]);
+            Vector512.ConditionalSelect(take.AsInt32(), offsets + Vector512.Create(at), Vector512.Create<int>(best[ow..])).CopyTo(best[ow..]);
+        }
+        return ow;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
