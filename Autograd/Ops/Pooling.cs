@@ -1,6 +1,5 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace Autograd;
@@ -172,47 +171,68 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
         return true;
     }
 
-    /// <summary>2-d max pooling with <see cref="Regular"/> windows, one output row at a time: every window element in
-    /// row-major window order is compared across the whole output row (so the first maximum wins), branch-free, and for
-    /// float with stride 2 sixteen windows at a time.</summary>
+    /// <summary>2-d max pooling with <see cref="Regular"/> windows, one output row at a time. For float with stride 2, sixteen
+    /// windows at a time: each window element in row-major window order is compared across them (so the first maximum
+    /// wins). The other windows one at a time with the running maximum in registers, 2x2 windows unrolled.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ArgMaxRows(PoolGeometry g, int sh, int sw, T[] x, int[] map, int p)
     {
         int kh = g.Len[1][0], kw = g.Len[2][0], d1 = g.Step[1], d2 = g.Step[2], in2 = g.In[2], wo = g.Out[2];
-        Span<T> bestV = wo <= 512 ? stackalloc T[wo] : new T[wo];
+        bool vector = typeof(T) == typeof(float) && sw == 2 && Vector512.IsHardwareAccelerated && wo >= 16;
+        bool twoByTwo = kh == 2 && kw == 2 && d1 == 1 && d2 == 1;
+        Span<float> bestV = !vector ? [] : wo <= 1024 ? stackalloc float[wo] : new float[wo];
         for (int oh = 0; oh < g.Out[1]; oh++)
         {
-            int o = p * g.OutVol + oh * wo, row0 = p * g.InVol + (g.Start[1][0] + oh * sh) * in2 + g.Start[2][0];
+            int o = p * g.OutVol + oh * wo, row0 = p * g.InVol + (g.Start[1][0] + oh * sh) * in2 + g.Start[2][0], done = 0;
             var best = map.AsSpan(o, wo);
-            // Below every value, so the first element is taken unless it is -inf, which then stays chosen as first.
-            bestV.Fill(T.NegativeInfinity);
-            for (int ow = 0; ow < wo; ow++) best[ow] = row0 + ow * sw;
-            for (int b = 0; b < kh; b++)
-                for (int c = 0; c < kw; c++)
+            if (vector)
+            {
+                // Blocks of sixteen whose 32-float reads stay inside x for the last (furthest) window element.
+                int last = row0 + (kh - 1) * d1 * in2 + (kw - 1) * d2;
+                done = x.Length - last < 32 ? 0 : Math.Min(wo / 16, (x.Length - last - 32) / 32 + 1) * 16;
+                // Below every value, so the first element is taken unless it is -inf, which then stays chosen as first.
+                bestV[..done].Fill(float.NegativeInfinity);
+                for (int ow = 0; ow < done; ow++) best[ow] = row0 + ow * sw;
+                for (int b = 0; b < kh; b++)
+                    for (int c = 0; c < kw; c++)
+                        Stride2(Unsafe.As<T[], float[]>(ref x), row0 + b * d1 * in2 + c * d2, bestV[..done], best);
+            }
+            for (int ow = done; ow < wo; ow++)
+            {
+                int i0 = row0 + ow * sw, bi = i0;
+                T bv = x[i0];
+                if (twoByTwo)
                 {
-                    int off = row0 + b * d1 * in2 + c * d2, ow = 0;
-                    if (typeof(T) == typeof(float) && sw == 2 && Vector512.IsHardwareAccelerated)
-                        ow = Stride2(Unsafe.As<T[], float[]>(ref x), off, MemoryMarshal.Cast<T, float>(bestV), best);
-                    for (; ow < wo; ow++)
-                    {
-                        T v = x[off + ow * sw], bv = bestV[ow];
-                        // v > best, or v is the first NaN: !(v <= best) while best is not NaN.
-                        bool take = !(v <= bv) & !T.IsNaN(bv);
-                        best[ow] = take ? off + ow * sw : best[ow];
-                        bestV[ow] = take ? v : bv;
-                    }
+                    Take(x, i0 + 1, ref bv, ref bi);
+                    Take(x, i0 + in2, ref bv, ref bi);
+                    Take(x, i0 + in2 + 1, ref bv, ref bi);
                 }
+                else
+                    for (int b = 0; b < kh; b++)
+                        for (int c = b == 0 ? 1 : 0; c < kw; c++) Take(x, i0 + b * d1 * in2 + c * d2, ref bv, ref bi);
+                best[ow] = bi;
+            }
         }
     }
 
-    /// <summary>The compare-and-take step of <see cref="ArgMaxRows"/> for x[off + 2 ow], sixteen outputs at a time: 32
-    /// consecutive floats read as 64-bit lanes and narrowed to their low halves are the even ones. Returns how many outputs
-    /// it did (the rest, fewer than sixteen or near the end of x, are left to the scalar loop).</summary>
-    private static int Stride2(float[] x, int off, Span<float> bestV, Span<int> best)
+    /// <summary>Moves the running maximum to x[i] if it is larger, or the first NaN: !(v &lt;= best) while best is not NaN.
+    /// Branch-free, because on random data the comparison is a coin flip.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Take(T[] x, int i, ref T bv, ref int bi)
+    {
+        T v = x[i];
+        bool take = !(v <= bv) & !T.IsNaN(bv);
+        bi = take ? i : bi;
+        bv = take ? v : bv;
+    }
+
+    /// <summary>The compare-and-take step of <see cref="ArgMaxRows"/> for x[off + 2 ow], ow &lt; bestV.Length (a multiple of
+    /// sixteen), sixteen outputs at a time: 32 consecutive floats read as 64-bit lanes and narrowed to their low halves are
+    /// the even ones.</summary>
+    private static void Stride2(float[] x, int off, Span<float> bestV, Span<int> best)
     {
         var offsets = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        int ow = 0;
-        for (; ow + 16 <= bestV.Length && off + 2 * ow + 32 <= x.Length; ow += 16)
+        for (int ow = 0; ow < bestV.Length; ow += 16)
         {
             int at = off + 2 * ow;
             var v = Vector512.Narrow(Vector512.LoadUnsafe(ref Unsafe.As<float, ulong>(ref x[at])),
@@ -222,7 +242,6 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
             Vector512.ConditionalSelect(take, v, bv).CopyTo(bestV[ow..]);
             Vector512.ConditionalSelect(take.AsInt32(), offsets + Vector512.Create(at), Vector512.Create<int>(best[ow..])).CopyTo(best[ow..]);
         }
-        return ow;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
