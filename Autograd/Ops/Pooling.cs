@@ -216,14 +216,14 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
     }
 
     /// <summary>Moves the running maximum to x[i] if it is larger, or the first NaN: !(v &lt;= best) while best is not NaN.
-    /// Branch-free, because on random data the comparison is a coin flip.</summary>
+    /// Branch-free, because on random data the comparison is a coin flip: the JIT turns the integer select into a
+    /// conditional move (it would branch on a floating-point one), and the value is reloaded from the chosen index.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Take(T[] x, int i, ref T bv, ref int bi)
     {
-        T v = x[i];
-        bool take = !(v <= bv) & !T.IsNaN(bv);
+        bool take = !(x[i] <= bv) & !T.IsNaN(bv);
         bi = take ? i : bi;
-        bv = take ? v : bv;
+        bv = x[bi];
     }
 
     /// <summary>The compare-and-take step of <see cref="ArgMaxRows"/> for x[off + 2 ow], ow &lt; bestV.Length (a multiple of
