@@ -552,27 +552,29 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
             {
                 var dst = wk == 0 ? w : partials[wk - 1];
                 var xp = ArrayPool<T>.Shared.Rent(pd.Length);
-                var up = ArrayPool<T>.Shared.Rent(planeOut);
+                var up = ArrayPool<T>.Shared.Rent(2 * planeOut);
                 var acc = ArrayPool<T>.Shared.Rent((w.Length + 3) * S.Width);
                 try
                 {
                     Array.Clear(xp, 0, pd.Length);
-                    Array.Clear(up, 0, planeOut);
+                    Array.Clear(up, 0, 2 * planeOut);
                     Array.Clear(acc, 0, (w.Length + 3) * S.Width);
                     fixed (T* px = xp, pu = up, pa = acc)
                     {
                         for (int n = n0; n < n1; n++)
                         {
                             pd.Load(g, x, n, xp);
-                            for (int co = 0; co < g.Cout; co++)
+                            for (int co = 0; co < g.Cout; co += 2)
                             {
-                                for (int oh = 0; oh < ho; oh++)
-                                    u.AsSpan(((n * g.Cout + co) * ho + oh) * wo, wo).CopyTo(up.AsSpan(oh * pd.Wp));
+                                bool pair = co + 1 < g.Cout;
+                                for (int k = 0; k < (pair ? 2 : 1); k++)
+                                    for (int oh = 0; oh < ho; oh++)
+                                        u.AsSpan(((n * g.Cout + co + k) * ho + oh) * wo, wo).CopyTo(up.AsSpan(k * planeOut + oh * pd.Wp));
                                 for (int ci = 0; ci < g.Cin; ci++)
                                     for (int a = 0; a < kh; a++)
                                         for (int b0 = 0; b0 < kw; b0 += 4)
                                             WeightTaps<TV, S>(px + ci * pd.PlaneP + a * pd.Wp + b0, pu, planeOut, Math.Min(4, kw - b0),
-                                                pa + (((co * g.Cin + ci) * kh + a) * kw + b0) * S.Width);
+                                                pa + (((co * g.Cin + ci) * kh + a) * kw + b0) * S.Width, pair ? g.Cin * g.KVol * S.Width : -1);
                             }
                         }
                         for (int i = 0; i < w.Length; i++) dst[i] = S.Sum(S.Load(pa + i * S.Width));
@@ -593,28 +595,36 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
         }
     }
 
-    /// <summary>For taps b = 0..nb-1 (nb up to 4): acc[b] += the flattened u plane times the input plane shifted by b,
-    /// lane by lane (acc holds one vector per tap).</summary>
+    /// <summary>For taps b = 0..nb-1 (nb up to 4): acc[b] += the flattened u plane times the input plane shifted by b, lane
+    /// by lane (acc holds one vector per tap); and the same for the next output channel (u + planeOut into acc + second)
+    /// unless <paramref name="second"/> is -1, each loaded input vector serving both.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void WeightTaps<TV, S>(T* x, T* u, int planeOut, int nb, T* acc) where TV : unmanaged where S : ISimd<TV, T>
+    private static unsafe void WeightTaps<TV, S>(T* x, T* u, int planeOut, int nb, T* acc, int second) where TV : unmanaged where S : ISimd<TV, T>
     {
         int lanes = S.Width;
+        bool pair = second >= 0;
+        T* acc2 = pair ? acc + second : acc;
         TV a0 = S.Load(acc), a1 = S.Load(acc + lanes), a2 = S.Load(acc + 2 * lanes), a3 = S.Load(acc + 3 * lanes);
+        TV c0 = S.Load(acc2), c1 = S.Load(acc2 + lanes), c2 = S.Load(acc2 + 2 * lanes), c3 = S.Load(acc2 + 3 * lanes);
         for (int p = 0; p < planeOut; p += lanes)
         {
-            TV gv = S.Load(u + p);
-            a0 = S.MulAdd(gv, S.Load(x + p), a0);
+            TV g0 = S.Load(u + p), g1 = pair ? S.Load(u + planeOut + p) : g0, v = S.Load(x + p);
+            a0 = S.MulAdd(g0, v, a0); c0 = S.MulAdd(g1, v, c0);
             if (nb < 2) continue;
-            a1 = S.MulAdd(gv, S.Load(x + p + 1), a1);
+            v = S.Load(x + p + 1);
+            a1 = S.MulAdd(g0, v, a1); c1 = S.MulAdd(g1, v, c1);
             if (nb < 3) continue;
-            a2 = S.MulAdd(gv, S.Load(x + p + 2), a2);
+            v = S.Load(x + p + 2);
+            a2 = S.MulAdd(g0, v, a2); c2 = S.MulAdd(g1, v, c2);
             if (nb < 4) continue;
-            a3 = S.MulAdd(gv, S.Load(x + p + 3), a3);
+            v = S.Load(x + p + 3);
+            a3 = S.MulAdd(g0, v, a3); c3 = S.MulAdd(g1, v, c3);
         }
-        S.Store(acc, a0);
-        if (nb > 1) S.Store(acc + lanes, a1);
-        if (nb > 2) S.Store(acc + 2 * lanes, a2);
-        if (nb > 3) S.Store(acc + 3 * lanes, a3);
+        // Stored back whole: the accumulator buffer has room for three vectors past the last weight, and a tap beyond nb
+        // (or the second channel's, when there is none) is stored unchanged.
+        S.Store(acc, a0); S.Store(acc + lanes, a1); S.Store(acc + 2 * lanes, a2); S.Store(acc + 3 * lanes, a3);
+        if (!pair) return;
+        S.Store(acc2, c0); S.Store(acc2 + lanes, c1); S.Store(acc2 + 2 * lanes, c2); S.Store(acc2 + 3 * lanes, c3);
     }
 
     /// <summary>One input and one output channel per group: a GEMM of a single row would waste the patch matrix, so these run
