@@ -216,13 +216,13 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
     }
 
     /// <summary>Moves the running maximum to x[i] if it is larger, or the first NaN: !(v &lt;= best) while best is not NaN.
-    /// Branch-free, because on random data the comparison is a coin flip: the JIT turns the integer select into a
-    /// conditional move (it would branch on a floating-point one), and the value is reloaded from the chosen index.</summary>
+    /// Branch-free, because on random data the comparison is a coin flip: the index moves by a masked difference (the JIT
+    /// compiles a select on this condition to a branch) and the value is reloaded from it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Take(T[] x, int i, ref T bv, ref int bi)
     {
-        bool take = !(x[i] <= bv) & !T.IsNaN(bv);
-        bi = take ? i : bi;
+        int take = Unsafe.BitCast<bool, byte>(!(x[i] <= bv)) & Unsafe.BitCast<bool, byte>(!T.IsNaN(bv));
+        bi += (i - bi) & -take;
         bv = x[bi];
     }
 
