@@ -101,6 +101,10 @@ internal static class CnnOps
         var theirs = work.Select(w => Time(w.Torch())).ToArray();
         var rows = work.Select((w, i) => (w.Workload, oursTimes[i], theirs[i])).ToList();
         var md = new StringBuilder("## Convolution, pooling and batch norm against TorchSharp 0.107.0 (libtorch 2.10.0 CPU), float32, 2 threads\n\n");
+        md.AppendLine("All of ours first, then TorchSharp (set up only then). Both share the process's GNU OpenMP runtime, and with it the " +
+            "`GOMP_SPINCOUNT=0` our MKL backend sets unless you set it: TorchSharp's threads then sleep instead of spinning between " +
+            "parallel regions, which costs it on small workloads (its LeNet-5 step: about 4.1 ms with the default spinning, 6.5 ms " +
+            "without, measured here). Set `GOMP_SPINCOUNT` yourself to time both with the same policy.\n");
         md.AppendLine("| workload | ours (ms) | TorchSharp (ms) | ours / TorchSharp |\n| --- | ---: | ---: | ---: |");
         Console.WriteLine($"\n{"workload",-62}{"ours ms",10}{"torch ms",10}{"ratio",8}");
         foreach (var (name, ours, t) in rows)
