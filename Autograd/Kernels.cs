@@ -151,6 +151,19 @@ internal static class Kernels
             for (int i = 0; i < x.Length; i++) y[i] = f.F(x[i]);
     }
 
+    /// <summary><c>d[i] = m[i] &gt; 0 ? g[i] : 0</c> (NaN in <paramref name="m"/> gives 0): relu's backward.</summary>
+    public static void KeepWherePositive<T>(T[] g, T[] m, T[] d) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+            for (; i <= d.Length - Vector<T>.Count; i += Vector<T>.Count)
+            {
+                var keep = Vector.GreaterThan(new Vector<T>(m.AsSpan(i)), Vector<T>.Zero);
+                Vector.ConditionalSelect(keep, new Vector<T>(g.AsSpan(i)), Vector<T>.Zero).CopyTo(d.AsSpan(i));
+            }
+        for (; i < d.Length; i++) d[i] = m[i] > T.Zero ? g[i] : T.Zero;
+    }
+
     /// <summary>A vectorized span function for each dtype, e.g. TensorPrimitives or the backend.</summary>
     public static Tensor Spans(string op, Tensor x, SpanAction<float> f32, SpanAction<double> f64)
     {

@@ -8,6 +8,11 @@ internal static class Shape
 {
     public static string Str(int[] s) => "[" + string.Join(", ", s) + "]";
 
+    /// <summary>The indices [Lo, Hi) among <paramref name="count"/> taps at <c>shift + i * step</c> that lie inside [0, width):
+    /// the in-range part of a window or of a shifted output row.</summary>
+    public static (int Lo, int Hi) InRange(int shift, int step, int width, int count) =>
+        (shift >= 0 ? 0 : Math.Min(count, (-shift + step - 1) / step), shift >= width ? 0 : Math.Min(count, (width - 1 - shift) / step + 1));
+
     public static int Numel(int[] s)
     {
         long n = 1;

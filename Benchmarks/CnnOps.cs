@@ -23,36 +23,54 @@ internal static class CnnOps
 
     public static string Run()
     {
-        torch.set_num_threads(Environment.ProcessorCount);
-        var work = new List<(string Workload, Action Ours, Action Torch)>();
+        // Each workload's TorchSharp side is set up only after all of ours ran: once libtorch has started its OpenMP threads
+        // they keep spinning on a core (measured: two thirds of the samples of a LeNet-5 loop in its libgomp), which would
+        // time ours against them.
+        var work = new List<(string Workload, Action Ours, Func<Action> Torch)>();
         foreach (var c in Convs)
         {
             var gen = new Generator(1);
             var x = Tensor.Randn([c.N, c.Cin, c.H, c.H], gen).RequiresGrad_();
             var w = (Tensor.Randn([c.Cout, c.Cin / c.Groups, c.K, c.K], gen) * 0.1).RequiresGrad_();
-            var tx = torch.randn([c.N, c.Cin, c.H, c.H]).requires_grad_();
-            var tw = (torch.randn([c.Cout, c.Cin / c.Groups, c.K, c.K]) * 0.1).requires_grad_();
             long[] s = [c.Stride, c.Stride], p = [c.Pad, c.Pad];
+            // Created outside the timed dispose scopes, so they live through all runs.
+            var t = new Lazy<(torch.Tensor X, torch.Tensor W)>(() =>
+                (torch.randn([c.N, c.Cin, c.H, c.H]).requires_grad_(), (torch.randn([c.Cout, c.Cin / c.Groups, c.K, c.K]) * 0.1).requires_grad_()));
             work.Add(($"{c} fwd",
                 () => _ = Conv2d(x.Detach(), w.Detach(), stride: c.Stride, padding: c.Pad, groups: c.Groups),
-                () => { using var _ = torch.NewDisposeScope(); using var ng = torch.no_grad(); TF.conv2d(tx, tw, strides: s, padding: p, groups: c.Groups); }));
+                () =>
+                {
+                    var (tx, tw) = t.Value;
+                    return () => { using var _ = torch.NewDisposeScope(); using var ng = torch.no_grad(); TF.conv2d(tx, tw, strides: s, padding: p, groups: c.Groups); };
+                }));
             work.Add(($"{c} fwd+bwd",
                 () => Conv2d(x, w, stride: c.Stride, padding: c.Pad, groups: c.Groups).Sum().Backward(),
-                () => { using var _ = torch.NewDisposeScope(); TF.conv2d(tx, tw, strides: s, padding: p, groups: c.Groups).sum().backward(); }));
+                () =>
+                {
+                    var (tx, tw) = t.Value;
+                    return () => { using var _ = torch.NewDisposeScope(); TF.conv2d(tx, tw, strides: s, padding: p, groups: c.Groups).sum().backward(); };
+                }));
         }
         {
             var x = Tensor.Randn([32, 64, 32, 32], 2).RequiresGrad_();
-            var tx = torch.randn([32, 64, 32, 32]).requires_grad_();
+            var tx = new Lazy<torch.Tensor>(() => torch.randn([32, 64, 32, 32]).requires_grad_());
             work.Add(("MaxPool2d 2x2 (32,64,32x32) fwd+bwd",
                 () => MaxPool2d(x, 2).Sum().Backward(),
-                () => { using var _ = torch.NewDisposeScope(); TF.max_pool2d(tx, [2, 2]).sum().backward(); }));
+                () =>
+                {
+                    var t = tx.Value;
+                    return () => { using var _ = torch.NewDisposeScope(); TF.max_pool2d(t, [2, 2]).sum().backward(); };
+                }));
             var (gamma, beta) = (Tensor.Ones(64).RequiresGrad_(), Tensor.Zeros(64).RequiresGrad_());
             var (rm, rv) = (Tensor.Zeros(64), Tensor.Ones(64));
-            var (tg, tb) = (torch.ones(64).requires_grad_(), torch.zeros(64).requires_grad_());
-            var (trm, trv) = (torch.zeros(64), torch.ones(64));
             work.Add(("BatchNorm2d training (32,64,32x32) fwd+bwd",
                 () => BatchNorm(x, rm, rv, gamma, beta, training: true).Sum().Backward(),
-                () => { using var _ = torch.NewDisposeScope(); TF.batch_norm(tx, trm, trv, tg, tb, training: true).sum().backward(); }));
+                () =>
+                {
+                    var (tg, tb) = (torch.ones(64).requires_grad_(), torch.zeros(64).requires_grad_());
+                    var (t, trm, trv) = (tx.Value, torch.zeros(64), torch.ones(64));
+                    return () => { using var _ = torch.NewDisposeScope(); TF.batch_norm(t, trm, trv, tg, tb, training: true).sum().backward(); };
+                }));
         }
         {
             // LeNet-5 training step, batch 64, SGD with momentum (the issue's per-op-overhead workload).
@@ -61,24 +79,32 @@ internal static class CnnOps
             var opt = new Autograd.Optimizers.SGD(lenet.Parameters(), lr: 0.01, momentum: 0.9);
             var x = Tensor.Randn([64, 1, 28, 28], 5);
             var y = Tensor.RandInt(0, 10, [64], 6);
-            var tnet = torch.nn.Sequential(
-                torch.nn.Conv2d(1, 6, 5, padding: 2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-                torch.nn.Conv2d(6, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
-                torch.nn.Linear(400, 120), torch.nn.ReLU(), torch.nn.Linear(120, 84), torch.nn.ReLU(), torch.nn.Linear(84, 10));
-            var topt = torch.optim.SGD(tnet.parameters(), 0.01, momentum: 0.9);
-            var tx = torch.randn([64, 1, 28, 28]);
-            var ty = torch.randint(0, 10, [64]);
             work.Add(("LeNet-5 training step (batch 64, SGD momentum)",
                 () => { opt.ZeroGrad(); CrossEntropy(lenet.Call(x), y).Backward(); opt.Step(); },
-                () => { using var _ = torch.NewDisposeScope(); topt.zero_grad(); TF.cross_entropy(tnet.call(tx), ty).backward(); topt.step(); }));
+                () =>
+                {
+                    var tnet = torch.nn.Sequential(
+                        torch.nn.Conv2d(1, 6, 5, padding: 2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                        torch.nn.Conv2d(6, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+                        torch.nn.Linear(400, 120), torch.nn.ReLU(), torch.nn.Linear(120, 84), torch.nn.ReLU(), torch.nn.Linear(84, 10));
+                    var topt = torch.optim.SGD(tnet.parameters(), 0.01, momentum: 0.9);
+                    var tx = torch.randn([64, 1, 28, 28]);
+                    var ty = torch.randint(0, 10, [64]);
+                    return () => { using var _ = torch.NewDisposeScope(); topt.zero_grad(); TF.cross_entropy(tnet.call(tx), ty).backward(); topt.step(); };
+                }));
         }
-        // All of ours, then all of TorchSharp: each side's OpenMP threads spin for a while after a parallel region, and
-        // interleaving the two would time each against the other's spinning threads.
+        // All of ours, then all of TorchSharp: each side's OpenMP threads spin after a parallel region, and interleaving the
+        // two would time each against the other's spinning threads.
         var oursTimes = work.Select(w => Time(w.Ours)).ToArray();
         Thread.Sleep(500);
-        var theirs = work.Select(w => Time(w.Torch)).ToArray();
+        torch.set_num_threads(Environment.ProcessorCount);
+        var theirs = work.Select(w => Time(w.Torch())).ToArray();
         var rows = work.Select((w, i) => (w.Workload, oursTimes[i], theirs[i])).ToList();
         var md = new StringBuilder("## Convolution, pooling and batch norm against TorchSharp 0.107.0 (libtorch 2.10.0 CPU), float32, 2 threads\n\n");
+        md.AppendLine("All of ours first, then TorchSharp (set up only then). Both share the process's GNU OpenMP runtime, and with it the " +
+            "`GOMP_SPINCOUNT=0` our MKL backend sets unless you set it: TorchSharp's threads then sleep instead of spinning between " +
+            "parallel regions, which costs it on small workloads (its LeNet-5 step: about 4.1 ms with the default spinning, 6.5 ms " +
+            "without, measured here). Set `GOMP_SPINCOUNT` yourself to time both with the same policy.\n");
         md.AppendLine("| workload | ours (ms) | TorchSharp (ms) | ours / TorchSharp |\n| --- | ---: | ---: | ---: |");
         Console.WriteLine($"\n{"workload",-62}{"ours ms",10}{"torch ms",10}{"ratio",8}");
         foreach (var (name, ours, t) in rows)

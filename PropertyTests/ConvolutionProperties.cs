@@ -88,6 +88,38 @@ public class ConvolutionProperties
         Assert.That((convT * x).Sum().Item(), Is.EqualTo((u * conv).Sum().Item()).Within(1e-9), $"{d}");
     });
 
+    public static IEnumerable<DType> FloatTypes => [DType.Float32, DType.Float64];
+
+    /// <summary>Stride-1 2-d convs with few input channels (the direct kernels: LeNet-sized planes, kernels up to 7 so the
+    /// weight pass takes taps four at a time, odd channel counts, asymmetric padding below the kernel size): the forward pass
+    /// equals the direct-loop reference, and both gradients satisfy the bilinear identities
+    /// <c>&lt;dL/dx, x&gt; = &lt;dL/dw, w&gt; = &lt;u, conv(x, w)&gt;</c> for L = &lt;u, conv(x, w)&gt;.</summary>
+    [TestCaseSource(nameof(FloatTypes))]
+    public void Few_channel_stride_1_convs_match_the_reference_and_their_gradients_the_bilinear_identities(DType dtype) => ForAll(d =>
+    {
+        var g = new Generator(d.Seed);
+        int R(int n) => (int)g.NextLong(n);
+        int kh = 1 + R(7), kw = 1 + R(7);
+        int[] pairs = [R(kh), R(kh), R(kw), R(kw)];
+        int[] inS = [Math.Max(1, kh - pairs[0] - pairs[1]) + R(30), Math.Max(1, kw - pairs[2] - pairs[3]) + R(40)];
+        var c = new OpRegistry.ConvConfig(2, false, 1 + R(3), 1 + R(16), 1 + R(9), 1, inS, [kh, kw], [1, 1], pairs, [0, 0], [0, 0], [1, 1], true);
+        var x = Tensor.Randn(c.InputShape, d.Seed, DType.Float64);
+        var w = Tensor.Randn(c.WeightShape, d.Seed + 1, DType.Float64);
+        var b = Tensor.Randn([c.Cout], d.Seed + 2, DType.Float64);
+        var expected = ReferenceConv(c, x.ToDoubleArray(), w.ToDoubleArray(), b.ToDoubleArray(), out var shape);
+        var (xt, wt) = (x.To(dtype).RequiresGrad_(), w.To(dtype).RequiresGrad_());
+        var y = c.Apply(xt, wt, b.To(dtype));
+        double tol = dtype == DType.Float32 ? 1e-4 : 1e-11;
+        Assert.That(y.Shape, Is.EqualTo(shape), $"{c}");
+        Assert.That(y.ToDoubleArray(), Is.EqualTo(expected).Within(tol * (1 + c.Cin * kh * kw)), $"{c}");
+        var u = Tensor.Randn(shape, d.Seed + 3, dtype);
+        var bilinear = (u * c.Apply(xt, wt, null)).Sum();
+        bilinear.Backward();
+        double l = bilinear.Item(), scale = tol * (1 + Math.Sqrt(c.N * c.Cout * y.Numel * c.Cin * kh * kw));
+        Assert.That((xt.Grad! * xt).Sum().Item(), Is.EqualTo(l).Within(scale), $"input gradient, {c}");
+        Assert.That((wt.Grad! * wt).Sum().Item(), Is.EqualTo(l).Within(scale), $"weight gradient, {c}");
+    });
+
     [Test]
     public void A_1x1_conv_equals_a_matmul_over_channels() => ForAll(d =>
     {

@@ -17,6 +17,48 @@ public class PoolingTests
     }
 
     [Test]
+    public void A_NaN_in_a_max_window_is_its_maximum_and_the_first_NaN_takes_the_gradient()
+    {
+        // Rows [1, NaN, 3, 2] and [5, NaN, 4, 0]; as torch.max_pool2d, NaN propagates. The unpadded windows take the row-wise
+        // path, the padded ones the general one.
+        var x = T([1, 1, 2, 4], 1, double.NaN, 3, 2, 5, double.NaN, 4, 0).RequiresGrad_();
+        var y = MaxPool2d(x, 2);
+        Assert.That(y.ToDoubleArray(), Is.EqualTo(new[] { double.NaN, 4 }));
+        y.Backward(Tensor.OnesLike(y));
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(new double[] { 0, 1, 0, 0, 0, 0, 1, 0 }));
+        x.Grad = null;
+        // Padding 1: windows cover rows {-1, 0}, {1, 2} and columns {-1, 0}, {1, 2}, {3, 4}.
+        var padded = MaxPool2d(x, 2, padding: 1);
+        Assert.That(padded.ToDoubleArray(), Is.EqualTo(new[] { 1, double.NaN, 2, 5, double.NaN, 0 }));
+        padded.Backward(Tensor.OnesLike(padded));
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(new double[] { 1, 1, 0, 1, 1, 1, 0, 1 }));
+    }
+
+    [Test]
+    public void Wide_rows_of_2x2_windows_pick_the_first_maximum_or_first_NaN_of_each_window()
+    {
+        // 40 columns: the float path compares sixteen windows at a time; values from a small set make ties common.
+        var g = new Generator(3);
+        var v = Enumerable.Range(0, 2 * 6 * 40).Select(_ => g.NextLong(10) == 0 ? float.NaN : g.NextLong(4)).ToArray();
+        var (_, indices) = MaxPool2dWithIndices(Tensor.From(v, 2, 1, 6, 40), 2);
+        var expected = new long[2 * 3 * 20];
+        for (int p = 0, o = 0; p < 2; p++)
+            for (int oh = 0; oh < 3; oh++)
+                for (int ow = 0; ow < 20; ow++, o++)
+                {
+                    int best = -1;
+                    foreach (var (b, c) in new[] { (0, 0), (0, 1), (1, 0), (1, 1) })
+                    {
+                        int i = (2 * oh + b) * 40 + 2 * ow + c;
+                        double x = v[p * 240 + i], cur = best < 0 ? double.NegativeInfinity : v[p * 240 + best];
+                        if (best < 0 || (!double.IsNaN(cur) && (x > cur || double.IsNaN(x)))) best = i;
+                    }
+                    expected[o] = best;
+                }
+        Assert.That(indices.ToLongArray(), Is.EqualTo(expected));
+    }
+
+    [Test]
     public void Overlapping_max_windows_add_their_gradients()
     {
         // k = 2, stride 1 over [1, 5, 2]: both windows pick the 5.

@@ -31,6 +31,10 @@ public abstract unsafe class CblasBackend : ManagedBackend
     private static bool StridesValid(in GemmSpec s) =>
         s.StrideA >= (long)s.Lda * (s.TransA ? s.K : s.M) && s.StrideB >= (long)s.Ldb * (s.TransB ? s.N : s.K) && s.StrideC >= (long)s.Ldc * s.M;
 
+    /// <summary>Sets how many threads the library uses for calls from this thread (0: its global setting) and returns the
+    /// previous value; libraries without a per-thread setting ignore it.</summary>
+    protected virtual int SetThreadsOfThisThread(int threads) => 0;
+
     /// <inheritdoc/>
     public override void Gemm<T>(in GemmSpec s, T alpha, T[] a, T[] b, T beta, T[] c)
     {
@@ -41,6 +45,16 @@ public abstract unsafe class CblasBackend : ManagedBackend
             base.Gemm(s, alpha, a, b, beta, c);
             return;
         }
+        // A small GEMM on one thread: waking the library's threads costs more than it saves, and its idle threads would
+        // then spin on the cores the next .NET Parallel.For wants.
+        bool serial = s.RunsSerially;
+        int saved = serial ? SetThreadsOfThisThread(1) : 0;
+        try { Call(s, alpha, a, b, beta, c); }
+        finally { if (serial) SetThreadsOfThisThread(saved); }
+    }
+
+    private void Call<T>(in GemmSpec s, T alpha, T[] a, T[] b, T beta, T[] c) where T : unmanaged, IFloatingPointIeee754<T>
+    {
         int ta = s.TransA ? Trans : NoTrans, tb = s.TransB ? Trans : NoTrans;
         // BLAS requires ld >= 1 even for a single row.
         int lda = Math.Max(1, s.Lda), ldb = Math.Max(1, s.Ldb), ldc = Math.Max(1, s.Ldc);

@@ -4,13 +4,20 @@ namespace Autograd.Backends;
 
 /// <summary>Shape of one (optionally batched) row-major GEMM: <c>C = alpha * op(A) * op(B) + beta * C</c>.</summary>
 /// <remarks>op(A) is M x K, op(B) is K x N, C is M x N. Leading dimensions are row strides of the
-/// stored (untransposed) matrices. Batch i uses offsets <c>OffsetX + i * StrideX</c>.</remarks>
+/// stored (untransposed) matrices. Batch i uses offsets <c>OffsetX + i * StrideX</c>. <c>Serial</c> asks the backend to
+/// run on the calling thread only: set by callers that already split their work across the cores.</remarks>
 public readonly record struct GemmSpec(
     bool TransA, bool TransB, int M, int N, int K,
     int Lda, int Ldb, int Ldc,
     int Batch = 1, long StrideA = 0, long StrideB = 0, long StrideC = 0,
-    long OffsetA = 0, long OffsetB = 0, long OffsetC = 0)
+    long OffsetA = 0, long OffsetB = 0, long OffsetC = 0, bool Serial = false)
 {
+    /// <summary>Multiply-adds below which one thread beats a fork/join across the cores (a few microseconds of work).</summary>
+    internal const long SmallWork = 1 << 18;
+
+    /// <summary>Whether this GEMM should run on the calling thread: asked for, or too small to be worth waking other threads.</summary>
+    internal bool RunsSerially => Serial || (long)M * N * K * Batch < SmallWork;
+
     /// <summary>A plain (unbatched) GEMM on dense row-major operands.</summary>
     public static GemmSpec Dense(bool transA, bool transB, int m, int n, int k, int batch = 1) =>
         new(transA, transB, m, n, k,

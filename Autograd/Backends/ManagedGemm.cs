@@ -23,8 +23,6 @@ internal static unsafe class ManagedGemm
     private const int KC = 256;
     private const int MC = 144;
     private const int NC = 4096;
-    // Multiply-adds one task must have before another thread is worth waking (fork/join costs a few microseconds).
-    private const long TaskWork = 64L * 64 * 64;
 
     /// <summary>Computes <c>C = alpha * op(A) * op(B) + beta * C</c> for every batch entry of <paramref name="spec"/>.</summary>
     /// <remarks>With <c>beta == 0</c>, C is overwritten without being read (NaNs in C do not propagate); with
@@ -82,7 +80,8 @@ internal static unsafe class ManagedGemm
         where T : unmanaged, IFloatingPointIeee754<T> where TV : unmanaged where S : ISimd<TV, T>
     {
         int nr = 2 * S.Width;
-        int tasksWanted = (int)Math.Clamp((long)s.M * s.N * s.K * s.Batch / TaskWork, 1, Environment.ProcessorCount);
+        // Each task needs GemmSpec.SmallWork multiply-adds before another thread is worth waking (fork/join costs a few microseconds).
+        int tasksWanted = s.Serial ? 1 : (int)Math.Clamp((long)s.M * s.N * s.K * s.Batch / GemmSpec.SmallWork, 1, Environment.ProcessorCount);
         int perBatch = (tasksWanted + s.Batch - 1) / s.Batch;
         bool splitM = s.M >= s.N;
         int unit = splitM ? MR : nr, units = ((splitM ? s.M : s.N) + unit - 1) / unit;
@@ -250,41 +249,5 @@ internal static unsafe class ManagedGemm
             S.Store(c, S.MulAdd(S.Load(c), vb, lo));
             S.Store(c + w, S.MulAdd(S.Load(c + w), vb, hi));
         }
-    }
-
-    /// <summary>The few vector operations the kernels need, so one kernel body serves every vector width.</summary>
-    private interface ISimd<TV, T> where TV : unmanaged where T : unmanaged
-    {
-        static abstract int Width { get; }
-        static abstract TV Load(T* p);
-        static abstract void Store(T* p, TV v);
-        static abstract TV Splat(T x);
-        /// <summary>a * b + c, fused where the hardware allows.</summary>
-        static abstract TV MulAdd(TV a, TV b, TV c);
-    }
-
-    private readonly struct Simd512<T> : ISimd<Vector512<T>, T> where T : unmanaged
-    {
-        public static int Width => Vector512<T>.Count;
-        public static Vector512<T> Load(T* p) => Vector512.Load(p);
-        public static void Store(T* p, Vector512<T> v) => v.Store(p);
-        public static Vector512<T> Splat(T x) => Vector512.Create(x);
-        // The typeof tests are JIT-time constants, so each instantiation compiles to a single vfmadd.
-        public static Vector512<T> MulAdd(Vector512<T> a, Vector512<T> b, Vector512<T> c) => typeof(T) == typeof(float)
-            ? Vector512.FusedMultiplyAdd(a.AsSingle(), b.AsSingle(), c.AsSingle()).As<float, T>()
-            : Vector512.FusedMultiplyAdd(a.AsDouble(), b.AsDouble(), c.AsDouble()).As<double, T>();
-    }
-
-    /// <summary>Vector&lt;T&gt; fallback: 256-bit on AVX2, 128-bit on NEON.</summary>
-    private readonly struct SimdAny<T> : ISimd<Vector<T>, T> where T : unmanaged
-    {
-        public static int Width => Vector<T>.Count;
-        public static Vector<T> Load(T* p) => Vector.Load(p);
-        public static void Store(T* p, Vector<T> v) => v.Store(p);
-        public static Vector<T> Splat(T x) => new(x);
-        // MultiplyAddEstimate fuses where FMA exists instead of falling back to a very slow software FMA.
-        public static Vector<T> MulAdd(Vector<T> a, Vector<T> b, Vector<T> c) => typeof(T) == typeof(float)
-            ? Vector.MultiplyAddEstimate(a.As<T, float>(), b.As<T, float>(), c.As<T, float>()).As<float, T>()
-            : Vector.MultiplyAddEstimate(a.As<T, double>(), b.As<T, double>(), c.As<T, double>()).As<double, T>();
     }
 }

@@ -14,6 +14,17 @@ internal static partial class Native
     [LibraryImport("libc", EntryPoint = "dlerror")]
     private static partial IntPtr DlError();
 
+    [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int SetEnv(string name, string value, int overwrite);
+
+    /// <summary>Sets a variable in the native environment (which native libraries read; .NET's Environment keeps its own
+    /// copy) unless it is already set there.</summary>
+    public static void SetEnvDefault(string name, string value)
+    {
+        try { SetEnv(name, value, 0); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
+    }
+
     /// <summary>Opens a library globally; returns zero and the loader's message on failure.</summary>
     public static IntPtr OpenGlobal(string file, out string error)
     {

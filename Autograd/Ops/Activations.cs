@@ -21,9 +21,22 @@ public static partial class Functional
     }
 
     /// <summary>max(x, 0). Sub-gradient convention: relu'(0) = 0.</summary>
-    public static Tensor Relu(Tensor x) => AutoGrad.Record(
+    public static Tensor Relu(Tensor x)
+    {
         // TensorPrimitives.Max is vectorized and, like torch.relu, keeps NaN.
-        Kernels.Spans("Relu", x, (s, d) => TensorPrimitives.Max(s, 0f, d), (s, d) => TensorPrimitives.Max(s, 0.0, d)), "Relu", g => [g * (x > 0)], x);
+        var r = Kernels.Spans("Relu", x, (s, d) => TensorPrimitives.Max(s, 0f, d), (s, d) => TensorPrimitives.Max(s, 0.0, d));
+        return AutoGrad.Record(r, "Relu", Saves.Output, g => [ReluBackward(g, r)], x);
+    }
+
+    /// <summary>g where the relu output r is positive (exactly where x &gt; 0), else 0, in one pass. It is linear in g and
+    /// piecewise constant in r, so its derivative is itself applied to the incoming gradient.</summary>
+    private static Tensor ReluBackward(Tensor g, Tensor r)
+    {
+        var d = Tensor.Empty(g.DType, g.Dims);
+        if (g.DType == DType.Float32) Kernels.KeepWherePositive<float>(g.Data<float>(), r.Data<float>(), d.Data<float>());
+        else Kernels.KeepWherePositive<double>(g.Data<double>(), r.Data<double>(), d.Data<double>());
+        return AutoGrad.Record(d, "ReluBackward", Saves.None, gg => [ReluBackward(gg, r)], g);
+    }
 
     private struct LeakyMap(double slope) : IMap
     {

@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using Autograd.Backends;
 
 namespace Autograd;
@@ -45,7 +47,8 @@ public static partial class Functional
         if (weight.Rank != nd + 2) throw new ArgumentException($"{op}: weight must be {nd + 2}-d [out_channels, in_channels / groups, *kernel], got {Shape.Str(weight.Dims)}");
         var (lo, hi) = padding.Resolve(op, nd, weight.Dims[2..], d, s);
         var g = ConvGeometry.Create(op, nd, x.Dims, weight.Dims, s, lo, hi, d, groups);
-        var y = AddChannelBias(op, ConvForward(x, weight, g), bias, nd);
+        CheckBias(op, input, bias, g.Cout);
+        var y = ConvForward(x, weight, g, bias);
         if (OpTrace.Active) OpTrace.Add("Conv", y, [x, weight, bias], ("strides", s), ("pads", (int[])[.. lo, .. hi]), ("dilations", d), ("group", groups));
         return unbatched ? y.Squeeze(0) : y;
     }
@@ -74,17 +77,39 @@ public static partial class Functional
             throw new ArgumentException($"{op}: weight {Shape.Str(weight.Dims)} expects {weight.Dims[0]} input channels, input {Shape.Str(input.Dims)} has {x.Dims[1]}");
         int[] convIn = [x.Dims[0], weight.Dims[1] * groups, .. outSize];
         var g = ConvGeometry.Create(op, nd, convIn, weight.Dims, s, p, p, d, groups, forcedOut: x.Dims[2..]);
-        var y = AddChannelBias(op, ConvAdjoint(x, weight, g), bias, nd);
+        CheckBias(op, input, bias, g.Cin);
+        var y = ConvAdjoint(x, weight, g, bias);
         return unbatched ? y.Squeeze(0) : y;
     }
 
-    /// <summary>Adds a per-channel bias [C] to [N, C, *spatial].</summary>
-    private static Tensor AddChannelBias(string op, Tensor y, Tensor? bias, int nd)
+    private static void CheckBias(string op, Tensor input, Tensor? bias, int channels)
     {
-        if (bias == null) return y;
-        if (bias.Rank != 1 || bias.Dims[0] != y.Dims[1]) throw new ArgumentException($"{op}: bias must have shape [{y.Dims[1]}], got {Shape.Str(bias.Dims)}");
-        return y + bias.Reshape([bias.Dims[0], .. Enumerable.Repeat(1, nd)]);
+        if (bias == null) return;
+        Shape.SameDType(op, input, bias);
+        if (bias.Rank != 1 || bias.Dims[0] != channels)
+            throw new ArgumentException($"{op}: bias must have shape [{channels}], got {Shape.Str(bias.Dims)}");
     }
+
+    /// <summary>Adds bias [C] to every plane of y [N, C, *spatial] in place (y is the op's fresh result), saving the
+    /// separate broadcast add and its result.</summary>
+    private static void AddBiasInPlace(Tensor y, Tensor bias)
+    {
+        int n = y.Dims[0], c = y.Dims[1], plane = y.Numel / Math.Max(1, n * c);
+        if (y.DType == DType.Float32) Planes(y.Data<float>(), bias.Data<float>());
+        else Planes(y.Data<double>(), bias.Data<double>());
+
+        void Planes<T>(T[] yv, T[] b) where T : unmanaged, IFloatingPointIeee754<T>
+        {
+            for (int i = 0; i < n * c; i++)
+            {
+                var row = yv.AsSpan(i * plane, plane);
+                System.Numerics.Tensors.TensorPrimitives.Add(row, b[i % c], row);
+            }
+        }
+    }
+
+    /// <summary>The bias gradient: gy [N, C, *spatial] summed over everything but the channels.</summary>
+    private static Tensor BiasGrad(Tensor gy) => Sum(Sum(gy.Reshape(gy.Dims[0], gy.Dims[1], -1), 2), 0);
 
     // Three bilinear ops close the convolution under differentiation, so grad-of-grad works:
     //   ConvForward(x, w)   = conv(x, w)
@@ -92,20 +117,27 @@ public static partial class Functional
     //   ConvWeight(x, u)    = d/dw <u, conv(x, w)>                             (weight gradient)
     // Each one's derivative is written with the other two.
 
-    private static Tensor ConvForward(Tensor x, Tensor w, ConvGeometry g)
+    // A bias of the conv (or transposed conv) is added to its fresh result in place, and its gradient is the output
+    // gradient summed per channel.
+
+    private static Tensor ConvForward(Tensor x, Tensor w, ConvGeometry g, Tensor? b = null)
     {
         var y = Tensor.Empty(x.DType, g.OutShape);
         if (x.DType == DType.Float32) ConvKernels<float>.Forward(g, x.Data<float>(), w.Data<float>(), y.Data<float>());
         else ConvKernels<double>.Forward(g, x.Data<double>(), w.Data<double>(), y.Data<double>());
-        return AutoGrad.Record(y, "Conv", gy => [x.RequiresGrad ? ConvAdjoint(gy, w, g) : null, w.RequiresGrad ? ConvWeight(x, gy, g) : null], x, w);
+        if (b != null) AddBiasInPlace(y, b);
+        return AutoGrad.Record(y, "Conv", gy => [x.RequiresGrad ? ConvAdjoint(gy, w, g) : null, w.RequiresGrad ? ConvWeight(x, gy, g) : null,
+            .. b == null ? (Tensor?[])[] : [b.RequiresGrad ? BiasGrad(gy) : null]], b == null ? [x, w] : [x, w, b]);
     }
 
-    private static Tensor ConvAdjoint(Tensor u, Tensor w, ConvGeometry g)
+    private static Tensor ConvAdjoint(Tensor u, Tensor w, ConvGeometry g, Tensor? b = null)
     {
         var x = Tensor.Empty(u.DType, g.InShape);
         if (u.DType == DType.Float32) ConvKernels<float>.Adjoint(g, u.Data<float>(), w.Data<float>(), x.Data<float>());
         else ConvKernels<double>.Adjoint(g, u.Data<double>(), w.Data<double>(), x.Data<double>());
-        return AutoGrad.Record(x, "ConvTranspose", gx => [u.RequiresGrad ? ConvForward(gx, w, g) : null, w.RequiresGrad ? ConvWeight(gx, u, g) : null], u, w);
+        if (b != null) AddBiasInPlace(x, b);
+        return AutoGrad.Record(x, "ConvTranspose", gx => [u.RequiresGrad ? ConvForward(gx, w, g) : null, w.RequiresGrad ? ConvWeight(gx, u, g) : null,
+            .. b == null ? (Tensor?[])[] : [b.RequiresGrad ? BiasGrad(gx) : null]], b == null ? [u, w] : [u, w, b]);
     }
 
     private static Tensor ConvWeight(Tensor x, Tensor u, ConvGeometry g)
@@ -118,29 +150,46 @@ public static partial class Functional
 }
 
 /// <summary>im2col + GEMM convolution kernels for one dtype. Samples are processed in tiles: the patch matrices of a tile sit
-/// side by side in one buffer col [Cg*KVol, tile*OutVol] (bounded to about <see cref="TileElements"/> elements), so each
-/// group is one large GEMM per tile. For 1x1 stride-1 convs the input itself is the patch matrix.</summary>
+/// side by side in one buffer col [Cg*KVol, tile*OutVol], so each group is one GEMM per tile. Tiles are sized to stay in
+/// the core's cache and are shared out among the cores, each running its own tiles (patches, GEMM and all) on one thread;
+/// only a batch that makes a single tile parallelizes inside it. For 1x1 stride-1 convs the input itself is the patch matrix.</summary>
 internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private const long TileElements = 1 << 22;
+    // Patch elements of one tile (512 KB of float patches: a core's L2 with room for the weights and outputs).
+    private const long CacheElements = 1 << 17;
 
-    private static int Tile(ConvGeometry g) => (int)Math.Clamp(TileElements / ((long)g.Cg * g.KVol * g.OutVol), 1, g.N);
-
-    private static void Parallel2(int n, long work, Action<int> body)
+    /// <summary>Samples per tile, number of tiles, and how many workers share them out.</summary>
+    private static (int Tile, int Tiles, int Workers) Plan(ConvGeometry g)
     {
-        if (n >= 2 && work >= 1 << 15) Parallel.For(0, n, body);
+        long perSample = (long)g.Cg * g.KVol * g.OutVol;
+        int cores = Environment.ProcessorCount, perCore = (g.N + cores - 1) / cores;
+        int tile = (int)Math.Clamp(Math.Min(CacheElements / perSample, perCore), 1, g.N);
+        int tiles = (g.N + tile - 1) / tile;
+        return (tile, tiles, Math.Min(tiles, cores));
+    }
+
+    /// <summary>One tile of one group as a worker sees it: samples N0..N0+Nb, the worker's buffers, whether this is the first
+    /// tile of the worker, and whether loops and GEMMs inside may use other cores (only when there is a single worker).</summary>
+    private readonly record struct TileCtx(int N0, int Nb, int Group, T[] Col, T[] Out, int Worker, bool First, bool Inner)
+    {
+        public int Ld(ConvGeometry g) => Nb * g.OutVol;
+    }
+
+    private static void Parallel2(bool allowed, int n, long work, Action<int> body)
+    {
+        if (allowed && n >= 2 && work >= 1 << 15) Parallel.For(0, n, body);
         else for (int i = 0; i < n; i++) body(i);
     }
 
-    /// <summary>Copies rows [CoutG, OutVol] of samples n0.. of <paramref name="full"/> ([N, Cout, OutVol]) into a [CoutG, nb*OutVol]
-    /// tile, or back when <paramref name="toTile"/> is false.</summary>
-    private static void Shuffle(ConvGeometry g, T[] full, T[] tile, int n0, int nb, int gr, bool toTile)
+    /// <summary>Copies rows [CoutG, OutVol] of the tile's samples of <paramref name="full"/> ([N, Cout, OutVol]) into a
+    /// [CoutG, Nb*OutVol] tile, or back when <paramref name="toTile"/> is false.</summary>
+    private static void Shuffle(ConvGeometry g, T[] full, T[] tile, TileCtx c, bool toTile)
     {
-        int ld = nb * g.OutVol;
-        Parallel2(nb * g.CoutG, (long)nb * g.CoutG * g.OutVol, i =>
+        int ld = c.Ld(g);
+        Parallel2(c.Inner, c.Nb * g.CoutG, (long)c.Nb * g.CoutG * g.OutVol, i =>
         {
             int s = i / g.CoutG, co = i % g.CoutG;
-            var a = full.AsSpan(((n0 + s) * g.Cout + gr * g.CoutG + co) * g.OutVol, g.OutVol);
+            var a = full.AsSpan(((c.N0 + s) * g.Cout + c.Group * g.CoutG + co) * g.OutVol, g.OutVol);
             var b = tile.AsSpan(co * ld + s * g.OutVol, g.OutVol);
             if (toTile) a.CopyTo(b); else b.CopyTo(a);
         });
@@ -149,6 +198,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
     public static void Forward(ConvGeometry g, T[] x, T[] w, T[] y)
     {
         if (Depthwise(g)) { DepthwiseRun(g, x, w, y, Mode.Forward); return; }
+        if (Direct(g)) { DirectRun(g, x, w, y); return; }
         int rows = g.Cg * g.KVol;
         if (g.Pointwise)
         {
@@ -158,17 +208,18 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                     0, (long)g.Cin * g.InVol, (long)g.Cout * g.OutVol, (long)gr * g.CoutG * rows, (long)gr * g.Cg * g.InVol, (long)gr * g.CoutG * g.OutVol), T.One, w, x, T.Zero, y);
             return;
         }
-        Tiles(g, (n0, nb, gr, col, tmp) =>
+        Tiles(g, c =>
         {
-            int ld = nb * g.OutVol;
-            Im2Col(g, x, n0, nb, gr, col);
-            if (nb == 1)
+            int ld = c.Ld(g);
+            Im2Col(g, x, c);
+            if (c.Nb == 1)
                 Backend.Current.Gemm(new GemmSpec(false, false, g.CoutG, g.OutVol, rows, rows, g.OutVol, g.OutVol,
-                    OffsetA: (long)gr * g.CoutG * rows, OffsetC: ((long)n0 * g.Cout + gr * g.CoutG) * g.OutVol), T.One, w, col, T.Zero, y);
+                    OffsetA: (long)c.Group * g.CoutG * rows, OffsetC: ((long)c.N0 * g.Cout + c.Group * g.CoutG) * g.OutVol, Serial: !c.Inner), T.One, w, c.Col, T.Zero, y);
             else
             {
-                Backend.Current.Gemm(new GemmSpec(false, false, g.CoutG, ld, rows, rows, ld, ld, OffsetA: (long)gr * g.CoutG * rows), T.One, w, col, T.Zero, tmp);
-                Shuffle(g, y, tmp, n0, nb, gr, toTile: false);
+                Backend.Current.Gemm(new GemmSpec(false, false, g.CoutG, ld, rows, rows, ld, ld, OffsetA: (long)c.Group * g.CoutG * rows, Serial: !c.Inner),
+                    T.One, w, c.Col, T.Zero, c.Out);
+                Shuffle(g, y, c.Out, c, toTile: false);
             }
         });
     }
@@ -176,6 +227,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
     public static void Adjoint(ConvGeometry g, T[] u, T[] w, T[] x)
     {
         if (Depthwise(g)) { DepthwiseRun(g, x, w, u, Mode.Adjoint); return; }
+        if (DirectAdjoint(g, u, w, x)) return;
         int rows = g.Cg * g.KVol;
         if (g.Pointwise)
         {
@@ -185,18 +237,20 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
             return;
         }
         Array.Clear(x);
-        Tiles(g, (n0, nb, gr, col, ut) =>
+        Tiles(g, c =>
         {
-            int ld = nb * g.OutVol;
-            Shuffle(g, u, ut, n0, nb, gr, toTile: true);
-            Backend.Current.Gemm(new GemmSpec(true, false, rows, ld, g.CoutG, rows, ld, ld, OffsetA: (long)gr * g.CoutG * rows), T.One, w, ut, T.Zero, col);
-            Col2Im(g, col, x, n0, nb, gr);
+            int ld = c.Ld(g);
+            Shuffle(g, u, c.Out, c, toTile: true);
+            Backend.Current.Gemm(new GemmSpec(true, false, rows, ld, g.CoutG, rows, ld, ld, OffsetA: (long)c.Group * g.CoutG * rows, Serial: !c.Inner),
+                T.One, w, c.Out, T.Zero, c.Col);
+            Col2Im(g, c.Col, x, c);
         });
     }
 
     public static void Weight(ConvGeometry g, T[] x, T[] u, T[] w)
     {
         if (Depthwise(g)) { DepthwiseRun(g, x, w, u, Mode.Weight); return; }
+        if (Direct(g)) { DirectWeight(g, x, u, w); return; }
         int rows = g.Cg * g.KVol;
         if (g.Pointwise)
         {
@@ -208,48 +262,68 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                         T.One, u, x, n == 0 ? T.Zero : T.One, w);
             return;
         }
-        Tiles(g, (n0, nb, gr, col, ut) =>
-        {
-            int ld = nb * g.OutVol;
-            Im2Col(g, x, n0, nb, gr, col);
-            Shuffle(g, u, ut, n0, nb, gr, toTile: true);
-            // dW_group (+)= u_tile [CoutG, ld] . col^T [ld, rows]
-            Backend.Current.Gemm(new GemmSpec(false, true, g.CoutG, rows, ld, ld, ld, rows, OffsetC: (long)gr * g.CoutG * rows),
-                T.One, ut, col, n0 == 0 ? T.Zero : T.One, w);
-        });
-    }
-
-    /// <summary>Runs <paramref name="body"/>(n0, nb, group, col, outTile) for every tile of samples and every group, with a patch
-    /// buffer [Cg*KVol, tile*OutVol] and an output-side buffer [CoutG, tile*OutVol] rented once for the whole pass.</summary>
-    private static void Tiles(ConvGeometry g, Action<int, int, int, T[], T[]> body)
-    {
-        int tile = Tile(g);
-        var col = ArrayPool<T>.Shared.Rent(g.Cg * g.KVol * tile * g.OutVol);
-        var outTile = ArrayPool<T>.Shared.Rent(g.CoutG * tile * g.OutVol);
+        // Worker 0 accumulates into w, the others into their own partial sums, added at the end in worker order.
+        var partials = new T[Plan(g).Workers - 1][];
+        for (int i = 0; i < partials.Length; i++) partials[i] = ArrayPool<T>.Shared.Rent(w.Length);
         try
         {
-            for (int n0 = 0; n0 < g.N; n0 += tile)
-                for (int gr = 0; gr < g.Groups; gr++)
-                    body(n0, Math.Min(tile, g.N - n0), gr, col, outTile);
+            Tiles(g, c =>
+            {
+                int ld = c.Ld(g);
+                Im2Col(g, x, c);
+                Shuffle(g, u, c.Out, c, toTile: true);
+                // dW_group (+)= u_tile [CoutG, ld] . col^T [ld, rows]
+                Backend.Current.Gemm(new GemmSpec(false, true, g.CoutG, rows, ld, ld, ld, rows, OffsetC: (long)c.Group * g.CoutG * rows, Serial: !c.Inner),
+                    T.One, c.Out, c.Col, c.First ? T.Zero : T.One, c.Worker == 0 ? w : partials[c.Worker - 1]);
+            });
+            foreach (var p in partials) System.Numerics.Tensors.TensorPrimitives.Add(w, p.AsSpan(0, w.Length), w);
         }
         finally
         {
-            ArrayPool<T>.Shared.Return(col);
-            ArrayPool<T>.Shared.Return(outTile);
+            foreach (var p in partials) ArrayPool<T>.Shared.Return(p);
         }
     }
 
-    /// <summary>Patch matrices of samples n0..n0+nb of one group, side by side: row (c, kd, kh, kw), column (sample, od, oh, ow);
-    /// zeros where the window lies in the padding.</summary>
-    private static void Im2Col(ConvGeometry g, T[] x, int n0, int nb, int gr, T[] col)
+    /// <summary>Runs <paramref name="body"/> for every tile of samples and every group. Each worker takes a contiguous run of
+    /// tiles, with a patch buffer [Cg*KVol, tile*OutVol] and an output-side buffer [CoutG, tile*OutVol] rented once.</summary>
+    private static void Tiles(ConvGeometry g, Action<TileCtx> body)
     {
-        int rows = g.Cg * g.KVol, ld = nb * g.OutVol;
-        Parallel2(nb * rows, (long)nb * rows * g.OutVol, i =>
+        var (tile, tiles, workers) = Plan(g);
+        void Work(int wk)
+        {
+            var col = ArrayPool<T>.Shared.Rent(g.Cg * g.KVol * tile * g.OutVol);
+            var outTile = ArrayPool<T>.Shared.Rent(g.CoutG * tile * g.OutVol);
+            try
+            {
+                int t0 = (int)((long)tiles * wk / workers), t1 = (int)((long)tiles * (wk + 1) / workers);
+                for (int t = t0; t < t1; t++)
+                    for (int gr = 0; gr < g.Groups; gr++)
+                        body(new TileCtx(t * tile, Math.Min(tile, g.N - t * tile), gr, col, outTile, wk, t == t0, workers == 1));
+            }
+            finally
+            {
+                ArrayPool<T>.Shared.Return(col);
+                ArrayPool<T>.Shared.Return(outTile);
+            }
+        }
+        if (workers == 1) Work(0);
+        else Parallel.For(0, workers, Work);
+    }
+
+    /// <summary>Patch matrices of the tile's samples of one group, side by side: row (c, kd, kh, kw), column (sample, od, oh, ow);
+    /// zeros where the window lies in the padding.</summary>
+    private static void Im2Col(ConvGeometry g, T[] x, TileCtx t)
+    {
+        int rows = g.Cg * g.KVol, ld = t.Ld(g);
+        T[] col = t.Col;
+        Parallel2(t.Inner, t.Nb * rows, (long)t.Nb * rows * g.OutVol, i =>
         {
             int s = i / rows, r = i % rows;
             var (c, kd, kh, kw) = Split(g, r);
-            int xOff = ((n0 + s) * g.Cin + gr * g.Cg + c) * g.InVol;
+            int xOff = ((t.N0 + s) * g.Cin + t.Group * g.Cg + c) * g.InVol;
             var dst = col.AsSpan(r * ld + s * g.OutVol, g.OutVol);
+            int iw0 = -g.PadLo[2] + kw * g.Dilation[2], sw = g.Stride[2];
+            var (lo, hi) = Shape.InRange(iw0, sw, g.In[2], g.Out[2]);
             int o = 0;
             for (int od = 0; od < g.Out[0]; od++)
             {
@@ -258,15 +332,12 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                 {
                     int ih = oh * g.Stride[1] - g.PadLo[1] + kh * g.Dilation[1];
                     var seg = dst.Slice(o, g.Out[2]);
-                    if ((uint)id >= (uint)g.In[0] || (uint)ih >= (uint)g.In[1]) { seg.Clear(); continue; }
-                    int rowBase = xOff + (id * g.In[1] + ih) * g.In[2];
-                    int iw0 = -g.PadLo[2] + kw * g.Dilation[2], sw = g.Stride[2];
-                    if (sw == 1 && iw0 >= 0 && iw0 + seg.Length <= g.In[2]) { x.AsSpan(rowBase + iw0, seg.Length).CopyTo(seg); continue; }
-                    for (int ow = 0; ow < seg.Length; ow++)
-                    {
-                        int iw = iw0 + ow * sw;
-                        seg[ow] = (uint)iw < (uint)g.In[2] ? x[rowBase + iw] : T.Zero;
-                    }
+                    if ((uint)id >= (uint)g.In[0] || (uint)ih >= (uint)g.In[1] || hi <= lo) { seg.Clear(); continue; }
+                    int rowBase = xOff + (id * g.In[1] + ih) * g.In[2] + iw0;
+                    seg[..lo].Clear();
+                    seg[hi..].Clear();
+                    if (sw == 1) x.AsSpan(rowBase + lo, hi - lo).CopyTo(seg[lo..hi]);
+                    else for (int ow = lo; ow < hi; ow++) seg[ow] = x[rowBase + ow * sw];
                 }
             }
         });
@@ -274,42 +345,287 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
 
     /// <summary>The adjoint of <see cref="Im2Col"/>: adds every patch entry back to the input position it came from.
     /// Each (sample, channel) pair writes only its own plane, so they run in parallel.</summary>
-    private static void Col2Im(ConvGeometry g, T[] col, T[] x, int n0, int nb, int gr)
+    private static void Col2Im(ConvGeometry g, T[] col, T[] x, TileCtx t)
     {
-        int ld = nb * g.OutVol;
-        Parallel2(nb * g.Cg, (long)nb * g.Cg * g.KVol * g.OutVol, i =>
+        int ld = t.Ld(g);
+        Parallel2(t.Inner, t.Nb * g.Cg, (long)t.Nb * g.Cg * g.KVol * g.OutVol, i =>
         {
             int s = i / g.Cg, c = i % g.Cg;
-            int xOff = ((n0 + s) * g.Cin + gr * g.Cg + c) * g.InVol;
+            int xOff = ((t.N0 + s) * g.Cin + t.Group * g.Cg + c) * g.InVol;
             for (int k = 0; k < g.KVol; k++)
             {
                 int r = c * g.KVol + k;
                 var (_, kd, kh, kw) = Split(g, r);
                 int o = r * ld + s * g.OutVol;
+                int iw0 = -g.PadLo[2] + kw * g.Dilation[2], sw = g.Stride[2];
+                var (lo, hi) = Shape.InRange(iw0, sw, g.In[2], g.Out[2]);
                 for (int od = 0; od < g.Out[0]; od++)
                 {
                     int id = od * g.Stride[0] - g.PadLo[0] + kd * g.Dilation[0];
                     for (int oh = 0; oh < g.Out[1]; oh++, o += g.Out[2])
                     {
                         int ih = oh * g.Stride[1] - g.PadLo[1] + kh * g.Dilation[1];
-                        if ((uint)id >= (uint)g.In[0] || (uint)ih >= (uint)g.In[1]) continue;
-                        int rowBase = xOff + (id * g.In[1] + ih) * g.In[2];
-                        int iw0 = -g.PadLo[2] + kw * g.Dilation[2], sw = g.Stride[2];
-                        if (sw == 1 && iw0 >= 0 && iw0 + g.Out[2] <= g.In[2])
+                        if ((uint)id >= (uint)g.In[0] || (uint)ih >= (uint)g.In[1] || hi <= lo) continue;
+                        int rowBase = xOff + (id * g.In[1] + ih) * g.In[2] + iw0;
+                        if (sw == 1)
                         {
-                            var dst = x.AsSpan(rowBase + iw0, g.Out[2]);
-                            System.Numerics.Tensors.TensorPrimitives.Add(dst, col.AsSpan(o, g.Out[2]), dst);
-                            continue;
+                            var dst = x.AsSpan(rowBase + lo, hi - lo);
+                            System.Numerics.Tensors.TensorPrimitives.Add(dst, col.AsSpan(o + lo, hi - lo), dst);
                         }
-                        for (int ow = 0; ow < g.Out[2]; ow++)
-                        {
-                            int iw = iw0 + ow * sw;
-                            if ((uint)iw < (uint)g.In[2]) x[rowBase + iw] += col[o + ow];
-                        }
+                        else for (int ow = lo; ow < hi; ow++) x[rowBase + ow * sw] += col[o + ow];
                     }
                 }
             }
         });
+    }
+
+    // ---------------- direct convolution for few input channels ----------------
+
+    // Up to this many input channels a stride-1 conv runs directly: with so few channels im2col + GEMM spends more time
+    // building the patch matrix than multiplying it.
+    private const int DirectMaxCin = 16;
+
+    /// <summary>Stride-1, undilated, ungrouped 1-d and 2-d convs with few input channels.</summary>
+    private static bool Direct(ConvGeometry g) => Vector.IsHardwareAccelerated && g.Groups == 1 && g.Cin <= DirectMaxCin
+        && g.K[0] == 1 && g.In[0] == 1 && g.PadLo[0] == 0 && g.PadHi[0] == 0 && g.Stride.All(v => v == 1) && g.Dilation.All(v => v == 1);
+
+    /// <summary>The adjoint of a stride-1 conv is the conv of u with the kernel flipped and its channel axes swapped, padded by
+    /// K - 1 - padding: done directly when that conv qualifies (u has few channels and the padding is below the kernel size).</summary>
+    private static bool DirectAdjoint(ConvGeometry g, T[] u, T[] w, T[] x)
+    {
+        int[] lo = [.. g.K.Select((k, i) => k - 1 - g.PadLo[i])], hi = [.. g.K.Select((k, i) => k - 1 - g.PadHi[i])];
+        var a = new ConvGeometry
+        {
+            Nd = g.Nd, N = g.N, Cin = g.Cout, Cout = g.Cin, Groups = g.Groups, In = g.Out, K = g.K, Stride = g.Stride,
+            PadLo = lo, PadHi = hi, Dilation = g.Dilation, Out = g.In,
+        };
+        if (!Direct(a) || lo.Any(v => v < 0) || hi.Any(v => v < 0)) return false;
+        int kv = g.KVol;
+        var flipped = ArrayPool<T>.Shared.Rent(w.Length);
+        try
+        {
+            for (int co = 0; co < g.Cout; co++)
+                for (int ci = 0; ci < g.Cin; ci++)
+                    for (int k = 0; k < kv; k++)
+                        flipped[(ci * g.Cout + co) * kv + kv - 1 - k] = w[(co * g.Cin + ci) * kv + k];
+            DirectRun(a, u, flipped, x);
+        }
+        finally
+        {
+            ArrayPool<T>.Shared.Return(flipped);
+        }
+        return true;
+    }
+
+    /// <summary>The zero-padded copy of one sample that the direct kernels read, [Cin, Hp, Wp]. A stride-1 conv is then a 1-d
+    /// correlation over each flattened plane: output position p = oh * Wp + ow reads input p + a * Wp + b at tap (a, b), so
+    /// whole vectors run across rows (the Wp - Wout positions at the end of each row are computed and thrown away). The
+    /// buffer has a tail so that the last vector of the last tap stays inside it.</summary>
+    private readonly record struct Padded(int Wp, int PlaneP, int PlaneOut, int Length)
+    {
+        public static Padded Of(ConvGeometry g, int lanes)
+        {
+            int wp = g.In[2] + g.PadLo[2] + g.PadHi[2], planeP = (g.In[1] + g.PadLo[1] + g.PadHi[1]) * wp;
+            return new(wp, planeP, g.Out[1] * wp, g.Cin * planeP + g.K[2] + 4 * lanes);
+        }
+
+        /// <summary>Copies sample n into the interior of <paramref name="xp"/>; the padding stays as it was (zero).</summary>
+        public void Load(ConvGeometry g, T[] x, int n, T[] xp)
+        {
+            for (int ci = 0; ci < g.Cin; ci++)
+                for (int ih = 0; ih < g.In[1]; ih++)
+                    x.AsSpan(((n * g.Cin + ci) * g.In[1] + ih) * g.In[2], g.In[2]).CopyTo(xp.AsSpan(ci * PlaneP + (ih + g.PadLo[1]) * Wp + g.PadLo[2]));
+        }
+    }
+
+    /// <summary>Runs <paramref name="work"/>(worker, first sample, end) over contiguous runs of samples, one per core unless
+    /// the whole pass is too small to be worth waking another thread; returns after all have finished.</summary>
+    private static void ForSampleRuns(ConvGeometry g, int workers, Action<int, int, int> work)
+    {
+        void Run(int wk) => work(wk, (int)((long)g.N * wk / workers), (int)((long)g.N * (wk + 1) / workers));
+        if (workers == 1) Run(0);
+        else Parallel.For(0, workers, Run);
+    }
+
+    private static int DirectWorkers(ConvGeometry g) =>
+        (long)g.N * g.Cout * g.OutVol * g.Cin * g.KVol < 1 << 16 ? 1 : Math.Min(g.N, Environment.ProcessorCount);
+
+    private static void DirectRun(ConvGeometry g, T[] x, T[] w, T[] y)
+    {
+        if (Vector512.IsHardwareAccelerated) DirectRun<Vector512<T>, Simd512<T>>(g, x, w, y);
+        else DirectRun<Vector<T>, SimdAny<T>>(g, x, w, y);
+    }
+
+    private static void DirectWeight(ConvGeometry g, T[] x, T[] u, T[] w)
+    {
+        if (Vector512.IsHardwareAccelerated) DirectWeight<Vector512<T>, Simd512<T>>(g, x, u, w);
+        else DirectWeight<Vector<T>, SimdAny<T>>(g, x, u, w);
+    }
+
+    /// <summary>y = conv(x, w) for a <see cref="Direct"/> geometry: per sample, the <see cref="Padded"/> planes; per pair of
+    /// output channels, the flattened output plane in chunks of up to four vectors per channel, accumulated one kernel tap
+    /// at a time (each loaded input vector feeds both channels); then the valid columns are copied out.</summary>
+    private static unsafe void DirectRun<TV, S>(ConvGeometry g, T[] x, T[] w, T[] y) where TV : unmanaged where S : ISimd<TV, T>
+    {
+        var pd = Padded.Of(g, S.Width);
+        int ho = g.Out[1], wo = g.Out[2], chunk = 4 * S.Width, planeOut = (pd.PlaneOut + chunk - 1) / chunk * chunk;
+        ForSampleRuns(g, DirectWorkers(g), (_, n0, n1) =>
+        {
+            var xp = ArrayPool<T>.Shared.Rent(pd.Length);
+            var outp = ArrayPool<T>.Shared.Rent(2 * planeOut);
+            try
+            {
+                Array.Clear(xp, 0, pd.Length);
+                fixed (T* px = xp, pw = w, po = outp)
+                    for (int n = n0; n < n1; n++)
+                    {
+                        pd.Load(g, x, n, xp);
+                        for (int co = 0; co < g.Cout; co += 2)
+                        {
+                            bool pair = co + 1 < g.Cout;
+                            for (int p0 = 0; p0 < pd.PlaneOut; p0 += chunk)
+                                DirectChunk<TV, S>(px + p0, pw + co * g.Cin * g.KVol, pair ? g.Cin * g.KVol : -1, po + p0, planeOut,
+                                    g.Cin, pd.PlaneP, pd.Wp, g.K[1], g.K[2], Math.Min(4, (pd.PlaneOut - p0 + S.Width - 1) / S.Width));
+                            for (int k = 0; k < (pair ? 2 : 1); k++)
+                                for (int oh = 0; oh < ho; oh++)
+                                    outp.AsSpan(k * planeOut + oh * pd.Wp, wo).CopyTo(y.AsSpan(((n * g.Cout + co + k) * ho + oh) * wo));
+                        }
+                    }
+            }
+            finally
+            {
+                ArrayPool<T>.Shared.Return(xp);
+                ArrayPool<T>.Shared.Return(outp);
+            }
+        });
+    }
+
+    /// <summary><paramref name="nv"/> (1-4) output vectors at <paramref name="o"/> for the channel whose weights start at
+    /// <paramref name="w"/>, and at <c>o + planeOut</c> for the one at <c>w + second</c> when <paramref name="second"/> is not -1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void DirectChunk<TV, S>(T* x, T* w, int second, T* o, int planeOut, int cin, int planeP, int wp, int kh, int kw, int nv)
+        where TV : unmanaged where S : ISimd<TV, T>
+    {
+        int lanes = S.Width;
+        TV a0 = S.Splat(T.Zero), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        bool pair = second >= 0;
+        for (int ci = 0; ci < cin; ci++)
+            for (int a = 0; a < kh; a++)
+            {
+                T* src = x + ci * planeP + a * wp;
+                T* wa = w + (ci * kh + a) * kw;
+                for (int b = 0; b < kw; b++)
+                {
+                    TV wA = S.Splat(wa[b]), wB = pair ? S.Splat(wa[b + second]) : a0, v = S.Load(src + b);
+                    a0 = S.MulAdd(wA, v, a0); b0 = S.MulAdd(wB, v, b0);
+                    if (nv < 2) continue;
+                    v = S.Load(src + b + lanes);
+                    a1 = S.MulAdd(wA, v, a1); b1 = S.MulAdd(wB, v, b1);
+                    if (nv < 3) continue;
+                    v = S.Load(src + b + 2 * lanes);
+                    a2 = S.MulAdd(wA, v, a2); b2 = S.MulAdd(wB, v, b2);
+                    if (nv < 4) continue;
+                    v = S.Load(src + b + 3 * lanes);
+                    a3 = S.MulAdd(wA, v, a3); b3 = S.MulAdd(wB, v, b3);
+                }
+            }
+        S.Store(o, a0); S.Store(o + lanes, a1); S.Store(o + 2 * lanes, a2); S.Store(o + 3 * lanes, a3);
+        if (!pair) return;
+        o += planeOut;
+        S.Store(o, b0); S.Store(o + lanes, b1); S.Store(o + 2 * lanes, b2); S.Store(o + 3 * lanes, b3);
+    }
+
+    /// <summary>dW[co, ci, a, b] = sum over samples and output positions of u[n, co, oh, ow] * xpad[n, ci, oh + a, ow + b] for a
+    /// <see cref="Direct"/> geometry: per sample and output channel, u's plane is laid out like the flattened output (zeros in
+    /// the thrown-away columns), then for each (ci, a) up to four taps b are accumulated over the whole plane at once, into
+    /// one vector per weight that is summed across its lanes only at the end. Workers take runs of samples and sum into
+    /// their own partial dW, added in worker order at the end.</summary>
+    private static unsafe void DirectWeight<TV, S>(ConvGeometry g, T[] x, T[] u, T[] w) where TV : unmanaged where S : ISimd<TV, T>
+    {
+        var pd = Padded.Of(g, S.Width);
+        int kh = g.K[1], kw = g.K[2], ho = g.Out[1], wo = g.Out[2], planeOut = (pd.PlaneOut + S.Width - 1) / S.Width * S.Width;
+        int workers = DirectWorkers(g);
+        var partials = new T[workers - 1][];
+        for (int i = 0; i < partials.Length; i++) partials[i] = ArrayPool<T>.Shared.Rent(w.Length);
+        try
+        {
+            ForSampleRuns(g, workers, (wk, n0, n1) =>
+            {
+                var dst = wk == 0 ? w : partials[wk - 1];
+                var xp = ArrayPool<T>.Shared.Rent(pd.Length);
+                var up = ArrayPool<T>.Shared.Rent(2 * planeOut);
+                var acc = ArrayPool<T>.Shared.Rent((w.Length + 3) * S.Width);
+                try
+                {
+                    Array.Clear(xp, 0, pd.Length);
+                    Array.Clear(up, 0, 2 * planeOut);
+                    Array.Clear(acc, 0, (w.Length + 3) * S.Width);
+                    fixed (T* px = xp, pu = up, pa = acc)
+                    {
+                        for (int n = n0; n < n1; n++)
+                        {
+                            pd.Load(g, x, n, xp);
+                            for (int co = 0; co < g.Cout; co += 2)
+                            {
+                                bool pair = co + 1 < g.Cout;
+                                for (int k = 0; k < (pair ? 2 : 1); k++)
+                                    for (int oh = 0; oh < ho; oh++)
+                                        u.AsSpan(((n * g.Cout + co + k) * ho + oh) * wo, wo).CopyTo(up.AsSpan(k * planeOut + oh * pd.Wp));
+                                for (int ci = 0; ci < g.Cin; ci++)
+                                    for (int a = 0; a < kh; a++)
+                                        for (int b0 = 0; b0 < kw; b0 += 4)
+                                            WeightTaps<TV, S>(px + ci * pd.PlaneP + a * pd.Wp + b0, pu, planeOut, Math.Min(4, kw - b0),
+                                                pa + (((co * g.Cin + ci) * kh + a) * kw + b0) * S.Width, pair ? g.Cin * g.KVol * S.Width : -1);
+                            }
+                        }
+                        for (int i = 0; i < w.Length; i++) dst[i] = S.Sum(S.Load(pa + i * S.Width));
+                    }
+                }
+                finally
+                {
+                    ArrayPool<T>.Shared.Return(xp);
+                    ArrayPool<T>.Shared.Return(up);
+                    ArrayPool<T>.Shared.Return(acc);
+                }
+            });
+            foreach (var p in partials) System.Numerics.Tensors.TensorPrimitives.Add(w, p.AsSpan(0, w.Length), w);
+        }
+        finally
+        {
+            foreach (var p in partials) ArrayPool<T>.Shared.Return(p);
+        }
+    }
+
+    /// <summary>For taps b = 0..nb-1 (nb up to 4): acc[b] += the flattened u plane times the input plane shifted by b, lane
+    /// by lane (acc holds one vector per tap); and the same for the next output channel (u + planeOut into acc + second)
+    /// unless <paramref name="second"/> is -1, each loaded input vector serving both.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void WeightTaps<TV, S>(T* x, T* u, int planeOut, int nb, T* acc, int second) where TV : unmanaged where S : ISimd<TV, T>
+    {
+        int lanes = S.Width;
+        bool pair = second >= 0;
+        T* acc2 = pair ? acc + second : acc;
+        TV a0 = S.Load(acc), a1 = S.Load(acc + lanes), a2 = S.Load(acc + 2 * lanes), a3 = S.Load(acc + 3 * lanes);
+        TV c0 = S.Load(acc2), c1 = S.Load(acc2 + lanes), c2 = S.Load(acc2 + 2 * lanes), c3 = S.Load(acc2 + 3 * lanes);
+        for (int p = 0; p < planeOut; p += lanes)
+        {
+            TV g0 = S.Load(u + p), g1 = pair ? S.Load(u + planeOut + p) : g0, v = S.Load(x + p);
+            a0 = S.MulAdd(g0, v, a0); c0 = S.MulAdd(g1, v, c0);
+            if (nb < 2) continue;
+            v = S.Load(x + p + 1);
+            a1 = S.MulAdd(g0, v, a1); c1 = S.MulAdd(g1, v, c1);
+            if (nb < 3) continue;
+            v = S.Load(x + p + 2);
+            a2 = S.MulAdd(g0, v, a2); c2 = S.MulAdd(g1, v, c2);
+            if (nb < 4) continue;
+            v = S.Load(x + p + 3);
+            a3 = S.MulAdd(g0, v, a3); c3 = S.MulAdd(g1, v, c3);
+        }
+        // Stored back whole: the accumulator buffer has room for three vectors past the last weight, and a tap beyond nb
+        // (or the second channel's, when there is none) is stored unchanged.
+        S.Store(acc, a0); S.Store(acc + lanes, a1); S.Store(acc + 2 * lanes, a2); S.Store(acc + 3 * lanes, a3);
+        if (!pair) return;
+        S.Store(acc2, c0); S.Store(acc2 + lanes, c1); S.Store(acc2 + 2 * lanes, c2); S.Store(acc2 + 3 * lanes, c3);
     }
 
     /// <summary>One input and one output channel per group: a GEMM of a single row would waste the patch matrix, so these run
@@ -327,7 +643,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
         if (mode == Mode.Adjoint) Array.Clear(x);
         // Forward and adjoint write one plane each (parallel over planes); the weight gradient reduces over samples (parallel over channels).
         int units = mode == Mode.Weight ? c : planes;
-        Parallel2(units, (long)planes * g.KVol * g.OutVol, unit =>
+        Parallel2(true, units, (long)planes * g.KVol * g.OutVol, unit =>
         {
             for (int n = mode == Mode.Weight ? 0 : unit / c; n < (mode == Mode.Weight ? g.N : unit / c + 1); n++)
             {
@@ -338,8 +654,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                     var (_, kd, kh, kw) = Split(g, k);
                     T wk = w[ch * g.KVol + k], acc = T.Zero;
                     int sw = g.Stride[2], shift = kw * g.Dilation[2] - g.PadLo[2];
-                    // Output columns whose input column ow * sw + shift lies inside the row.
-                    int ow0 = shift >= 0 ? 0 : (-shift + sw - 1) / sw, ow1 = shift >= g.In[2] ? 0 : Math.Min(g.Out[2], (g.In[2] - 1 - shift) / sw + 1);
+                    var (ow0, ow1) = Shape.InRange(shift, sw, g.In[2], g.Out[2]);
                     if (ow1 <= ow0) continue;
                     for (int od = 0; od < g.Out[0]; od++)
                     {

@@ -1,3 +1,6 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+
 namespace Autograd;
 
 public static partial class Functional
@@ -229,7 +232,8 @@ public static partial class Functional
     }
 }
 
-/// <summary>Fused per-channel batch-norm loops over [N, C, inner], parallel over channels, accumulating in double.</summary>
+/// <summary>Fused per-channel batch-norm loops over [N, C, inner], parallel over channels: vectorized within each row of
+/// <c>inner</c> elements (accumulating in T, with the mean subtracted first so nothing cancels), rows summed in double.</summary>
 internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
 {
     private static void ForChannels(int c, long work, Action<int> body)
@@ -238,16 +242,35 @@ internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.I
         else for (int ch = 0; ch < c; ch++) body(ch);
     }
 
+    /// <summary>Σ (a_i - ma)(b_i - mb) over one row.</summary>
+    private static double CenteredDot(ReadOnlySpan<T> a, T ma, ReadOnlySpan<T> b, T mb)
+    {
+        int i = 0, lanes = Vector<T>.Count;
+        var acc = Vector<T>.Zero;
+        if (Vector.IsHardwareAccelerated)
+        {
+            Vector<T> va = new(ma), vb = new(mb);
+            for (; i <= a.Length - lanes; i += lanes)
+                acc += (new Vector<T>(a[i..]) - va) * (new Vector<T>(b[i..]) - vb);
+        }
+        T sum = Vector.Sum(acc);
+        for (; i < a.Length; i++) sum += (a[i] - ma) * (b[i] - mb);
+        return double.CreateTruncating(sum);
+    }
+
     /// <summary>Per channel: the mean (in double) and the sum of squared deviations from the mean rounded to T.</summary>
     public static void Statistics(T[] x, double[] mean, double[] squares, int n, int c, int inner) =>
         ForChannels(c, x.Length, ch =>
         {
             double sum = 0, sq = 0;
-            for (int s = 0; s < n; s++) sum += double.CreateTruncating(System.Numerics.Tensors.TensorPrimitives.Sum<T>(x.AsSpan((s * c + ch) * inner, inner)));
+            for (int s = 0; s < n; s++) sum += double.CreateTruncating(TensorPrimitives.Sum<T>(x.AsSpan((s * c + ch) * inner, inner)));
             double mu = sum / ((double)n * inner);
             T muT = T.CreateTruncating(mu);
             for (int s = 0; s < n; s++)
-                foreach (var v in x.AsSpan((s * c + ch) * inner, inner)) { double d = double.CreateTruncating(v - muT); sq += d * d; }
+            {
+                var row = x.AsSpan((s * c + ch) * inner, inner);
+                sq += CenteredDot(row, muT, row, muT);
+            }
             mean[ch] = mu;
             squares[ch] = sq;
         });
@@ -264,8 +287,9 @@ internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.I
             for (int s = 0; s < n; s++)
             {
                 int o = (s * c + ch) * inner;
-                System.Numerics.Tensors.TensorPrimitives.Multiply(x.AsSpan(o, inner), T.CreateTruncating(scale), y.AsSpan(o, inner));
-                System.Numerics.Tensors.TensorPrimitives.Add(y.AsSpan(o, inner), T.CreateTruncating(shift), y.AsSpan(o, inner));
+                var ys = y.AsSpan(o, inner);
+                TensorPrimitives.Multiply(x.AsSpan(o, inner), T.CreateTruncating(scale), ys);
+                TensorPrimitives.Add(ys, T.CreateTruncating(shift), ys);
             }
         });
 
@@ -277,12 +301,8 @@ internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.I
             for (int s = 0; s < n; s++)
             {
                 int o = (s * c + ch) * inner;
-                for (int i = 0; i < inner; i++)
-                {
-                    double gv = double.CreateTruncating(g[o + i]);
-                    sumG += gv;
-                    sumGX += gv * (double.CreateTruncating(x[o + i]) - mu);
-                }
+                sumG += double.CreateTruncating(TensorPrimitives.Sum<T>(g.AsSpan(o, inner)));
+                sumGX += CenteredDot(g.AsSpan(o, inner), T.Zero, x.AsSpan(o, inner), mean[ch]);
             }
             (sums[ch], sums[c + ch]) = (sumG, sumGX);
             gw[ch] = T.CreateTruncating(sumGX / Math.Sqrt(double.CreateTruncating(variance[ch]) + eps));
@@ -301,8 +321,10 @@ internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.I
             for (int s = 0; s < n; s++)
             {
                 int o = (s * c + ch) * inner;
-                for (int i = 0; i < inner; i++)
-                    gx[o + i] = T.CreateTruncating(a * double.CreateTruncating(g[o + i]) - k * double.CreateTruncating(x[o + i]) + c0);
+                var gxs = gx.AsSpan(o, inner);
+                TensorPrimitives.Multiply(x.AsSpan(o, inner), T.CreateTruncating(-k), gxs);
+                TensorPrimitives.Add(gxs, T.CreateTruncating(c0), gxs);
+                TensorPrimitives.MultiplyAdd(g.AsSpan(o, inner), T.CreateTruncating(a), gxs, gxs);
             }
         });
 }

@@ -1,4 +1,6 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Autograd;
 
@@ -173,37 +175,139 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
     public static int[] ArgMax(PoolGeometry g, T[] x)
     {
         var map = new int[g.Planes * g.OutVol];
-        ForPlanes(g, p =>
+        if (g.In[0] == 1 && Regular(g, 1, out int sh) && Regular(g, 2, out int sw))
         {
-            int inBase = p * g.InVol, o = p * g.OutVol;
-            for (int od = 0; od < g.Out[0]; od++)
-                for (int oh = 0; oh < g.Out[1]; oh++)
-                    for (int ow = 0; ow < g.Out[2]; ow++, o++)
+            ForPlanes(g, p => ArgMaxRows(g, sh, sw, x, map, p));
+            return map;
+        }
+        // Each window's columns clipped to the row, once for all planes.
+        var cols = new (int Lo, int Hi)[g.Out[2]];
+        for (int ow = 0; ow < cols.Length; ow++) cols[ow] = Shape.InRange(g.Start[2][ow], g.Step[2], g.In[2], g.Len[2][ow]);
+        ForPlanes(g, p => ArgMaxPlane(g, cols, x, map, p));
+        return map;
+    }
+
+    /// <summary>Whether the windows along dim <paramref name="d"/> all have the same length, lie inside the input and start
+    /// <paramref name="stride"/> apart (sliding pooling without padding or a clipped ceil-mode window).</summary>
+    private static bool Regular(PoolGeometry g, int d, out int stride)
+    {
+        int[] start = g.Start[d], len = g.Len[d];
+        stride = start.Length > 1 ? start[1] - start[0] : 1;
+        for (int o = 0; o < start.Length; o++)
+            if (len[o] != len[0] || start[o] != start[0] + o * stride || start[o] < 0 || start[o] + (len[o] - 1) * g.Step[d] >= g.In[d]) return false;
+        return true;
+    }
+
+    /// <summary>2-d max pooling with <see cref="Regular"/> windows, one output row at a time. For float with stride 2, sixteen
+    /// windows at a time: each window element in row-major window order is compared across them (so the first maximum
+    /// wins). The other windows one at a time with the running maximum in registers, 2x2 windows unrolled.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ArgMaxRows(PoolGeometry g, int sh, int sw, T[] x, int[] map, int p)
+    {
+        int kh = g.Len[1][0], kw = g.Len[2][0], d1 = g.Step[1], d2 = g.Step[2], in2 = g.In[2], wo = g.Out[2];
+        bool vector = typeof(T) == typeof(float) && sw == 2 && Vector512.IsHardwareAccelerated && wo >= 16;
+        bool twoByTwo = kh == 2 && kw == 2 && d1 == 1 && d2 == 1;
+        Span<float> bestV = !vector ? [] : wo <= 1024 ? stackalloc float[wo] : new float[wo];
+        for (int oh = 0; oh < g.Out[1]; oh++)
+        {
+            int o = p * g.OutVol + oh * wo, row0 = p * g.InVol + (g.Start[1][0] + oh * sh) * in2 + g.Start[2][0], done = 0;
+            var best = map.AsSpan(o, wo);
+            if (vector)
+            {
+                // Blocks of sixteen whose 32-float reads stay inside x for the last (furthest) window element.
+                int last = row0 + (kh - 1) * d1 * in2 + (kw - 1) * d2;
+                done = x.Length - last < 32 ? 0 : Math.Min(wo / 16, (x.Length - last - 32) / 32 + 1) * 16;
+                // Below every value, so the first element is taken unless it is -inf, which then stays chosen as first.
+                bestV[..done].Fill(float.NegativeInfinity);
+                for (int ow = 0; ow < done; ow++) best[ow] = row0 + ow * sw;
+                for (int b = 0; b < kh; b++)
+                    for (int c = 0; c < kw; c++)
+                        Stride2(Unsafe.As<T[], float[]>(ref x), row0 + b * d1 * in2 + c * d2, bestV[..done], best);
+            }
+            for (int ow = done; ow < wo; ow++)
+            {
+                int i0 = row0 + ow * sw, bi = i0;
+                T bv = x[i0];
+                if (twoByTwo)
+                {
+                    Take(x, i0 + 1, ref bv, ref bi);
+                    Take(x, i0 + in2, ref bv, ref bi);
+                    Take(x, i0 + in2 + 1, ref bv, ref bi);
+                }
+                else
+                    for (int b = 0; b < kh; b++)
+                        for (int c = b == 0 ? 1 : 0; c < kw; c++) Take(x, i0 + b * d1 * in2 + c * d2, ref bv, ref bi);
+                best[ow] = bi;
+            }
+        }
+    }
+
+    /// <summary>Moves the running maximum to x[i] if it is larger, or the first NaN: !(v &lt;= best) while best is not NaN.
+    /// Branch-free, because on random data the comparison is a coin flip: the index moves by a masked difference (the JIT
+    /// compiles a select on this condition to a branch) and the value is reloaded from it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Take(T[] x, int i, ref T bv, ref int bi)
+    {
+        int take = Unsafe.BitCast<bool, byte>(!(x[i] <= bv)) & Unsafe.BitCast<bool, byte>(!T.IsNaN(bv));
+        bi += (i - bi) & -take;
+        bv = x[bi];
+    }
+
+    /// <summary>The compare-and-take step of <see cref="ArgMaxRows"/> for x[off + 2 ow], ow &lt; bestV.Length (a multiple of
+    /// sixteen), sixteen outputs at a time: 32 consecutive floats read as 64-bit lanes and narrowed to their low halves are
+    /// the even ones.</summary>
+    private static void Stride2(float[] x, int off, Span<float> bestV, Span<int> best)
+    {
+        var offsets = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        for (int ow = 0; ow < bestV.Length; ow += 16)
+        {
+            int at = off + 2 * ow;
+            var v = Vector512.Narrow(Vector512.LoadUnsafe(ref Unsafe.As<float, ulong>(ref x[at])),
+                Vector512.LoadUnsafe(ref Unsafe.As<float, ulong>(ref x[at + 16]))).AsSingle();
+            var bv = Vector512.Create<float>(bestV[ow..]);
+            var take = ~(Vector512.LessThanOrEqual(v, bv) | ~Vector512.Equals(bv, bv));
+            Vector512.ConditionalSelect(take, v, bv).CopyTo(bestV[ow..]);
+            Vector512.ConditionalSelect(take.AsInt32(), offsets + Vector512.Create(at), Vector512.Create<int>(best[ow..])).CopyTo(best[ow..]);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ArgMaxPlane(PoolGeometry g, (int Lo, int Hi)[] cols, T[] x, int[] map, int p)
+    {
+        // The geometry's arrays in locals keep the inner loop to a load and a compare.
+        int[] s0 = g.Start[0], l0 = g.Len[0], s1 = g.Start[1], l1 = g.Len[1], s2 = g.Start[2];
+        int d0 = g.Step[0], d1 = g.Step[1], d2 = g.Step[2], in0 = g.In[0], in1 = g.In[1], in2 = g.In[2];
+        int inBase = p * g.InVol, o = p * g.OutVol;
+        for (int od = 0; od < g.Out[0]; od++)
+            for (int oh = 0; oh < g.Out[1]; oh++)
+                for (int ow = 0; ow < g.Out[2]; ow++, o++)
+                {
+                    var (c0, c1) = cols[ow];
+                    // best starts at the window's first element with bestV below everything, so "first maximal" needs no
+                    // special first step; the update is branch-free because on random data the comparison is a coin flip.
+                    int best = -1;
+                    T bestV = T.NegativeInfinity;
+                    for (int a = 0; a < l0[od]; a++)
                     {
-                        int best = -1;
-                        T bestV = T.NegativeInfinity;
-                        for (int a = 0; a < g.Len[0][od]; a++)
+                        int id = s0[od] + a * d0;
+                        if ((uint)id >= (uint)in0) continue;
+                        for (int b = 0; b < l1[oh]; b++)
                         {
-                            int id = g.Start[0][od] + a * g.Step[0];
-                            if ((uint)id >= (uint)g.In[0]) continue;
-                            for (int b = 0; b < g.Len[1][oh]; b++)
+                            int ih = s1[oh] + b * d1;
+                            if ((uint)ih >= (uint)in1 || c1 <= c0) continue;
+                            int row = inBase + (id * in1 + ih) * in2 + s2[ow];
+                            if (best < 0) best = row + c0 * d2;
+                            for (int c = c0; c < c1; c++)
                             {
-                                int ih = g.Start[1][oh] + b * g.Step[1];
-                                if ((uint)ih >= (uint)g.In[1]) continue;
-                                int row = inBase + (id * g.In[1] + ih) * g.In[2];
-                                for (int c = 0; c < g.Len[2][ow]; c++)
-                                {
-                                    int iw = g.Start[2][ow] + c * g.Step[2];
-                                    if ((uint)iw >= (uint)g.In[2]) continue;
-                                    T v = x[row + iw];
-                                    if (best < 0 || v > bestV || (T.IsNaN(v) && !T.IsNaN(bestV))) { best = row + iw; bestV = v; }
-                                }
+                                T v = x[row + c * d2];
+                                bool take = (v > bestV) | (T.IsNaN(v) & !T.IsNaN(bestV));
+                                best = take ? row + c * d2 : best;
+                                bestV = take ? v : bestV;
                             }
                         }
-                        map[o] = best;
                     }
-        });
-        return map;
+                    map[o] = best;
+                }
     }
 
     /// <summary>y = window sums / divisor; with <paramref name="adjoint"/>, x += y / divisor spread over each window instead.</summary>
