@@ -66,6 +66,20 @@ public class OnnxExportTests
         Assert.That(imported.ParameterCount, Is.GreaterThanOrEqualTo(used), $"{name}: every parameter the forward pass uses is an initializer");
     }
 
+    [TestCase("resnet50"), TestCase("inception_v1"), TestCase("squeezenet")]
+    public void Onnx_runtime_agrees_with_the_imported_light_models_on_random_inputs(string name)
+    {
+        var path = OnnxTests.OnnxData("light", name, "model.onnx");
+        var model = OnnxModel.Load(path);
+        foreach (var seed in new[] { 1, 2 })
+        {
+            var x = Tensor.Rand([1, 3, 224, 224], seed) * 255 - 128;
+            float[] ours;
+            using (AutoGrad.NoGrad()) ours = model.Call(x).ToFloatArray();
+            AssertClose(ours, RunOnnxRuntime(File.ReadAllBytes(path), x), $"{name}, seed {seed}");
+        }
+    }
+
     [Test]
     public void Export_writes_the_file_atomically_restores_training_mode_and_names_initializers_by_state_dict_keys()
     {
