@@ -15,7 +15,7 @@ public static class Program
           gradcheck   gradient-check the registered ops
           demo        fit a small MLP and print the gradient-check table
           backend     show the backend in use and those available
-          onnx        verify ONNX test cases against their expected outputs, or describe a model (onnx --help)
+          onnx        verify ONNX test cases, describe an ONNX model, or export a model to ONNX (onnx --help)
         """;
 
     /// <summary>Runs a command; exit code 0 on success, 1 on failure, 2 on wrong arguments.</summary>
