@@ -178,6 +178,62 @@ public static class OnnxExport
                         ("kernel_shape", op.Inputs[1]!.Shape[2..]), ("strides", A<int[]>("strides")), ("pads", A<int[]>("pads")),
                         ("dilations", A<int[]>("dilations")), ("group", A<int>("group")));
                     break;
+                case "ConvTranspose":
+                    Node("ConvTranspose", [X(0), X(1), .. op.Inputs[2] is null ? Array.Empty<string>() : [X(2)]], y,
+                        ("kernel_shape", op.Inputs[1]!.Shape[2..]), ("strides", A<int[]>("strides")), ("pads", A<int[]>("pads")),
+                        ("output_padding", A<int[]>("output_padding")), ("dilations", A<int[]>("dilations")), ("group", A<int>("group")));
+                    break;
+                case "Pad":
+                    Node("Pad", [X(0), Const([.. A<int[]>("pads").Select(p => (long)p)]), Const(A<double>("value"), x0!)], y, ("mode", "constant"));
+                    break;
+                case "IndexSelect":
+                {
+                    string index = X(1);
+                    if (op.Inputs[1]!.Rank == 0) Node("Reshape", [X(1), Const([1L])], index = Temp());
+                    Node("Gather", [X(0), index], y, ("axis", A<int>("axis")));
+                    break;
+                }
+                case "Sum":
+                    Node("ReduceSum", [X(0), Const([.. A<int[]>("axes").Select(a => (long)a)])], y, ("keepdims", A<bool>("keepdims")));
+                    break;
+                case "Max" or "Min":
+                    Node(op.Op == "Max" ? "ReduceMax" : "ReduceMin", [X(0)], y, ("axes", A<int[]>("axes")), ("keepdims", A<bool>("keepdims")));
+                    break;
+                case "ArgMax" or "ArgMin":
+                {
+                    int axis = A<int>("axis");
+                    string source = X(0);
+                    if (axis < 0) Node("Reshape", [X(0), Const([-1L])], source = Temp());
+                    var reduced = axis < 0 && A<bool>("keepdims") ? Temp() : y;
+                    Node(op.Op, [source], reduced, ("axis", Math.Max(axis, 0)), ("keepdims", axis >= 0 && A<bool>("keepdims")));
+                    if (reduced != y) Node("Reshape", [reduced, Const([.. op.Output.Shape.Select(d => (long)d)])], y);
+                    break;
+                }
+                case "Maximum" or "Minimum":
+                    Node(op.Op == "Maximum" ? "Max" : "Min", [X(0), X(1)], y);
+                    break;
+                case "Eq" or "Ne" or "Lt" or "Le" or "Gt" or "Ge":
+                {
+                    string compared = Temp();
+                    string onnxOp = op.Op switch { "Eq" or "Ne" => "Equal", "Lt" => "Less", "Le" => "LessOrEqual", "Gt" => "Greater", _ => "GreaterOrEqual" };
+                    Node(onnxOp, [X(0), X(1)], compared);
+                    if (op.Op == "Ne") Node("Not", [compared], compared = Temp());
+                    Node("Cast", [compared], y, ("to", ElemType(op.Output)));
+                    break;
+                }
+                case "To":
+                    Node("Cast", [X(0)], y, ("to", ElemType(op.Output)));
+                    break;
+                case "Where":
+                {
+                    string condition = Temp();
+                    Node("Cast", [X(0)], condition, ("to", 9));
+                    Node("Where", [condition, X(1), X(2)], y);
+                    break;
+                }
+                case "Clone":
+                    Node("Identity", [X(0)], y);
+                    break;
                 case "MaxPool":
                     Node("MaxPool", [X(0)], y, ("kernel_shape", A<int[]>("kernel_shape")), ("strides", A<int[]>("strides")),
                         ("pads", A<int[]>("pads")), ("dilations", A<int[]>("dilations")), ("ceil_mode", A<bool>("ceil_mode")));

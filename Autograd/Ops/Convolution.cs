@@ -79,6 +79,8 @@ public static partial class Functional
         var g = ConvGeometry.Create(op, nd, convIn, weight.Dims, s, p, p, d, groups, forcedOut: x.Dims[2..]);
         CheckBias(op, input, bias, g.Cin);
         var y = ConvAdjoint(x, weight, g, bias);
+        if (OpTrace.Active)
+            OpTrace.Add("ConvTranspose", y, [x, weight, bias], ("strides", s), ("pads", (int[])[.. p, .. p]), ("output_padding", op_), ("dilations", d), ("group", groups));
         return unbatched ? y.Squeeze(0) : y;
     }
 

@@ -174,9 +174,10 @@ public static partial class Functional
     {
         Shape.SameDType(op, a, b);
         // Class indices stay far below 2^53, where Float64 represents every Int64 exactly.
-        return a.DType == DType.Int64
+        var r = a.DType == DType.Int64
             ? Kernels.Binary(op, kind, a.To(DType.Float64), b.To(DType.Float64)).To(DType.Int64)
             : Kernels.Binary(op, kind, a, b);
+        return OpTrace.Active ? OpTrace.Add(op, r, [a, b]) : r;
     }
 
     /// <summary>Converts to another dtype; differentiable between float types (the gradient is converted back).</summary>
@@ -190,7 +191,8 @@ public static partial class Functional
             case DType.Float64: x.ToDoubleArray().CopyTo(r.Data<double>(), 0); break;
             default: x.ToLongArray().CopyTo(r.Data<long>(), 0); break;
         }
-        return dtype.IsFloat() && x.DType.IsFloat() ? AutoGrad.Record(r, "To", Saves.None, g => [g.To(x.DType)], x) : r;
+        if (dtype.IsFloat() && x.DType.IsFloat()) AutoGrad.Record(r, "To", Saves.None, g => [g.To(x.DType)], x);
+        return OpTrace.Active ? OpTrace.Add("To", r, [x]) : r;
     }
 }
 

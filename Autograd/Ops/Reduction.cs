@@ -18,7 +18,8 @@ public static partial class Functional
             r = Kernels.SumRange(p, x.Rank - d.Length, x.Rank, outShape);
         }
         var keepShape = Shape.Reduced(x.Dims, d, true);
-        return AutoGrad.Record(r, "Sum", Saves.None, g => [g.Reshape(keepShape).Expand(x.Dims)], x);
+        AutoGrad.Record(r, "Sum", Saves.None, g => [g.Reshape(keepShape).Expand(x.Dims)], x);
+        return OpTrace.Active ? OpTrace.Add("Sum", r, [x], ("axes", d), ("keepdims", keepDim)) : r;
     }
 
     /// <summary>Sum over one dim.</summary>
@@ -86,10 +87,11 @@ public static partial class Functional
     {
         Shape.Float(op, x);
         if (x.Numel == 0) throw new ArgumentException($"{op}: expected a non-empty input, got shape {Shape.Str(x.Dims)}");
-        if (dim == null) return Tensor.From(Kernels.ArgReduceLast(x.Reshape(-1), max).Index, keepDim ? Enumerable.Repeat(1, x.Rank).ToArray() : []);
-        int d = Shape.Dim(op, dim.Value, x.Rank);
-        var (_, _, idx) = ReduceLast(x, [d], max);
-        return Tensor.From(idx, Shape.Reduced(x.Dims, [d], keepDim));
+        Tensor r;
+        int d = dim == null ? -1 : Shape.Dim(op, dim.Value, x.Rank);
+        if (dim == null) r = Tensor.From(Kernels.ArgReduceLast(x.Reshape(-1), max).Index, keepDim ? Enumerable.Repeat(1, x.Rank).ToArray() : []);
+        else r = Tensor.From(ReduceLast(x, [d], max).Index, Shape.Reduced(x.Dims, [d], keepDim));
+        return OpTrace.Active ? OpTrace.Add(op, r, [x], ("axis", d), ("keepdims", keepDim)) : r;
     }
 
     private static Tensor Extreme(string op, Tensor x, int[]? dims, bool keepDim, bool max)
@@ -99,7 +101,7 @@ public static partial class Functional
         var d = Shape.Dims(op, dims, x.Rank);
         var (values, perm, idx) = ReduceLast(x, d, max);
         var r = values.Reshape(Shape.Reduced(x.Dims, d, keepDim));
-        return AutoGrad.Record(r, op, Saves.None, g =>
+        AutoGrad.Record(r, op, Saves.None, g =>
         {
             // One-hot mask of the chosen element, built in the permuted layout and permuted back.
             var mask = Tensor.Zeros([idx.Length, idx.Length == 0 ? 0 : x.Numel / idx.Length], x.DType);
@@ -110,6 +112,7 @@ public static partial class Functional
             mask = Kernels.Permute(mask.Reshape(perm.Select(p => x.Dims[p]).ToArray()), inv);
             return [g.Reshape(Shape.Reduced(x.Dims, d, true)).Expand(x.Dims) * mask];
         }, x);
+        return OpTrace.Active ? OpTrace.Add(op, r, [x], ("axes", d), ("keepdims", keepDim)) : r;
     }
 
     /// <summary>Moves the reduced dims last, flattens them, and takes max/min with first-occurrence indices.</summary>

@@ -208,11 +208,12 @@ public static partial class Functional
         var r = Tensor.Full(shape, value, x.DType);
         var rs = Shape.Strides(shape);
         Kernels.StridedCopy(x.Storage, 0, Shape.Strides(x.Dims), r.Storage, before.Select((b, i) => b * rs[i]).Sum(), rs, x.Dims);
-        return AutoGrad.Record(r, "Pad", Saves.None, g =>
+        AutoGrad.Record(r, "Pad", Saves.None, g =>
         {
             for (int d = 0; d < x.Rank; d++) if (shape[d] != x.Dims[d]) g = Narrow(g, d, before[d], x.Dims[d]);
             return [g];
         }, x);
+        return OpTrace.Active ? OpTrace.Add("Pad", r, [x], ("pads", (int[])[.. before, .. before.Select((b, k) => shape[k] - x.Dims[k] - b)]), ("value", value)) : r;
     }
 
     private static int[] CheckIndex(string op, Tensor index, int bound, string what)
@@ -242,7 +243,8 @@ public static partial class Functional
         var sliceShape = (int[])x.Dims.Clone();
         sliceShape[d] = 1;
         for (int i = 0; i < idx.Length; i++) Kernels.StridedCopy(x.Storage, idx[i] * xs[d], xs, r.Storage, i * rs[d], rs, sliceShape);
-        return AutoGrad.Record(r, "IndexSelect", Saves.None, g => [IndexAdd(g, x.Dims, d, index, idx), null], x, index);
+        AutoGrad.Record(r, "IndexSelect", Saves.None, g => [IndexAdd(g, x.Dims, d, index, idx), null], x, index);
+        return OpTrace.Active ? OpTrace.Add("IndexSelect", r, [x, index], ("axis", d)) : r;
     }
 
     /// <summary>The adjoint of IndexSelect: zeros of <paramref name="shape"/> with slice i of g added at idx[i].</summary>
