@@ -13,26 +13,17 @@ public static class Program
     private static readonly int[] Sizes = [64, 128, 256, 512, 1024, 2048];
     private static readonly int[] Lengths = [1 << 16, 1 << 20, 1 << 24];
 
+    /// <summary>The sections measured side by side with a reference library, by command-line name.</summary>
+    private static readonly Dictionary<string, Func<string>> Sections = new()
+    {
+        ["cnn"] = CnnOps.Run, ["hooks"] = HookBench.Run, ["onnx"] = OnnxBench.Run, ["zoo"] = ZooBench.Run,
+    };
+
     public static void Main(string[] args)
     {
-        if (args.Length == 1 && args[0] == "cnn")
+        if (args.Length == 1 && Sections.TryGetValue(args[0], out var section))
         {
-            WriteSection("cnn", CnnOps.Run());
-            return;
-        }
-        if (args.Length == 1 && args[0] == "onnx")
-        {
-            WriteSection("onnx", OnnxBench.Run());
-            return;
-        }
-        if (args.Length == 1 && args[0] == "hooks")
-        {
-            WriteSection("hooks", HookBench.Run());
-            return;
-        }
-        if (args.Length == 1 && args[0] == "zoo")
-        {
-            WriteSection("zoo", ZooBench.Run());
+            WriteSection(args[0], section());
             return;
         }
         if (args.Length == 2 && args[0] == "--backend")

@@ -21,15 +21,15 @@ public static partial class Functional
 
     /// <summary><see cref="MaxPool1d"/> that also returns the Int64 index of each maximum within its (n, c) plane, as <c>return_indices=True</c>.</summary>
     public static (Tensor Values, Tensor Indices) MaxPool1dWithIndices(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, IntTuple dilation = default, bool ceilMode = false) =>
-        WithIndices(input, MaxPoolGeometry("MaxPool1d", 1, input, kernelSize, stride, padding, dilation, ceilMode));
+        WithIndices(input, MaxPoolGeometry("MaxPool1d", 1, input, Window.Of("MaxPool1d", 1, kernelSize, stride, padding, dilation), ceilMode));
 
     /// <summary><see cref="MaxPool2d"/> that also returns the Int64 index of each maximum within its (n, c) plane (for <see cref="MaxUnpool2d"/>).</summary>
     public static (Tensor Values, Tensor Indices) MaxPool2dWithIndices(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, IntTuple dilation = default, bool ceilMode = false) =>
-        WithIndices(input, MaxPoolGeometry("MaxPool2d", 2, input, kernelSize, stride, padding, dilation, ceilMode));
+        WithIndices(input, MaxPoolGeometry("MaxPool2d", 2, input, Window.Of("MaxPool2d", 2, kernelSize, stride, padding, dilation), ceilMode));
 
     /// <summary><see cref="MaxPool3d"/> that also returns the Int64 index of each maximum within its (n, c) volume.</summary>
     public static (Tensor Values, Tensor Indices) MaxPool3dWithIndices(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, IntTuple dilation = default, bool ceilMode = false) =>
-        WithIndices(input, MaxPoolGeometry("MaxPool3d", 3, input, kernelSize, stride, padding, dilation, ceilMode));
+        WithIndices(input, MaxPoolGeometry("MaxPool3d", 3, input, Window.Of("MaxPool3d", 3, kernelSize, stride, padding, dilation), ceilMode));
 
     /// <summary>1-d average pooling.</summary>
     public static Tensor AvgPool1d(Tensor input, IntTuple kernelSize, IntTuple stride = default, IntTuple padding = default, bool ceilMode = false, bool countIncludePad = true) =>
@@ -87,17 +87,25 @@ public static partial class Functional
 
     private static Tensor MaxPool(string op, int nd, Tensor input, IntTuple kernelSize, IntTuple stride, IntTuple padding, IntTuple dilation, bool ceilMode)
     {
-        var y = WindowMax(input, MaxPoolGeometry(op, nd, input, kernelSize, stride, padding, dilation, ceilMode)).Values;
-        if (OpTrace.Active)
-        {
-            var k = kernelSize.Expand(op, "kernel_size", nd, 1);
-            OpTrace.Add("MaxPool", y, [input], ("kernel_shape", k), ("strides", stride.IsDefault ? k : stride.Expand(op, "stride", nd, 1)),
-                ("pads", Twice(padding.Expand(op, "padding", nd, 0))), ("dilations", dilation.Expand(op, "dilation", nd, 1)), ("ceil_mode", ceilMode));
-        }
-        return y;
+        var w = Window.Of(op, nd, kernelSize, stride, padding, dilation);
+        var y = WindowMax(input, MaxPoolGeometry(op, nd, input, w, ceilMode)).Values;
+        return OpTrace.Active
+            ? OpTrace.Add("MaxPool", y, [input], ("kernel_shape", w.Kernel), ("strides", w.Stride), ("pads", w.Pads), ("dilations", w.Dilation), ("ceil_mode", ceilMode))
+            : y;
     }
 
-    private static int[] Twice(int[] v) => [.. v, .. v];
+    /// <summary>A sliding window's sizes expanded to one per spatial dim (the stride defaulting to the kernel size).</summary>
+    private readonly record struct Window(int[] Kernel, int[] Stride, int[] Padding, int[] Dilation)
+    {
+        public static Window Of(string op, int nd, IntTuple kernelSize, IntTuple stride, IntTuple padding, IntTuple dilation)
+        {
+            var k = kernelSize.Expand(op, "kernel_size", nd, 1);
+            return new(k, stride.IsDefault ? k : stride.Expand(op, "stride", nd, 1), padding.Expand(op, "padding", nd, 0), dilation.Expand(op, "dilation", nd, 1));
+        }
+
+        /// <summary>ONNX's pads: every dim's start, then every dim's end.</summary>
+        public int[] Pads => [.. Padding, .. Padding];
+    }
 
     private static Tensor Adaptive(string op, int nd, Tensor input, IntTuple outputSize, bool average)
     {
@@ -107,12 +115,8 @@ public static partial class Functional
         return OpTrace.Active ? OpTrace.Add(average ? "AdaptiveAvgPool" : "AdaptiveMaxPool", y, [input], ("output_size", size)) : y;
     }
 
-    private static PoolGeometry MaxPoolGeometry(string op, int nd, Tensor input, IntTuple kernelSize, IntTuple stride, IntTuple padding, IntTuple dilation, bool ceilMode)
-    {
-        var k = kernelSize.Expand(op, "kernel_size", nd, 1);
-        return PoolGeometry.Sliding(op, nd, input.Dims, k, stride.IsDefault ? k : stride.Expand(op, "stride", nd, 1),
-            padding.Expand(op, "padding", nd, 0), dilation.Expand(op, "dilation", nd, 1), ceilMode);
-    }
+    private static PoolGeometry MaxPoolGeometry(string op, int nd, Tensor input, Window w, bool ceilMode) =>
+        PoolGeometry.Sliding(op, nd, input.Dims, w.Kernel, w.Stride, w.Padding, w.Dilation, ceilMode);
 
     /// <summary>Max pooling with the Int64 index of each maximum within its plane (as PyTorch's return_indices).</summary>
     private static (Tensor Values, Tensor Indices) WithIndices(Tensor input, PoolGeometry g)
@@ -125,15 +129,13 @@ public static partial class Functional
 
     private static Tensor AvgPool(string op, int nd, Tensor input, IntTuple kernelSize, IntTuple stride, IntTuple padding, bool ceilMode, bool countIncludePad, int? divisorOverride)
     {
-        var k = kernelSize.Expand(op, "kernel_size", nd, 1);
-        var g = PoolGeometry.Sliding(op, nd, input.Dims, k, stride.IsDefault ? k : stride.Expand(op, "stride", nd, 1),
-            padding.Expand(op, "padding", nd, 0), Enumerable.Repeat(1, nd).ToArray(), ceilMode, average: true, countIncludePad, divisorOverride);
-        var y = WindowAverage(input, g);
-        if (OpTrace.Active)
-            OpTrace.Add("AveragePool", y, [input], ("kernel_shape", k), ("strides", stride.IsDefault ? k : stride.Expand(op, "stride", nd, 1)),
-                ("pads", Twice(padding.Expand(op, "padding", nd, 0))), ("ceil_mode", ceilMode), ("count_include_pad", countIncludePad),
-                ("divisor_override", divisorOverride ?? 0));
-        return y;
+        var w = Window.Of(op, nd, kernelSize, stride, padding, default);
+        var y = WindowAverage(input, PoolGeometry.Sliding(op, nd, input.Dims, w.Kernel, w.Stride, w.Padding, w.Dilation, ceilMode,
+            average: true, countIncludePad, divisorOverride));
+        return OpTrace.Active
+            ? OpTrace.Add("AveragePool", y, [input], ("kernel_shape", w.Kernel), ("strides", w.Stride), ("pads", w.Pads), ("ceil_mode", ceilMode),
+                ("count_include_pad", countIncludePad), ("divisor_override", divisorOverride ?? 0))
+            : y;
     }
 
     /// <summary>Max over each window; differentiable through <see cref="TakeFlat"/>, so the gradient goes to the chosen element.</summary>
