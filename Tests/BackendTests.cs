@@ -9,6 +9,19 @@ public class BackendTests
     private static IBackend Load(string name) => Backend.TryCreate(name, out var why) ?? throw new IgnoreException($"{name} unavailable: {why}");
 
     [Test]
+    public void Float32_convolutions_run_on_oneDNN_vector_kernels_on_the_native_backends()
+    {
+        // scripts/install-native installs libdnnl2 beside MKL: a native backend without it would silently run the slower
+        // managed kernels.
+        if (Backend.Current is not CblasBackend) Assert.Ignore("the managed backend runs its own kernels");
+        Assert.That(Dnnl.Active, Is.True, Dnnl.Status);
+        var g = ConvGeometry.Create("Conv2d", 2, [4, 64, 14, 14], [64, 64, 3, 3], [1, 1], [1, 1], [1, 1], [1, 1], 1);
+        foreach (var pass in Enum.GetValues<ConvPass>())
+            Assert.That(Dnnl.Implementation(pass, g), Does.Contain("avx"), $"{pass} ({Dnnl.Status})");
+        using (Backend.Use(new ManagedBackend())) Assert.That(Dnnl.Active, Is.False);
+    }
+
+    [Test]
     public void The_backend_follows_AUTOGRAD_BACKEND_when_set()
     {
         var env = Environment.GetEnvironmentVariable("AUTOGRAD_BACKEND");

@@ -124,29 +124,37 @@ public static partial class Functional
 
     private static Tensor ConvForward(Tensor x, Tensor w, ConvGeometry g, Tensor? b = null)
     {
-        var y = Tensor.Empty(x.DType, g.OutShape);
-        if (x.DType == DType.Float32) ConvKernels<float>.Forward(g, x.Data<float>(), w.Data<float>(), y.Data<float>());
-        else ConvKernels<double>.Forward(g, x.Data<double>(), w.Data<double>(), y.Data<double>());
-        if (b != null) AddBiasInPlace(y, b);
+        var y = Compute(ConvPass.Forward, g, g.OutShape, x, w, b);
         return AutoGrad.Record(y, "Conv", gy => [x.RequiresGrad ? ConvAdjoint(gy, w, g) : null, w.RequiresGrad ? ConvWeight(x, gy, g) : null,
             .. b == null ? (Tensor?[])[] : [b.RequiresGrad ? BiasGrad(gy) : null]], b == null ? [x, w] : [x, w, b]);
     }
 
     private static Tensor ConvAdjoint(Tensor u, Tensor w, ConvGeometry g, Tensor? b = null)
     {
-        var x = Tensor.Empty(u.DType, g.InShape);
-        if (u.DType == DType.Float32) ConvKernels<float>.Adjoint(g, u.Data<float>(), w.Data<float>(), x.Data<float>());
-        else ConvKernels<double>.Adjoint(g, u.Data<double>(), w.Data<double>(), x.Data<double>());
-        if (b != null) AddBiasInPlace(x, b);
+        var x = Compute(ConvPass.Adjoint, g, g.InShape, u, w, b);
         return AutoGrad.Record(x, "ConvTranspose", gx => [u.RequiresGrad ? ConvForward(gx, w, g) : null, w.RequiresGrad ? ConvWeight(gx, u, g) : null,
             .. b == null ? (Tensor?[])[] : [b.RequiresGrad ? BiasGrad(gx) : null]], b == null ? [u, w] : [u, w, b]);
     }
 
+    /// <summary>One pass of the convolution on operands (a, b) into a fresh tensor, plus the bias: float32 on oneDNN when it is
+    /// active (bias fused into the forward pass), otherwise, and for float64, on this file's kernels.</summary>
+    private static Tensor Compute(ConvPass pass, ConvGeometry g, int[] shape, Tensor a, Tensor b, Tensor? bias)
+    {
+        var r = Tensor.Empty(a.DType, shape);
+        if (a.DType == DType.Float32)
+        {
+            var fused = pass == ConvPass.Forward ? bias : null;
+            if (Dnnl.Convolution(pass, g, a.Data<float>(), b.Data<float>(), fused?.Data<float>(), r.Data<float>())) { if (fused != null) bias = null; }
+            else ConvKernels<float>.Run(pass, g, a.Data<float>(), b.Data<float>(), r.Data<float>());
+        }
+        else ConvKernels<double>.Run(pass, g, a.Data<double>(), b.Data<double>(), r.Data<double>());
+        if (bias != null) AddBiasInPlace(r, bias);
+        return r;
+    }
+
     private static Tensor ConvWeight(Tensor x, Tensor u, ConvGeometry g)
     {
-        var w = Tensor.Empty(x.DType, g.WeightShape);
-        if (x.DType == DType.Float32) ConvKernels<float>.Weight(g, x.Data<float>(), u.Data<float>(), w.Data<float>());
-        else ConvKernels<double>.Weight(g, x.Data<double>(), u.Data<double>(), w.Data<double>());
+        var w = Compute(ConvPass.Weight, g, g.WeightShape, x, u, null);
         return AutoGrad.Record(w, "ConvWeightGrad", gw => [x.RequiresGrad ? ConvAdjoint(u, gw, g) : null, u.RequiresGrad ? ConvForward(x, gw, g) : null], x, u);
     }
 }
@@ -197,7 +205,15 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
         });
     }
 
-    public static void Forward(ConvGeometry g, T[] x, T[] w, T[] y)
+    /// <summary>Computes <paramref name="pass"/> on operands (a, b) into <paramref name="result"/>.</summary>
+    public static void Run(ConvPass pass, ConvGeometry g, T[] a, T[] b, T[] result)
+    {
+        if (pass == ConvPass.Forward) Forward(g, a, b, result);
+        else if (pass == ConvPass.Adjoint) Adjoint(g, a, b, result);
+        else Weight(g, a, b, result);
+    }
+
+    private static void Forward(ConvGeometry g, T[] x, T[] w, T[] y)
     {
         if (Depthwise(g)) { DepthwiseRun(g, x, w, y, Mode.Forward); return; }
         if (Direct(g)) { DirectRun(g, x, w, y); return; }
@@ -226,7 +242,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
         });
     }
 
-    public static void Adjoint(ConvGeometry g, T[] u, T[] w, T[] x)
+    private static void Adjoint(ConvGeometry g, T[] u, T[] w, T[] x)
     {
         if (Depthwise(g)) { DepthwiseRun(g, x, w, u, Mode.Adjoint); return; }
         if (DirectAdjoint(g, u, w, x)) return;
@@ -249,7 +265,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
         });
     }
 
-    public static void Weight(ConvGeometry g, T[] x, T[] u, T[] w)
+    private static void Weight(ConvGeometry g, T[] x, T[] u, T[] w)
     {
         if (Depthwise(g)) { DepthwiseRun(g, x, w, u, Mode.Weight); return; }
         if (Direct(g)) { DirectWeight(g, x, u, w); return; }

@@ -1,0 +1,291 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+
+namespace Autograd.Backends;
+
+/// <summary>The three products that close a convolution under differentiation (see Ops/Convolution.cs): the convolution
+/// itself, its adjoint in the input (the transposed convolution) and its derivative in the weight.</summary>
+internal enum ConvPass
+{
+    /// <summary>y = conv(x, w): operands x, w; result y.</summary>
+    Forward,
+    /// <summary>x = conv^T(u, w): operands u (output-shaped), w; result x (input-shaped).</summary>
+    Adjoint,
+    /// <summary>w = d/dw &lt;u, conv(x, w)&gt;: operands x, u; result w.</summary>
+    Weight,
+}
+
+/// <summary>Float32 convolutions on oneDNN 2.x (<c>libdnnl.so.2</c>, Debian's <c>libdnnl2</c>, the library behind
+/// PyTorch's CPU convolutions), used by the native backends when it loads. Tensors stay NCHW: every call reorders its
+/// operands into the blocked layouts the kernel oneDNN chose wants (as PyTorch does), into per-thread buffers kept between
+/// calls, and the result back. Primitives are created once per geometry and pass and cached; their scratchpad is passed
+/// per call, so several threads may run the same primitive. <c>AUTOGRAD_DNNL=0</c> turns it off (the managed kernels run).</summary>
+internal static unsafe partial class Dnnl
+{
+    private const string Lib = "libdnnl.so.2";
+    private const int Success = 0, F32 = 3, CpuEngine = 1, StreamDefault = 1, ForwardTraining = 64, ForwardInference = 96;
+    private const int AlgDirect = 1, TagAny = 1, ScratchpadUser = 1, QueryImplInfo = 8;
+    private const int ArgSrc = 1, ArgDst = 17, ArgWeights = 33, ArgBias = 41, ArgDiffSrc = 129, ArgDiffDst = 145, ArgDiffWeights = 161;
+    private const int ArgFrom = 1, ArgTo = 17, ArgScratchpad = 80;
+    private const int QuerySrc = 129, QueryDiffSrc = 130, QueryWeights = 131, QueryDiffWeights = 132, QueryDst = 133, QueryDiffDst = 134, QueryScratchpad = 136;
+    // dnnl_memory_desc_t is 696 bytes and dnnl_convolution_desc_t 5,976 in oneDNN 2.6; both are only ever passed by pointer.
+    private const int MdBytes = 1024, OpDescBytes = 8192;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct ExecArg { public int Arg; public IntPtr Memory; }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Version { public int Major, Minor, Patch; }
+
+    [LibraryImport(Lib)] private static partial Version* dnnl_version();
+    [LibraryImport(Lib)] private static partial int dnnl_engine_create(out IntPtr engine, int kind, nuint index);
+    [LibraryImport(Lib)] private static partial int dnnl_stream_create(out IntPtr stream, IntPtr engine, uint flags);
+    [LibraryImport(Lib)] private static partial int dnnl_memory_desc_init_by_tag(void* md, int ndims, long* dims, int dataType, int tag);
+    [LibraryImport(Lib)] private static partial int dnnl_memory_desc_equal(void* a, void* b);
+    [LibraryImport(Lib)] private static partial nuint dnnl_memory_desc_get_size(void* md);
+    [LibraryImport(Lib)] private static partial int dnnl_memory_create(out IntPtr memory, void* md, IntPtr engine, void* handle);
+    [LibraryImport(Lib)] private static partial int dnnl_memory_destroy(IntPtr memory);
+    [LibraryImport(Lib)] private static partial int dnnl_dilated_convolution_forward_desc_init(void* desc, int prop, int alg, void* src, void* weights, void* bias, void* dst,
+        long* strides, long* dilates, long* padL, long* padR);
+    [LibraryImport(Lib)] private static partial int dnnl_dilated_convolution_backward_data_desc_init(void* desc, int alg, void* diffSrc, void* weights, void* diffDst,
+        long* strides, long* dilates, long* padL, long* padR);
+    [LibraryImport(Lib)] private static partial int dnnl_dilated_convolution_backward_weights_desc_init(void* desc, int alg, void* src, void* diffWeights, void* diffBias,
+        void* diffDst, long* strides, long* dilates, long* padL, long* padR);
+    [LibraryImport(Lib)] private static partial int dnnl_primitive_attr_create(out IntPtr attr);
+    [LibraryImport(Lib)] private static partial int dnnl_primitive_attr_set_scratchpad_mode(IntPtr attr, int mode);
+    [LibraryImport(Lib)] private static partial int dnnl_primitive_desc_create(out IntPtr pd, void* opDesc, IntPtr attr, IntPtr engine, IntPtr hint);
+    [LibraryImport(Lib)] private static partial int dnnl_reorder_primitive_desc_create(out IntPtr pd, void* src, IntPtr srcEngine, void* dst, IntPtr dstEngine, IntPtr attr);
+    [LibraryImport(Lib)] private static partial void* dnnl_primitive_desc_query_md(IntPtr pd, int what, int index);
+    [LibraryImport(Lib)] private static partial int dnnl_primitive_desc_query(IntPtr pd, int what, int index, void* result);
+    [LibraryImport(Lib)] private static partial int dnnl_primitive_create(out IntPtr primitive, IntPtr pd);
+    [LibraryImport(Lib)] private static partial int dnnl_primitive_execute(IntPtr primitive, IntPtr stream, int nargs, ExecArg* args);
+
+    /// <summary>One operand of a cached primitive: its argument id, the plain (NCHW / OIHW) layout of the tensor, the layout
+    /// the kernel wants, and the reorder between them (zero when they are the same).</summary>
+    private sealed class Operand
+    {
+        public required int Arg;
+        public required bool Output;
+        public required IntPtr UserMd, KernelMd, Reorder;
+        public required nuint Bytes;
+    }
+
+    private sealed class Plan
+    {
+        public required IntPtr Primitive;
+        public required IntPtr ScratchMd;
+        public required Operand[] Operands;
+        public required nuint Scratch;
+        public required string Impl;
+    }
+
+    /// <summary>Per-thread native buffers, one slot per operand plus the scratchpad, grown as needed and kept.</summary>
+    private sealed class Buffers
+    {
+        private readonly IntPtr[] ptr = new IntPtr[8];
+        private readonly nuint[] size = new nuint[8];
+        public IntPtr Stream;
+
+        public void* Get(int slot, nuint bytes)
+        {
+            if (size[slot] < bytes)
+            {
+                NativeMemory.AlignedFree((void*)ptr[slot]);
+                ptr[slot] = (IntPtr)NativeMemory.AlignedAlloc(bytes, 64);
+                size[slot] = bytes;
+            }
+            return (void*)ptr[slot];
+        }
+    }
+
+    private static readonly Lazy<IntPtr> engine = new(Load);
+    private static readonly ConcurrentDictionary<string, Plan?> plans = new();
+    [ThreadStatic] private static Buffers? buffers;
+
+    /// <summary>"oneDNN 2.6.3" when the library loaded, else why not.</summary>
+    public static string Status { get; private set; } = "not loaded yet";
+
+    private static IntPtr Load()
+    {
+        if (Environment.GetEnvironmentVariable("AUTOGRAD_DNNL") == "0") { Status = "off (AUTOGRAD_DNNL=0)"; return IntPtr.Zero; }
+        if (!NativeLibrary.TryLoad(Lib, typeof(Dnnl).Assembly, null, out _)) { Status = $"{Lib} not found (run scripts/install-native)"; return IntPtr.Zero; }
+        var v = dnnl_version();
+        if (v->Major != 2) { Status = $"{Lib} is oneDNN {v->Major}.{v->Minor}, expected 2.x"; return IntPtr.Zero; }
+        Check(dnnl_engine_create(out var e, CpuEngine, 0), "dnnl_engine_create");
+        Status = $"oneDNN {v->Major}.{v->Minor}.{v->Patch}";
+        return e;
+    }
+
+    /// <summary>Whether float32 convolutions go to oneDNN on this thread: the library loaded and the current backend is native.</summary>
+    public static bool Active => Backend.Current is CblasBackend && engine.Value != IntPtr.Zero;
+
+    /// <summary>Computes one pass of a float32 convolution into <paramref name="result"/> (see <see cref="ConvPass"/> for
+    /// the operands), adding <paramref name="bias"/> (forward pass only). False when oneDNN is not active or has no kernel
+    /// for the geometry; the caller then runs its own kernels.</summary>
+    public static bool Convolution(ConvPass pass, ConvGeometry g, float[] a, float[] b, float[]? bias, float[] result)
+    {
+        if (!Active) return false;
+        var plan = plans.GetOrAdd(Key(pass, g, bias != null), _ => Create(pass, g, bias != null));
+        if (plan == null) return false;
+        fixed (float* pa = a, pb = b, pbias = bias, pr = result)
+        {
+            Span<IntPtr> data = bias == null ? [(IntPtr)pa, (IntPtr)pb, (IntPtr)pr] : [(IntPtr)pa, (IntPtr)pb, (IntPtr)pbias, (IntPtr)pr];
+            Execute(plan, data);
+        }
+        return true;
+    }
+
+    /// <summary>The implementation oneDNN chose for a pass (e.g. <c>jit:avx512_core</c>), or null if it has none.</summary>
+    public static string? Implementation(ConvPass pass, ConvGeometry g, bool bias = false) =>
+        engine.Value == IntPtr.Zero ? null : plans.GetOrAdd(Key(pass, g, bias), _ => Create(pass, g, bias))?.Impl;
+
+    private static string Key(ConvPass pass, ConvGeometry g, bool bias) =>
+        $"{pass} {g.Nd} {g.N} {g.Cin} {g.Cout} {g.Groups} {string.Join(',', g.In)} {string.Join(',', g.K)} {string.Join(',', g.Stride)} " +
+        $"{string.Join(',', g.PadLo)} {string.Join(',', g.PadHi)} {string.Join(',', g.Dilation)} {string.Join(',', g.Out)} {bias}";
+
+    private static void Execute(Plan p, ReadOnlySpan<IntPtr> data)
+    {
+        var buf = buffers ??= new Buffers();
+        if (buf.Stream == IntPtr.Zero) { Check(dnnl_stream_create(out var s, engine.Value, StreamDefault), "dnnl_stream_create"); buf.Stream = s; }
+        int n = p.Operands.Length, made = 0;
+        var args = stackalloc ExecArg[n + 1];
+        var user = stackalloc IntPtr[n];
+        var mems = stackalloc IntPtr[2 * n];
+        try
+        {
+            for (int i = 0; i < n; i++)
+            {
+                var o = p.Operands[i];
+                mems[made++] = user[i] = NewMemory(o.UserMd, (void*)data[i]);
+                args[i] = new ExecArg { Arg = o.Arg, Memory = user[i] };
+                if (o.Reorder == IntPtr.Zero) continue;
+                var inKernelLayout = mems[made++] = NewMemory(o.KernelMd, buf.Get(i, o.Bytes));
+                args[i].Memory = inKernelLayout;
+                if (!o.Output) Reorder(o.Reorder, buf.Stream, user[i], inKernelLayout);
+            }
+            var scratch = mems[made++] = NewMemory(p.ScratchMd, buf.Get(n, Math.Max(p.Scratch, 64)));
+            args[n] = new ExecArg { Arg = ArgScratchpad, Memory = scratch };
+            Check(dnnl_primitive_execute(p.Primitive, buf.Stream, n + 1, args), "dnnl_primitive_execute");
+            for (int i = 0; i < n; i++)
+                if (p.Operands[i].Output && p.Operands[i].Reorder != IntPtr.Zero) Reorder(p.Operands[i].Reorder, buf.Stream, args[i].Memory, user[i]);
+        }
+        finally
+        {
+            for (int i = 0; i < made; i++) dnnl_memory_destroy(mems[i]);
+        }
+    }
+
+    private static void Reorder(IntPtr reorder, IntPtr stream, IntPtr from, IntPtr to)
+    {
+        var args = stackalloc ExecArg[2];
+        args[0] = new ExecArg { Arg = ArgFrom, Memory = from };
+        args[1] = new ExecArg { Arg = ArgTo, Memory = to };
+        Check(dnnl_primitive_execute(reorder, stream, 2, args), "dnnl_primitive_execute (reorder)");
+    }
+
+    private static IntPtr NewMemory(void* md, void* handle)
+    {
+        Check(dnnl_memory_create(out var m, md, engine.Value, handle), "dnnl_memory_create");
+        return m;
+    }
+
+    private static IntPtr NewMemory(IntPtr md, void* handle) => NewMemory((void*)md, handle);
+
+    private static void Check(int status, string function)
+    {
+        if (status != Success) throw new InvalidOperationException($"oneDNN: {function} failed with status {status}");
+    }
+
+    /// <summary>A plain-layout memory descriptor (allocated for the life of the process, as the plans are).</summary>
+    private static IntPtr Plain(int[] dims, int tag)
+    {
+        var md = NativeMemory.AllocZeroed(MdBytes);
+        var d = stackalloc long[12];
+        for (int i = 0; i < dims.Length; i++) d[i] = dims[i];
+        Check(dnnl_memory_desc_init_by_tag(md, dims.Length, d, F32, tag), "dnnl_memory_desc_init_by_tag");
+        return (IntPtr)md;
+    }
+
+    private static Plan? Create(ConvPass pass, ConvGeometry g, bool bias)
+    {
+        int nd = g.Nd;
+        int[] sp(int[] v) => v[(3 - nd)..];
+        var spatialOut = sp(g.Out);
+        // padding_r as oneDNN checks it: (in + padL + padR - span) / stride + 1 == out. A transposed conv with output_padding
+        // computes only the first outputs of a larger conv; its right padding is what those outputs reach.
+        var padR = new long[nd];
+        for (int i = 0; i < nd; i++)
+        {
+            int j = 3 - nd + i, span = g.Dilation[j] * (g.K[j] - 1) + 1;
+            padR[i] = (g.In[j] + g.PadLo[j] + g.PadHi[j] - span) / g.Stride[j] + 1 == g.Out[j] ? g.PadHi[j] : (long)(g.Out[j] - 1) * g.Stride[j] + span - g.In[j] - g.PadLo[j];
+            if (padR[i] < 0) return null;
+        }
+        int actTag = nd switch { 1 => 4, 2 => 5, _ => 7 };                              // ncw, nchw, ncdhw
+        int wTag = g.Groups == 1 ? nd switch { 1 => 4, 2 => 5, _ => 7 } : nd switch { 1 => 5, 2 => 7, _ => 8 }; // (g)oi(d)(h)w
+        int[] xDims = [g.N, g.Cin, .. sp(g.In)], yDims = [g.N, g.Cout, .. spatialOut];
+        int[] wDims = g.Groups == 1 ? [g.Cout, g.Cg, .. sp(g.K)] : [g.Groups, g.CoutG, g.Cg, .. sp(g.K)];
+        IntPtr x = Plain(xDims, actTag), y = Plain(yDims, actTag), w = Plain(wDims, wTag), bmd = bias ? Plain([g.Cout], 2) : IntPtr.Zero;
+        IntPtr xAny = Plain(xDims, TagAny), yAny = Plain(yDims, TagAny), wAny = Plain(wDims, TagAny);
+        var desc = NativeMemory.AllocZeroed(OpDescBytes);
+        try
+        {
+            long* strides = stackalloc long[nd], dil = stackalloc long[nd], pl = stackalloc long[nd], pr = stackalloc long[nd];
+            for (int i = 0; i < nd; i++)
+            {
+                int j = 3 - nd + i;
+                strides[i] = g.Stride[j]; dil[i] = g.Dilation[j] - 1; pl[i] = g.PadLo[j]; pr[i] = padR[i];
+            }
+            Check(dnnl_primitive_attr_create(out var attr), "dnnl_primitive_attr_create");
+            Check(dnnl_primitive_attr_set_scratchpad_mode(attr, ScratchpadUser), "dnnl_primitive_attr_set_scratchpad_mode");
+            IntPtr hint = IntPtr.Zero;
+            if (pass != ConvPass.Forward)
+            {
+                if (dnnl_dilated_convolution_forward_desc_init(desc, ForwardTraining, AlgDirect, (void*)xAny, (void*)wAny, null, (void*)yAny, strides, dil, pl, pr) != Success
+                    || dnnl_primitive_desc_create(out hint, desc, attr, engine.Value, IntPtr.Zero) != Success) return null;
+                NativeMemory.Clear(desc, OpDescBytes);
+            }
+            int status = pass switch
+            {
+                ConvPass.Forward => dnnl_dilated_convolution_forward_desc_init(desc, ForwardInference, AlgDirect, (void*)xAny, (void*)wAny, (void*)bmd, (void*)yAny, strides, dil, pl, pr),
+                ConvPass.Adjoint => dnnl_dilated_convolution_backward_data_desc_init(desc, AlgDirect, (void*)xAny, (void*)wAny, (void*)yAny, strides, dil, pl, pr),
+                _ => dnnl_dilated_convolution_backward_weights_desc_init(desc, AlgDirect, (void*)xAny, (void*)wAny, null, (void*)yAny, strides, dil, pl, pr),
+            };
+            if (status != Success || dnnl_primitive_desc_create(out var pd, desc, attr, engine.Value, hint) != Success) return null;
+            // Operands in the order of the pass's (a, b, [bias], result).
+            (int Arg, int Query, IntPtr User)[] ops = pass switch
+            {
+                ConvPass.Forward => bias ? [(ArgSrc, QuerySrc, x), (ArgWeights, QueryWeights, w), (ArgBias, -1, bmd), (ArgDst, QueryDst, y)]
+                                         : [(ArgSrc, QuerySrc, x), (ArgWeights, QueryWeights, w), (ArgDst, QueryDst, y)],
+                ConvPass.Adjoint => [(ArgDiffDst, QueryDiffDst, y), (ArgWeights, QueryWeights, w), (ArgDiffSrc, QueryDiffSrc, x)],
+                _ => [(ArgSrc, QuerySrc, x), (ArgDiffDst, QueryDiffDst, y), (ArgDiffWeights, QueryDiffWeights, w)],
+            };
+            var operands = new Operand[ops.Length];
+            for (int i = 0; i < ops.Length; i++)
+            {
+                bool output = i == ops.Length - 1;
+                var kernel = ops[i].Query < 0 ? ops[i].User : (IntPtr)dnnl_primitive_desc_query_md(pd, ops[i].Query, 0);
+                var reorder = IntPtr.Zero;
+                if (dnnl_memory_desc_equal((void*)kernel, (void*)ops[i].User) == 0)
+                {
+                    var (from, to) = output ? (kernel, ops[i].User) : (ops[i].User, kernel);
+                    Check(dnnl_reorder_primitive_desc_create(out var rpd, (void*)from, engine.Value, (void*)to, engine.Value, IntPtr.Zero), "dnnl_reorder_primitive_desc_create");
+                    Check(dnnl_primitive_create(out reorder, rpd), "dnnl_primitive_create (reorder)");
+                }
+                operands[i] = new Operand { Arg = ops[i].Arg, Output = output, UserMd = ops[i].User, KernelMd = kernel, Reorder = reorder, Bytes = dnnl_memory_desc_get_size((void*)kernel) };
+            }
+            Check(dnnl_primitive_create(out var prim, pd), "dnnl_primitive_create");
+            byte* impl = null;
+            dnnl_primitive_desc_query(pd, QueryImplInfo, 0, &impl);
+            var scratchMd = dnnl_primitive_desc_query_md(pd, QueryScratchpad, 0);
+            return new Plan
+            {
+                Primitive = prim, Operands = operands, Impl = Marshal.PtrToStringUTF8((IntPtr)impl) ?? "?",
+                ScratchMd = (IntPtr)scratchMd, Scratch = dnnl_memory_desc_get_size(scratchMd),
+            };
+        }
+        finally
+        {
+            NativeMemory.Free(desc);
+        }
+    }
+}
