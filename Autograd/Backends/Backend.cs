@@ -58,6 +58,7 @@ public static class Backend
         else if (TryCreate("openblas", out var obWhy) is IBackend ob) { chosen = ob; why = $"MKL unavailable: {mklWhy}"; }
         else { chosen = new ManagedBackend(); why = $"MKL unavailable: {mklWhy}; OpenBLAS unavailable: {obWhy}"; }
         var detail = chosen is MklBackend m ? $" [{m.Description}]" : "";
+        if (chosen is CblasBackend) detail += $" [float32 convolutions: {Dnnl.Describe()}]";
         Console.Error.WriteLine($"autograd: backend {chosen.Name} ({why}){detail}");
         return chosen;
     }
