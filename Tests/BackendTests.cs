@@ -8,6 +8,45 @@ public class BackendTests
 
     private static IBackend Load(string name) => Backend.TryCreate(name, out var why) ?? throw new IgnoreException($"{name} unavailable: {why}");
 
+    [TestCase(true)]
+    [TestCase(false)]
+    public void Float32_3x3_convolutions_with_and_without_Winograd_stay_near_the_float64_result(bool winograd)
+    {
+        if (Backend.Current is not CblasBackend) Assert.Ignore("the managed backend runs its own kernels");
+        var saved = Backend.ConvWinograd;
+        try
+        {
+            Backend.ConvWinograd = winograd;
+            var g = ConvGeometry.Create("Conv2d", 2, [32, 64, 32, 32], [64, 64, 3, 3], [1, 1], [1, 1], [1, 1], [1, 1], 1);
+            foreach (var pass in Enum.GetValues<ConvPass>())
+                Assert.That(Dnnl.Implementation(pass, g), winograd ? Does.Contain("wino") : Does.Not.Contain("wino"), $"{pass}");
+            // He-initialized weights: outputs and gradients of order 1. Errors relative to the largest magnitude of each result.
+            var x = Tensor.Randn([32, 64, 32, 32], 1, DType.Float64);
+            var w = Tensor.Randn([64, 64, 3, 3], 2, DType.Float64) * (1 / 24.0);
+            var u = Tensor.Randn([32, 64, 32, 32], 3, DType.Float64);
+            (double[] Y, double[] Gx, double[] Gw) Run(DType t)
+            {
+                var (xt, wt) = (x.To(t).RequiresGrad_(), w.To(t).RequiresGrad_());
+                var y = Functional.Conv2d(xt, wt, padding: 1);
+                (y * u.To(t)).Sum().Backward();
+                return (y.ToDoubleArray(), xt.Grad!.ToDoubleArray(), wt.Grad!.ToDoubleArray());
+            }
+            var (f, e) = (Run(DType.Float32), Run(DType.Float64));
+            double Rel(double[] a, double[] b) => a.Zip(b, (p, q) => Math.Abs(p - q)).Max() / b.Max(Math.Abs);
+            var errors = (Rel(f.Y, e.Y), Rel(f.Gx, e.Gx), Rel(f.Gw, e.Gw));
+            TestContext.Out.WriteLine($"winograd {winograd}: relative max errors output {errors.Item1:E2}, input grad {errors.Item2:E2}, weight grad {errors.Item3:E2}");
+            // Measured: Winograd 1.8e-6, 1.6e-6, 6.9e-7; direct 3.6e-7, 3.5e-7, 3.8e-6.
+            const double tol = 2e-5;
+            Assert.That(errors.Item1, Is.LessThan(tol), "output");
+            Assert.That(errors.Item2, Is.LessThan(tol), "input gradient");
+            Assert.That(errors.Item3, Is.LessThan(tol), "weight gradient");
+        }
+        finally
+        {
+            Backend.ConvWinograd = saved;
+        }
+    }
+
     [Test]
     public void Float32_convolutions_run_on_oneDNN_vector_kernels_on_the_native_backends()
     {
