@@ -258,6 +258,51 @@ internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.I
         return double.CreateTruncating(sum);
     }
 
+    /// <summary>(Σ g_i, Σ g_i (x_i - m)) over one row, in one pass.</summary>
+    private static (double SumG, double SumGX) SumAndCenteredDot(ReadOnlySpan<T> g, ReadOnlySpan<T> x, T m)
+    {
+        int i = 0, lanes = Vector<T>.Count;
+        var (accG, accGX) = (Vector<T>.Zero, Vector<T>.Zero);
+        if (Vector.IsHardwareAccelerated)
+        {
+            Vector<T> vm = new(m);
+            for (; i <= g.Length - lanes; i += lanes)
+            {
+                var vg = new Vector<T>(g[i..]);
+                accG += vg;
+                accGX += vg * (new Vector<T>(x[i..]) - vm);
+            }
+        }
+        T sumG = Vector.Sum(accG), sumGX = Vector.Sum(accGX);
+        for (; i < g.Length; i++) { sumG += g[i]; sumGX += g[i] * (x[i] - m); }
+        return (double.CreateTruncating(sumG), double.CreateTruncating(sumGX));
+    }
+
+    /// <summary>r_i = x_i s + t over one row.</summary>
+    private static void ScaleShift(ReadOnlySpan<T> x, T s, T t, Span<T> r)
+    {
+        int i = 0, lanes = Vector<T>.Count;
+        if (Vector.IsHardwareAccelerated)
+        {
+            Vector<T> vs = new(s), vt = new(t);
+            for (; i <= x.Length - lanes; i += lanes) (new Vector<T>(x[i..]) * vs + vt).CopyTo(r[i..]);
+        }
+        for (; i < x.Length; i++) r[i] = x[i] * s + t;
+    }
+
+    /// <summary>r_i = a g_i + k x_i + c over one row, in one pass.</summary>
+    private static void AffinePair(ReadOnlySpan<T> g, T a, ReadOnlySpan<T> x, T k, T c, Span<T> r)
+    {
+        int i = 0, lanes = Vector<T>.Count;
+        if (Vector.IsHardwareAccelerated)
+        {
+            Vector<T> va = new(a), vk = new(k), vc = new(c);
+            for (; i <= g.Length - lanes; i += lanes)
+                (va * new Vector<T>(g[i..]) + (vk * new Vector<T>(x[i..]) + vc)).CopyTo(r[i..]);
+        }
+        for (; i < g.Length; i++) r[i] = a * g[i] + (k * x[i] + c);
+    }
+
     /// <summary>Per channel: the mean (in double) and the sum of squared deviations from the mean rounded to T.</summary>
     public static void Statistics(T[] x, double[] mean, double[] squares, int n, int c, int inner) =>
         ForChannels(c, x.Length, ch =>
@@ -284,12 +329,11 @@ internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.I
             mean[ch] = T.CreateTruncating(mu[ch]);
             variance[ch] = T.CreateTruncating(var[ch]);
             double scale = (w == null ? 1 : double.CreateTruncating(w[ch])) * invstd, shift = (b == null ? 0 : double.CreateTruncating(b[ch])) - mu[ch] * scale;
+            T sc = T.CreateTruncating(scale), sh = T.CreateTruncating(shift);
             for (int s = 0; s < n; s++)
             {
                 int o = (s * c + ch) * inner;
-                var ys = y.AsSpan(o, inner);
-                TensorPrimitives.Multiply(x.AsSpan(o, inner), T.CreateTruncating(scale), ys);
-                TensorPrimitives.Add(ys, T.CreateTruncating(shift), ys);
+                ScaleShift(x.AsSpan(o, inner), sc, sh, y.AsSpan(o, inner));
             }
         });
 
@@ -301,8 +345,9 @@ internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.I
             for (int s = 0; s < n; s++)
             {
                 int o = (s * c + ch) * inner;
-                sumG += double.CreateTruncating(TensorPrimitives.Sum<T>(g.AsSpan(o, inner)));
-                sumGX += CenteredDot(g.AsSpan(o, inner), T.Zero, x.AsSpan(o, inner), mean[ch]);
+                var (rowG, rowGX) = SumAndCenteredDot(g.AsSpan(o, inner), x.AsSpan(o, inner), mean[ch]);
+                sumG += rowG;
+                sumGX += rowGX;
             }
             (sums[ch], sums[c + ch]) = (sumG, sumGX);
             gw[ch] = T.CreateTruncating(sumGX / Math.Sqrt(double.CreateTruncating(variance[ch]) + eps));
@@ -318,13 +363,11 @@ internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.I
             double sumG = sums[ch], sumGX = sums[c + ch], wv = w == null ? 1 : double.CreateTruncating(w[ch]);
             double a = wv * invstd, k = wv * invstd * invstd * invstd * sumGX / count;
             double c0 = -a * sumG / count + k * mu;
+            T at = T.CreateTruncating(a), kt = T.CreateTruncating(-k), ct = T.CreateTruncating(c0);
             for (int s = 0; s < n; s++)
             {
                 int o = (s * c + ch) * inner;
-                var gxs = gx.AsSpan(o, inner);
-                TensorPrimitives.Multiply(x.AsSpan(o, inner), T.CreateTruncating(-k), gxs);
-                TensorPrimitives.Add(gxs, T.CreateTruncating(c0), gxs);
-                TensorPrimitives.MultiplyAdd(g.AsSpan(o, inner), T.CreateTruncating(a), gxs, gxs);
+                AffinePair(g.AsSpan(o, inner), at, x.AsSpan(o, inner), kt, ct, gx.AsSpan(o, inner));
             }
         });
 }
