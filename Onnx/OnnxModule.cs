@@ -72,6 +72,8 @@ public sealed class OnnxModule : Module
     private readonly Dictionary<string, OnnxDataType> initializerTypes = [];
     private readonly Dictionary<string, string> replaced = [];
     private readonly string baseDir;
+    private (DType FloatDType, Dictionary<string, OnnxValue> Values)? folded;
+    private static readonly string[] Unfoldable = ["Random", "Dropout", "Gradient", "Multinomial", "Bernoulli"];
 
     /// <summary>The decoded model.</summary>
     public ModelProto Model { get; }
@@ -133,6 +135,7 @@ public sealed class OnnxModule : Module
             throw new ArgumentException($"OnnxModule.ReplaceValue: the graph has no value named '{name}'");
         if (replaced.ContainsKey(name))
             throw new ArgumentException($"OnnxModule.ReplaceValue: '{name}' was already replaced; update that parameter in place instead");
+        folded = null;
         return replaced[name] = Scope.Add(this, name, value, parameter: true);
     }
 
@@ -177,10 +180,12 @@ public sealed class OnnxModule : Module
         foreach (var (name, key) in keys) env[name] = new OnnxValue(state[key], initializerTypes[name]);
         for (int i = 0; i < inputs.Length; i++) env[Inputs[i].Name] = inputs[i];
         foreach (var (name, key) in replaced) env[name] = OnnxValue.Of(state[key]);
+        var floatDType = env.Values.Any(v => v.Tensor.DType == DType.Float64) ? DType.Float64 : DType.Float32;
+        var constants = Folded(floatDType, env);
+        foreach (var (name, v) in constants) env[name] = v;
         var gradientTargets = order.Where(n => n.OpType == "Gradient").SelectMany(n => n.Inputs).ToHashSet();
         foreach (var name in gradientTargets)
             if (env.TryGetValue(name, out var v) && !v.Tensor.RequiresGrad) env[name] = v with { Tensor = v.Tensor.Detach().RequiresGrad_() };
-        var floatDType = env.Values.Any(v => v.Tensor.DType == DType.Float64) ? DType.Float64 : DType.Float32;
         var needed = new HashSet<string>(wanted);
         var run = new bool[order.Count];
         for (int i = order.Count - 1; i >= 0; i--)
@@ -192,8 +197,8 @@ public sealed class OnnxModule : Module
             }
         for (int k = 0; k < order.Count; k++)
         {
-            if (!run[k]) continue;
             var node = order[k];
+            if (!run[k] || node.Outputs.All(o => o.Length == 0 || constants.ContainsKey(o))) continue;
             var ctx = new OpContext(node, Opset, node.Inputs.Select(n => n.Length == 0 ? (OnnxValue?)null : env[n]).ToArray(), Training, env, floatDType, baseDir);
             var outs = Ops.Run(ctx);
             for (int i = 0; i < node.Outputs.Count && i < outs.Length; i++)
@@ -201,6 +206,32 @@ public sealed class OnnxModule : Module
         }
         return wanted.Select(o => env.TryGetValue(o, out var v) ? v
             : throw new ArgumentException($"OnnxModule.Run: the graph has no value named '{o}'")).ToArray();
+    }
+
+    /// <summary>The values computed only from Constant nodes, integer initializers (shapes) and each other, evaluated once per
+    /// float type on the first run, as ONNX Runtime folds them at load: e.g. the weights the light models build with
+    /// ConstantOfShape (100 MB for ResNet-50, refilled on every run before). Random and dropout ops are never folded.</summary>
+    private Dictionary<string, OnnxValue> Folded(DType floatDType, Dictionary<string, OnnxValue> env)
+    {
+        if (folded is { } f && f.FloatDType == floatDType) return f.Values;
+        var values = new Dictionary<string, OnnxValue>();
+        var scope = new Dictionary<string, OnnxValue>(env);
+        var constant = new HashSet<string>(keys.Keys.Where(n => scope[n].Tensor.DType == DType.Int64 && !replaced.ContainsKey(n))) { "" };
+        using (AutoGrad.NoGrad())
+            foreach (var node in order)
+            {
+                if (Unfoldable.Any(node.OpType.StartsWith) || !node.Inputs.All(constant.Contains) || node.Outputs.Any(replaced.ContainsKey)) continue;
+                var ctx = new OpContext(node, Opset, node.Inputs.Select(n => n.Length == 0 ? (OnnxValue?)null : scope[n]).ToArray(), false, scope, floatDType, baseDir);
+                var outs = Ops.Run(ctx);
+                for (int i = 0; i < node.Outputs.Count && i < outs.Length; i++)
+                    if (node.Outputs[i].Length > 0)
+                    {
+                        (scope[node.Outputs[i]], values[node.Outputs[i]]) = (outs[i], outs[i]);
+                        constant.Add(node.Outputs[i]);
+                    }
+            }
+        folded = (floatDType, values);
+        return values;
     }
 
     private static List<NodeProto> TopologicalOrder(GraphProto g, HashSet<string> initNames)

@@ -38,6 +38,19 @@ public class OnnxTests
     }
 
     [Test]
+    public void Constant_subgraphs_are_evaluated_once_and_a_replaced_value_wins_over_its_folded_one()
+    {
+        var model = OnnxModel.Load(OnnxData("light", "squeezenet", "model.onnx"));
+        var weight = model.Nodes.First(n => n.OpType == "ConstantOfShape").Outputs[0];
+        var input = Tensor.Rand([1, 3, 224, 224], seed: 0);
+        var first = model.Run([weight], input)[0];
+        Assert.That(model.Run([weight], input)[0], Is.SameAs(first), "a folded value is computed once");
+        var replacement = Tensor.Full(first.Shape, 0.5);
+        model.ReplaceValue(weight, replacement);
+        Assert.That(model.Run([weight], input)[0].ToFloatArray(), Is.EqualTo(replacement.ToFloatArray()));
+    }
+
+    [Test]
     public void At_least_95_percent_of_node_and_pytorch_operator_cases_are_expected_to_pass()
     {
         int total = OnnxConformance.Cases(OnnxData("node")).Count() + OnnxConformance.Cases(OnnxData("pytorch-operator")).Count();
