@@ -8,6 +8,25 @@ public class BackendTests
 
     private static IBackend Load(string name) => Backend.TryCreate(name, out var why) ?? throw new IgnoreException($"{name} unavailable: {why}");
 
+    [Test]
+    public void The_cached_reordered_weight_of_a_convolution_follows_in_place_updates_of_the_weight()
+    {
+        var x = Tensor.Randn([2, 32, 10, 10], 1);
+        var w = Tensor.Randn([32, 32, 3, 3], 2).RequiresGrad_();
+        using var _ = AutoGrad.NoGrad();
+        var y1 = Functional.Conv2d(x, w, padding: 1);
+        Assert.That(Functional.Conv2d(x, w, padding: 1).ToFloatArray(), Is.EqualTo(y1.ToFloatArray()));
+        w.Mul_(2);
+        Assert.That(Functional.Conv2d(x, w, padding: 1).ToFloatArray(), Is.EqualTo((y1 * 2).ToFloatArray()).Within(1e-4));
+        w.Copy_(Tensor.Zeros([32, 32, 3, 3]));
+        Assert.That(Functional.Conv2d(x, w, padding: 1).ToFloatArray(), Is.All.EqualTo(0f));
+        // The adjoint pass (a transposed convolution) caches its own layout of the same weight.
+        var u = Functional.ConvTranspose2d(x, w, padding: 1);
+        Assert.That(u.ToFloatArray(), Is.All.EqualTo(0f));
+        w.Fill_(1);
+        Assert.That(Functional.ConvTranspose2d(x, w, padding: 1).ToFloatArray(), Is.Not.All.EqualTo(0f));
+    }
+
     [TestCase(true)]
     [TestCase(false)]
     public void Float32_3x3_convolutions_with_and_without_Winograd_stay_near_the_float64_result(bool winograd)

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace Autograd.Backends;
@@ -132,7 +133,10 @@ internal static unsafe partial class Dnnl
     /// <summary>Computes one pass of a float32 convolution into <paramref name="result"/> (see <see cref="ConvPass"/> for
     /// the operands), adding <paramref name="bias"/> (forward pass only). False when oneDNN is not active or has no kernel
     /// for the geometry; the caller then runs its own kernels.</summary>
-    public static bool Convolution(ConvPass pass, ConvGeometry g, float[] a, float[] b, float[]? bias, float[] result)
+    /// <remarks>When <paramref name="weightVersion"/> is not negative (a leaf weight, in the forward and adjoint passes), the
+    /// weight in the kernel's layout is kept beside the weight array and reordered again only when the version changes: an
+    /// optimizer step or any other in-place update bumps it.</remarks>
+    public static bool Convolution(ConvPass pass, ConvGeometry g, float[] a, float[] b, float[]? bias, float[] result, int weightVersion = -1)
     {
         if (!Active) return false;
         var plan = plans.GetOrAdd(Key(pass, g, bias != null), _ => Best(pass, g, bias != null));
@@ -140,9 +144,49 @@ internal static unsafe partial class Dnnl
         fixed (float* pa = a, pb = b, pbias = bias, pr = result)
         {
             Span<IntPtr> data = bias == null ? [(IntPtr)pa, (IntPtr)pb, (IntPtr)pr] : [(IntPtr)pa, (IntPtr)pb, (IntPtr)pbias, (IntPtr)pr];
-            Execute(plan, data);
+            var weight = pass != ConvPass.Weight && weightVersion >= 0 && plan.Operands[1].Reorder != IntPtr.Zero ? Reordered(plan, b, weightVersion) : null;
+            fixed (float* pw = weight) Execute(plan, data, (IntPtr)pw);
         }
         return true;
+    }
+
+    /// <summary>The weights of a plan in its kernel's layout, cached per weight array and layout, refreshed when the version changes.</summary>
+    private static float[] Reordered(Plan p, float[] w, int version)
+    {
+        var o = p.Operands[1];
+        var entries = weightCache.GetOrCreateValue(w);
+        lock (entries)
+        {
+            var e = entries.Find(e => dnnl_memory_desc_equal((void*)e.Md, (void*)o.KernelMd) != 0);
+            if (e == null) entries.Add(e = new CachedWeight { Md = o.KernelMd, Data = GC.AllocateUninitializedArray<float>((int)(o.Bytes / sizeof(float)), pinned: true) });
+            if (e.Version != version)
+            {
+                var buf = buffers ??= new Buffers();
+                fixed (float* from = w, to = e.Data)
+                {
+                    IntPtr src = NewMemory(o.UserMd, from), dst = NewMemory(o.KernelMd, to);
+                    try { Reorder(o.Reorder, Stream(buf), src, dst); }
+                    finally { dnnl_memory_destroy(src); dnnl_memory_destroy(dst); }
+                }
+                e.Version = version;
+            }
+            return e.Data;
+        }
+    }
+
+    private sealed class CachedWeight
+    {
+        public required IntPtr Md;
+        public required float[] Data;
+        public int Version = -1;
+    }
+
+    private static readonly ConditionalWeakTable<float[], List<CachedWeight>> weightCache = new();
+
+    private static IntPtr Stream(Buffers buf)
+    {
+        if (buf.Stream == IntPtr.Zero) { Check(dnnl_stream_create(out var s, engine.Value, StreamDefault), "dnnl_stream_create"); buf.Stream = s; }
+        return buf.Stream;
     }
 
     /// <summary>The implementation oneDNN chose for a pass (e.g. <c>jit:avx512_core</c>), or null if it has none.</summary>
@@ -153,10 +197,12 @@ internal static unsafe partial class Dnnl
         $"{pass} {g.Nd} {g.N} {g.Cin} {g.Cout} {g.Groups} {string.Join(',', g.In)} {string.Join(',', g.K)} {string.Join(',', g.Stride)} " +
         $"{string.Join(',', g.PadLo)} {string.Join(',', g.PadHi)} {string.Join(',', g.Dilation)} {string.Join(',', g.Out)} {bias} {Backend.ConvWinograd}";
 
-    private static void Execute(Plan p, ReadOnlySpan<IntPtr> data)
+    /// <summary>Runs a plan on the operands' plain-layout data; <paramref name="weight"/>, when not zero, is operand 1 already in
+    /// the kernel's layout.</summary>
+    private static void Execute(Plan p, ReadOnlySpan<IntPtr> data, IntPtr weight)
     {
         var buf = buffers ??= new Buffers();
-        if (buf.Stream == IntPtr.Zero) { Check(dnnl_stream_create(out var s, engine.Value, StreamDefault), "dnnl_stream_create"); buf.Stream = s; }
+        var stream = Stream(buf);
         int n = p.Operands.Length, made = 0;
         var args = stackalloc ExecArg[n + 1];
         var user = stackalloc IntPtr[n];
@@ -169,15 +215,16 @@ internal static unsafe partial class Dnnl
                 mems[made++] = user[i] = NewMemory(o.UserMd, (void*)data[i]);
                 args[i] = new ExecArg { Arg = o.Arg, Memory = user[i] };
                 if (o.Reorder == IntPtr.Zero) continue;
-                var inKernelLayout = mems[made++] = NewMemory(o.KernelMd, buf.Get(i, o.Bytes));
+                bool cached = i == 1 && weight != IntPtr.Zero;
+                var inKernelLayout = mems[made++] = NewMemory(o.KernelMd, cached ? (void*)weight : buf.Get(i, o.Bytes));
                 args[i].Memory = inKernelLayout;
-                if (!o.Output) Reorder(o.Reorder, buf.Stream, user[i], inKernelLayout);
+                if (!o.Output && !cached) Reorder(o.Reorder, stream, user[i], inKernelLayout);
             }
             var scratch = mems[made++] = NewMemory(p.ScratchMd, buf.Get(n, Math.Max(p.Scratch, 64)));
             args[n] = new ExecArg { Arg = ArgScratchpad, Memory = scratch };
-            Check(dnnl_primitive_execute(p.Primitive, buf.Stream, n + 1, args), "dnnl_primitive_execute");
+            Check(dnnl_primitive_execute(p.Primitive, stream, n + 1, args), "dnnl_primitive_execute");
             for (int i = 0; i < n; i++)
-                if (p.Operands[i].Output && p.Operands[i].Reorder != IntPtr.Zero) Reorder(p.Operands[i].Reorder, buf.Stream, args[i].Memory, user[i]);
+                if (p.Operands[i].Output && p.Operands[i].Reorder != IntPtr.Zero) Reorder(p.Operands[i].Reorder, stream, args[i].Memory, user[i]);
         }
         finally
         {

@@ -150,7 +150,9 @@ public static partial class Functional
             // oneDNN writes every element: no need to zero the result first.
             var data = GC.AllocateUninitializedArray<float>(Autograd.Shape.Numel(shape));
             r = new Tensor(data, shape, DType.Float32);
-            if (Dnnl.Convolution(pass, g, a.Data<float>(), b.Data<float>(), fused?.Data<float>(), data)) { if (fused != null) bias = null; }
+            // A leaf weight (a parameter) keeps its reordered copy until its version changes.
+            int weightVersion = pass != ConvPass.Weight && b.IsLeaf ? b.Version.Value : -1;
+            if (Dnnl.Convolution(pass, g, a.Data<float>(), b.Data<float>(), fused?.Data<float>(), data, weightVersion)) { if (fused != null) bias = null; }
             else { Array.Clear(data); ConvKernels<float>.Run(pass, g, a.Data<float>(), b.Data<float>(), data); }
         }
         else
