@@ -26,12 +26,12 @@ public static partial class Functional
         CheckBatchNorm(op, input, runningMean, runningVar);
         if (training) return BatchNormTrain(op, input, runningMean, runningVar, weight, bias, momentum, eps, group: null);
         if (runningMean == null || runningVar == null) throw new ArgumentException($"{op}: running_mean and running_var are required in eval mode (training: false)");
-        // y = x * scale + shift with per-channel scale = weight / sqrt(var + eps) and shift = bias - mean * scale: two passes
-        // over the input instead of four.
-        int[] channels = [input.Dims[1]], shape = ChannelShape(input);
+        // y = x * scale + shift with per-channel scale = weight / sqrt(var + eps) and shift = bias - mean * scale: one pass
+        // over the input.
+        int[] channels = [input.Dims[1]];
         var scale = Affine(op, Rsqrt(runningVar + eps), weight, null, channels);
         var shift = Affine(op, -(runningMean * scale), null, bias, channels);
-        var y = input * scale.Reshape(shape) + shift.Reshape(shape);
+        var y = ChannelAffine(input, scale, shift);
         return OpTrace.Active ? OpTrace.Add("BatchNormalization", y, [input, weight, bias, runningMean, runningVar], ("epsilon", eps)) : y;
     }
 
@@ -48,6 +48,18 @@ public static partial class Functional
         ArgumentNullException.ThrowIfNull(processGroup);
         CheckBatchNorm(op, input, runningMean, runningVar);
         return BatchNormTrain(op, input, runningMean, runningVar, weight, bias, momentum, eps, processGroup);
+    }
+
+    /// <summary>y[n, c, ...] = x[n, c, ...] * scale[c] + shift[c], in one vectorized pass (eval-mode batch norm).</summary>
+    private static Tensor ChannelAffine(Tensor x, Tensor scale, Tensor shift)
+    {
+        int n = x.Dims[0], c = x.Dims[1], inner = x.Numel / Math.Max(1, n * c);
+        var y = Tensor.Empty(x.DType, x.Dims);
+        if (x.DType == DType.Float32) BatchNormKernels<float>.ChannelAffine(x.Data<float>(), scale.Data<float>(), shift.Data<float>(), y.Data<float>(), n, c, inner);
+        else BatchNormKernels<double>.ChannelAffine(x.Data<double>(), scale.Data<double>(), shift.Data<double>(), y.Data<double>(), n, c, inner);
+        int[] dims = [0, .. Enumerable.Range(2, x.Rank - 2)];
+        return AutoGrad.Record(y, "BatchNorm", g => [x.RequiresGrad ? g * scale.Reshape(ChannelShape(x)) : null,
+            scale.RequiresGrad ? Sum(g * x, dims) : null, shift.RequiresGrad ? Sum(g, dims) : null], x, scale, shift);
     }
 
     private static void CheckBatchNorm(string op, Tensor input, Tensor? runningMean, Tensor? runningVar)
@@ -334,6 +346,17 @@ internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.I
             {
                 int o = (s * c + ch) * inner;
                 ScaleShift(x.AsSpan(o, inner), sc, sh, y.AsSpan(o, inner));
+            }
+        });
+
+    /// <summary>y = x * scale[ch] + shift[ch] per channel plane.</summary>
+    public static void ChannelAffine(T[] x, T[] scale, T[] shift, T[] y, int n, int c, int inner) =>
+        ForChannels(c, x.Length, ch =>
+        {
+            for (int s = 0; s < n; s++)
+            {
+                int o = (s * c + ch) * inner;
+                ScaleShift(x.AsSpan(o, inner), scale[ch], shift[ch], y.AsSpan(o, inner));
             }
         });
 
