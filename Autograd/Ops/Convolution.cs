@@ -143,9 +143,10 @@ public static partial class Functional
     {
         Tensor r;
         var fused = pass == ConvPass.Forward ? bias : null;
-        // The direct kernels below beat oneDNN on few-channel stride-1 convs (LeNet-5: 0.9 vs 4.3 ms for the first layer's
-        // three passes, whose input gradient oneDNN computes slowly).
-        if (a.DType == DType.Float32 && Dnnl.Active && !ConvKernels<float>.Direct(g))
+        // The direct kernels below beat oneDNN on stride-1 convs of 1 to 3 input channels (image inputs: LeNet-5's first layer
+        // 1.2-1.7 ms for its three passes against 6.7, a 3-channel 32x32 layer 8.4-9.6 against 11.1-11.3); from 4 channels on
+        // oneDNN wins (LeNet-5's second layer 1.0 against 1.6).
+        if (a.DType == DType.Float32 && Dnnl.Active && !(ConvKernels<float>.Direct(g) && g.Cin <= 3))
         {
             // oneDNN writes every element: no need to zero the result first.
             var data = GC.AllocateUninitializedArray<float>(Autograd.Shape.Numel(shape));
