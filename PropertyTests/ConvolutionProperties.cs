@@ -123,13 +123,15 @@ public class ConvolutionProperties
     /// <summary>Float32 convolutions and transposed convolutions (on oneDNN when the native backend loaded it, in blocked
     /// layouts from 8 channels up) agree with the float64 ones, which the tests above check against the reference loops, in
     /// all three passes: the output, the input gradient and the weight gradient, for every drawn configuration with its
-    /// channels scaled by 1, 8 or 24 (3-d: 1 or 8).</summary>
+    /// channels scaled by 1, 8 or 24 (3-d: 1 or 8), and depthwise layers.</summary>
     [TestCaseSource(nameof(Dims))]
     public void Float32_convs_agree_with_float64_in_every_pass(int nd) => ForAll(d =>
     {
         var c0 = OpRegistry.ConvConfig.Draw(d, nd, transposed: d.PickA(2) == 1);
         int m = nd == 3 ? 1 + 7 * d.PickB(2) : new[] { 1, 8, 24 }[d.PickB(3)];
         var c = c0 with { Cin = c0.Cin * m, Cout = c0.Cout * m, In = [.. c0.In.Select(v => nd == 3 ? v : v + 3)] };
+        // Every fifth draw a depthwise layer (MobileNet, EfficientNet): one group per channel.
+        if (d.Seed % 5 == 0) c = c with { Groups = 8 * m, Cin = 8 * m, Cout = 8 * m };
         (double[] Y, double[] Gx, double[] Gw) Run(DType t)
         {
             var x = Tensor.Randn(c.InputShape, d.Seed, DType.Float64).To(t).RequiresGrad_();
