@@ -73,6 +73,8 @@ public sealed class OnnxModule : Module
     private readonly Dictionary<string, string> replaced = [];
     private readonly string baseDir;
     private (DType FloatDType, Dictionary<string, OnnxValue> Values)? folded;
+    private readonly Dictionary<NodeProto, NodeProto> batchNormAfter = [];
+    private readonly Dictionary<NodeProto, (Tensor[] Sources, int[] Versions, Tensor W, Tensor B)> foldedBatchNorms = [];
     private static readonly string[] Unfoldable = ["Random", "Dropout", "Gradient", "Multinomial", "Bernoulli"];
 
     /// <summary>The decoded model.</summary>
@@ -110,6 +112,7 @@ public sealed class OnnxModule : Module
                 throw new OnnxUnsupportedException($"graph value '{v.Name}' is of kind {v.Kind}; only tensor inputs and outputs are supported");
         order = TopologicalOrder(g, initNames);
         foreach (var n in order) Ops.Check(n, Opset);
+        FindBatchNormsAfterConvs(g);
         Eval();
     }
 
@@ -195,10 +198,21 @@ public sealed class OnnxModule : Module
                 needed.UnionWith(order[i].Inputs);
                 if (order[i].OpType == "Gradient") needed.UnionWith(order[i].Attributes.Where(a => a.Name == "y").Select(a => System.Text.Encoding.UTF8.GetString(a.S)));
             }
+        bool foldBatchNorms = !Training && !AutoGrad.IsGradEnabled;
+        var foldedInto = new HashSet<NodeProto>();
         for (int k = 0; k < order.Count; k++)
         {
             var node = order[k];
-            if (!run[k] || node.Outputs.All(o => o.Length == 0 || constants.ContainsKey(o))) continue;
+            if (!run[k] || foldedInto.Contains(node) || node.Outputs.All(o => o.Length == 0 || constants.ContainsKey(o))) continue;
+            if (foldBatchNorms && batchNormAfter.TryGetValue(node, out var bn) && !wanted.Contains(node.Outputs[0])
+                && !replaced.ContainsKey(node.Outputs[0]) && !replaced.ContainsKey(bn.Outputs[0]))
+            {
+                var (w, b) = FoldBatchNorm(node, bn, env);
+                var conv = new OpContext(node, Opset, [env[node.Inputs[0]], OnnxValue.Of(w), OnnxValue.Of(b)], false, env, floatDType, baseDir);
+                env[bn.Outputs[0]] = Ops.Run(conv)[0];
+                foldedInto.Add(bn);
+                continue;
+            }
             var ctx = new OpContext(node, Opset, node.Inputs.Select(n => n.Length == 0 ? (OnnxValue?)null : env[n]).ToArray(), Training, env, floatDType, baseDir);
             var outs = Ops.Run(ctx);
             for (int i = 0; i < node.Outputs.Count && i < outs.Length; i++)
@@ -232,6 +246,38 @@ public sealed class OnnxModule : Module
             }
         folded = (floatDType, values);
         return values;
+    }
+
+    /// <summary>Finds each Conv whose only consumer is an inference BatchNormalization (one output, not a graph output).</summary>
+    private void FindBatchNormsAfterConvs(GraphProto g)
+    {
+        var uses = order.SelectMany(n => n.Inputs).Concat(g.Outputs.Select(o => o.Name)).GroupBy(v => v).ToDictionary(v => v.Key, v => v.Count());
+        var producer = order.SelectMany(n => n.Outputs.Select(o => (o, n))).Where(p => p.o.Length > 0).ToDictionary(p => p.o, p => p.n);
+        foreach (var bn in order.Where(n => n.OpType == "BatchNormalization" && n.Outputs.Skip(1).All(o => o.Length == 0)))
+        {
+            bool training = bn.Attributes.Any(a => a.Name == "training_mode" && a.I != 0), perActivation = bn.Attributes.Any(a => a.Name == "spatial" && a.I == 0);
+            if (!training && !perActivation && producer.TryGetValue(bn.Inputs[0], out var conv) && conv.OpType == "Conv" && uses[bn.Inputs[0]] == 1)
+                batchNormAfter[conv] = bn;
+        }
+    }
+
+    /// <summary>The weight and bias of <paramref name="conv"/> with the inference batch norm <paramref name="bn"/> that follows
+    /// it folded in (w * s per output channel, (b - mean) * s + beta, s = gamma / sqrt(var + eps)), as ONNX Runtime runs
+    /// them; kept until one of the tensors they come from is replaced or updated in place.</summary>
+    private (Tensor W, Tensor B) FoldBatchNorm(NodeProto conv, NodeProto bn, Dictionary<string, OnnxValue> env)
+    {
+        var w = env[conv.Inputs[1]].Tensor;
+        var bias = conv.Inputs.Count > 2 && conv.Inputs[2].Length > 0 ? env[conv.Inputs[2]].Tensor : null;
+        Tensor[] sources = [w, .. bn.Inputs.Skip(1).Take(4).Select(n => env[n].Tensor), .. bias == null ? Array.Empty<Tensor>() : [bias]];
+        var versions = sources.Select(t => t.Version.Value).ToArray();
+        if (foldedBatchNorms.TryGetValue(conv, out var f) && f.Sources.SequenceEqual(sources, ReferenceEqualityComparer.Instance) && f.Versions.SequenceEqual(versions))
+            return (f.W, f.B);
+        var (gamma, beta, mean, variance) = (sources[1], sources[2], sources[3], sources[4]);
+        double eps = bn.Attributes.FirstOrDefault(a => a.Name == "epsilon")?.F ?? 1e-5;
+        var scale = gamma * Functional.Rsqrt(variance + eps);
+        var folded = (w * scale.Reshape([-1, .. Enumerable.Repeat(1, w.Rank - 1)]), ((bias ?? Tensor.ZerosLike(mean)) - mean) * scale + beta);
+        foldedBatchNorms[conv] = (sources, versions, folded.Item1, folded.Item2);
+        return folded;
     }
 
     private static List<NodeProto> TopologicalOrder(GraphProto g, HashSet<string> initNames)

@@ -38,6 +38,36 @@ public class OnnxTests
     }
 
     [Test]
+    public void Batch_norms_after_convolutions_fold_into_them_for_inference_and_follow_parameter_updates()
+    {
+        Generator.ManualSeed(3);
+        var model = Autograd.Zoo.Zoo.Create("resnet18", 10);
+        using (AutoGrad.NoGrad())
+            foreach (var (key, t) in model.StateDict())
+                if (key.EndsWith("running_mean") || (key.Contains("bn") && key.EndsWith("bias"))) t.Copy_(Tensor.Randn(t.Shape, 5) * 0.1);
+                else if (key.EndsWith("running_var") || (key.Contains("bn") && key.EndsWith("weight"))) t.Copy_(Tensor.Rand(t.Shape, 6) + 0.5);
+        model.Eval();
+        var x = Tensor.Randn([2, 3, 40, 40], 1);
+        var imported = OnnxModel.Load(OnnxExport.ToBytes(model, x), Path.GetTempPath());
+        Assert.That(imported.Nodes.Count(n => n.OpType == "BatchNormalization"), Is.EqualTo(20));
+        void Same()
+        {
+            var unfolded = imported.Call(x).ToFloatArray();      // recording gradients: every node runs as it is
+            float[] folded;
+            using (AutoGrad.NoGrad()) folded = imported.Call(x).ToFloatArray();
+            Assert.That(folded, Is.EqualTo(unfolded).Within(1e-4 * unfolded.Max(Math.Abs)));
+        }
+        Same();
+        float[] before;
+        using (AutoGrad.NoGrad()) before = imported.Call(x).ToFloatArray();
+        using (AutoGrad.NoGrad()) imported.StateDict()["bn1.weight"].Mul_(0.5);
+        Same();
+        float[] after;
+        using (AutoGrad.NoGrad()) after = imported.Call(x).ToFloatArray();
+        Assert.That(after, Is.Not.EqualTo(before).Within(1e-3), "the folded weights follow an in-place update of a batch norm weight");
+    }
+
+    [Test]
     public void Constant_subgraphs_are_evaluated_once_and_a_replaced_value_wins_over_its_folded_one()
     {
         var model = OnnxModel.Load(OnnxData("light", "squeezenet", "model.onnx"));
