@@ -28,4 +28,13 @@ internal static class DTypes
         DType.Float64 => new double[n],
         _ => new long[n],
     };
+
+    /// <summary>An array whose contents are garbage: the GC skips zeroing it (which, for the large arrays of activations
+    /// and gradients, is a whole extra pass over memory). Only for kernels that write every element.</summary>
+    public static Array AllocateUninitialized(DType t, int n) => t switch
+    {
+        DType.Float32 => GC.AllocateUninitializedArray<float>(n),
+        DType.Float64 => GC.AllocateUninitializedArray<double>(n),
+        _ => GC.AllocateUninitializedArray<long>(n),
+    };
 }

@@ -38,6 +38,9 @@ public sealed partial class Tensor
 
     internal static Tensor Empty(DType dtype, params int[] shape) => new(DTypes.Allocate(dtype, Autograd.Shape.Numel(shape)), shape, dtype);
 
+    /// <summary>A tensor whose elements are garbage, for a kernel that writes every one of them (see <see cref="DTypes.AllocateUninitialized"/>).</summary>
+    internal static Tensor Uninitialized(DType dtype, params int[] shape) => new(DTypes.AllocateUninitialized(dtype, Autograd.Shape.Numel(shape)), shape, dtype);
+
     /// <summary>The element type.</summary>
     public DType DType { get; }
 

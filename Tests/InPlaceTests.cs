@@ -50,4 +50,21 @@ public class InPlaceTests
         var e = Assert.Throws<ArgumentException>(() => a.Add_(Tensor.Ones(2, 3)));
         Assert.That(e!.Message, Does.Contain("[2, 3]").And.Contain("[3]"));
     }
+
+    [TestCase(DType.Float32)]
+    [TestCase(DType.Float64)]
+    public void Same_shape_in_place_updates_round_as_the_out_of_place_expressions_and_allocate_no_storage(DType dtype)
+    {
+        // The optimizers' updates (buf.Mul_(momentum).Add_(g, 1 - dampening), param.Add_(d, -lr)) run in place on the
+        // storage; their results must be those of this * s and this + other * alpha bit for bit.
+        var a = Tensor.Randn([100_000], 1, dtype);
+        var b = Tensor.Randn([100_000], 2, dtype);
+        var expected = (a * 0.9 + b * 0.1 + b).ToDoubleArray();
+        var x = Tensor.ZerosLike(a).Copy_(a);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        x.Mul_(0.9).Add_(b, 0.1).Add_(b);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.That(x.ToDoubleArray(), Is.EqualTo(expected));
+        Assert.That(allocated, Is.LessThan(100_000), "no storage-sized temporaries");
+    }
 }

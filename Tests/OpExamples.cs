@@ -115,6 +115,33 @@ public class OpExamples
     }
 
     [Test]
+    public void CrossEntropy_gradients_differentiate_again_and_all_ignored_targets_give_NaN_with_zero_gradients()
+    {
+        // The reduced NLL is one op whose gradient is g times a constant matrix; a second derivative must still flow through
+        // the log-softmax. Reference: the same loss written with the gather and weighted mean spelled out.
+        var gen = new Generator(4);
+        var x = Tensor.Randn([5, 4], gen, DType.Float64).RequiresGrad_();
+        var t = Tensor.From(new long[] { 3, -100, 0, 1, 3 }, 5);
+        var w = Tensor.From(new[] { 0.5, 2, 1, 1.5 }, 4);
+        var v = Tensor.Randn([5, 4], gen, DType.Float64);
+        Tensor HessianVector(Func<Tensor, Tensor> loss)
+        {
+            var g = AutoGrad.Grad([loss(x)], [x], createGraph: true)[0]!;
+            return AutoGrad.Grad([(g * v).Sum()], [x])[0]!;
+        }
+        var picked = new[] { 3, 0, 0, 1, 3 };
+        var mask = Tensor.From(picked.Select((c, i) => Enumerable.Range(0, 4).Select(j => j == c && i != 1 ? w.At(c) : 0.0)).SelectMany(r => r).ToArray(), 5, 4);
+        Tensor Composite(Tensor z) => -(LogSoftmax(z, 1) * mask).Sum() / mask.Sum();
+        Assert.That(CrossEntropy(x, t, weight: w, ignoreIndex: -100).Item(), Is.EqualTo(Composite(x).Item()).Within(1e-12));
+        Assert.That(HessianVector(z => CrossEntropy(z, t, weight: w)).ToDoubleArray(), Is.EqualTo(HessianVector(Composite).ToDoubleArray()).Within(1e-12));
+
+        var ignored = CrossEntropy(x, Tensor.From(new long[] { -100, -100, -100, -100, -100 }, 5));
+        Assert.That(double.IsNaN(ignored.Item()), Is.True);
+        ignored.Backward();
+        Assert.That(x.Grad!.ToDoubleArray(), Is.All.EqualTo(0.0));
+    }
+
+    [Test]
     public void CrossEntropy_with_class_probabilities()
     {
         var loss = CrossEntropy(D2(1, 0, Math.Log(3)), D2(1, 0.5, 0.5));

@@ -34,28 +34,41 @@ public class PoolingTests
         Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(new double[] { 1, 1, 0, 1, 1, 1, 0, 1 }));
     }
 
-    [Test]
-    public void Wide_rows_of_2x2_windows_pick_the_first_maximum_or_first_NaN_of_each_window()
+    [TestCase(40, 2)]
+    [TestCase(28, 2)]
+    [TestCase(10, 2)]
+    [TestCase(6, 2)]
+    [TestCase(33, 3)]
+    [TestCase(11, 3)]
+    public void Stride_2_windows_pick_the_first_maximum_or_first_NaN_of_each_window(int width, int k)
     {
-        // 40 columns: the float path compares sixteen windows at a time; values from a small set make ties common.
+        // The float path compares sixteen windows of a row at a time, a row narrower than that (LeNet's 14 and 5 windows)
+        // in one block whose extra lanes are dropped; values from a small set (with -inf and NaN) make ties common.
         var g = new Generator(3);
-        var v = Enumerable.Range(0, 2 * 6 * 40).Select(_ => g.NextLong(10) == 0 ? float.NaN : g.NextLong(4)).ToArray();
-        var (_, indices) = MaxPool2dWithIndices(Tensor.From(v, 2, 1, 6, 40), 2);
-        var expected = new long[2 * 3 * 20];
-        for (int p = 0, o = 0; p < 2; p++)
-            for (int oh = 0; oh < 3; oh++)
-                for (int ow = 0; ow < 20; ow++, o++)
+        int planes = 3, height = 7, oh = (height - k) / 2 + 1, ow = (width - k) / 2 + 1;
+        var v = Enumerable.Range(0, planes * height * width).Select(_ => g.NextLong(10) switch
+        {
+            0 => float.NaN,
+            1 => float.NegativeInfinity,
+            long n => n % 4,
+        }).ToArray();
+        var (values, indices) = MaxPool2dWithIndices(Tensor.From(v, planes, 1, height, width), k, stride: 2);
+        var expected = new long[planes * oh * ow];
+        for (int p = 0, o = 0; p < planes; p++)
+            for (int r = 0; r < oh; r++)
+                for (int c = 0; c < ow; c++, o++)
                 {
                     int best = -1;
-                    foreach (var (b, c) in new[] { (0, 0), (0, 1), (1, 0), (1, 1) })
+                    for (int b = 0; b < k * k; b++)
                     {
-                        int i = (2 * oh + b) * 40 + 2 * ow + c;
-                        double x = v[p * 240 + i], cur = best < 0 ? double.NegativeInfinity : v[p * 240 + best];
+                        int i = (2 * r + b / k) * width + 2 * c + b % k;
+                        double x = v[p * height * width + i], cur = best < 0 ? 0 : v[p * height * width + best];
                         if (best < 0 || (!double.IsNaN(cur) && (x > cur || double.IsNaN(x)))) best = i;
                     }
                     expected[o] = best;
                 }
         Assert.That(indices.ToLongArray(), Is.EqualTo(expected));
+        Assert.That(values.ToFloatArray(), Is.EqualTo(expected.Select((i, o) => v[o / (oh * ow) * height * width + (int)i]).ToArray()));
     }
 
     [Test]

@@ -99,4 +99,21 @@ public class GeneratorTests
         Assert.That(Enumerable.Range(0, 5).Select(_ => h.NextNormal()).ToArray(), Is.EqualTo(expected));
         Assert.Throws<ArgumentException>(() => h.SetState(Tensor.Zeros(6)));
     }
+
+    [Test]
+    public void Zeros_of_large_tensors_are_zero_even_where_the_GC_hands_back_freed_memory()
+    {
+        // Kernels that overwrite every element get uninitialized storage; Zeros (which PutFlat and others accumulate into)
+        // must never. Fill large arrays, free them, and allocate zeros of the same size in their place.
+        for (int round = 0; round < 5; round++)
+        {
+            for (int i = 0; i < 8; i++) _ = Tensor.Full([300_000], 7);
+            GC.Collect();
+            foreach (var dtype in new[] { DType.Float32, DType.Float64, DType.Int64 })
+            {
+                Assert.That(Tensor.Zeros([300_000], dtype).ToDoubleArray().All(v => v == 0), $"Zeros {dtype}, round {round}");
+                Assert.That(Tensor.ZerosLike(Tensor.Ones([300_000], dtype)).ToDoubleArray().All(v => v == 0), $"ZerosLike {dtype}, round {round}");
+            }
+        }
+    }
 }

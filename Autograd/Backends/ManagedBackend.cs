@@ -38,7 +38,7 @@ public class ManagedBackend : IBackend
         }
     }
 
-    private static void UnaryChunk<T>(UnaryKernel kernel, ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    internal static void UnaryChunk<T>(UnaryKernel kernel, ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T>
     {
         switch (kernel)
         {

@@ -32,7 +32,7 @@ public static partial class Functional
     /// piecewise constant in r, so its derivative is itself applied to the incoming gradient.</summary>
     private static Tensor ReluBackward(Tensor g, Tensor r)
     {
-        var d = Tensor.Empty(g.DType, g.Dims);
+        var d = Tensor.Uninitialized(g.DType, g.Dims);
         if (g.DType == DType.Float32) Kernels.KeepWherePositive<float>(g.Data<float>(), r.Data<float>(), d.Data<float>());
         else Kernels.KeepWherePositive<double>(g.Data<double>(), r.Data<double>(), d.Data<double>());
         return AutoGrad.Record(d, "ReluBackward", Saves.None, gg => [ReluBackward(gg, r)], g);

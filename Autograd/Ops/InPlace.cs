@@ -1,3 +1,6 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+
 namespace Autograd;
 
 public sealed partial class Tensor
@@ -8,10 +11,7 @@ public sealed partial class Tensor
 
     private Tensor InPlace(string op, Func<Tensor> compute)
     {
-        if (AutoGrad.IsGradEnabled && RequiresGrad)
-            throw new InvalidOperationException(IsLeaf
-                ? $"{op}: a leaf tensor {Autograd.Shape.Str(Dims)} that requires grad cannot be modified in place while gradients are recorded; do it inside AutoGrad.NoGrad()"
-                : $"{op}: tensor {Autograd.Shape.Str(Dims)} (output of {GradFn!.Op}) is part of a recorded graph; in-place ops are not recorded, use the out-of-place op");
+        CheckInPlace(op);
         Tensor r;
         using (AutoGrad.NoGrad()) r = compute();
         if (!Autograd.Shape.Same(r.Dims, Dims))
@@ -21,14 +21,47 @@ public sealed partial class Tensor
         return this;
     }
 
+    private void CheckInPlace(string op)
+    {
+        if (AutoGrad.IsGradEnabled && RequiresGrad)
+            throw new InvalidOperationException(IsLeaf
+                ? $"{op}: a leaf tensor {Autograd.Shape.Str(Dims)} that requires grad cannot be modified in place while gradients are recorded; do it inside AutoGrad.NoGrad()"
+                : $"{op}: tensor {Autograd.Shape.Str(Dims)} (output of {GradFn!.Op}) is part of a recorded graph; in-place ops are not recorded, use the out-of-place op");
+    }
+
     /// <summary>this += alpha * other, in place (broadcasting <paramref name="other"/>).</summary>
-    public Tensor Add_(Tensor other, double alpha = 1) => InPlace("Add_", () => alpha == 1 ? this + other : this + other * alpha);
+    /// <remarks>An operand of this shape and float dtype is added straight into the storage (the optimizers' updates allocate
+    /// nothing), with the roundings of the out-of-place <c>this + other * alpha</c>: TensorPrimitives.MultiplyAdd is not fused.</remarks>
+    public Tensor Add_(Tensor other, double alpha = 1)
+    {
+        if (other.DType != DType || !DType.IsFloat() || !Autograd.Shape.Same(other.Dims, Dims))
+            return InPlace("Add_", () => alpha == 1 ? this + other : this + other * alpha);
+        CheckInPlace("Add_");
+        if (DType == DType.Float32) AddScaled(Data<float>(), other.Data<float>(), alpha);
+        else AddScaled(Data<double>(), other.Data<double>(), alpha);
+        Version.Value++;
+        return this;
+
+        static void AddScaled<T>(T[] x, T[] y, double alpha) where T : unmanaged, IFloatingPointIeee754<T>
+        {
+            if (alpha == 1) TensorPrimitives.Add<T>(x, y, x);
+            else TensorPrimitives.MultiplyAdd<T>(y, T.CreateTruncating(alpha), x, x);
+        }
+    }
 
     /// <summary>this *= other, in place (broadcasting <paramref name="other"/>).</summary>
     public Tensor Mul_(Tensor other) => InPlace("Mul_", () => this * other);
 
     /// <summary>this *= s, in place.</summary>
-    public Tensor Mul_(double s) => InPlace("Mul_", () => this * s);
+    public Tensor Mul_(double s)
+    {
+        if (!DType.IsFloat()) return InPlace("Mul_", () => this * s);
+        CheckInPlace("Mul_");
+        if (DType == DType.Float32) TensorPrimitives.Multiply(Span<float>(), (float)s, Span<float>());
+        else TensorPrimitives.Multiply(Span<double>(), s, Span<double>());
+        Version.Value++;
+        return this;
+    }
 
     /// <summary>Copies <paramref name="source"/> (broadcast, converted to this dtype) into this tensor.</summary>
     public Tensor Copy_(Tensor source) => InPlace("Copy_", () => source.To(DType).Expand(Dims));

@@ -41,7 +41,7 @@ public static partial class Functional
     {
         int batch = a.Dims[0];
         int m = ta ? a.Dims[2] : a.Dims[1], k = ta ? a.Dims[1] : a.Dims[2], n = tb ? b.Dims[1] : b.Dims[2];
-        var r = Tensor.Empty(a.DType, batch, m, n);
+        var r = Tensor.Uninitialized(a.DType, batch, m, n);
         var spec = GemmSpec.Dense(ta, tb, m, n, k, batch);
         if (a.DType == DType.Float32) Backend.Current.Gemm(spec, 1f, a.Data<float>(), b.Data<float>(), 0f, r.Data<float>());
         else Backend.Current.Gemm(spec, 1.0, a.Data<double>(), b.Data<double>(), 0.0, r.Data<double>());

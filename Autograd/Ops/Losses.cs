@@ -83,7 +83,9 @@ public static partial class Functional
     /// [N] (or [N, d1, ...], Int64). Mean reduction divides by the summed weights of non-ignored targets.</summary>
     public static Tensor NllLoss(Tensor input, Tensor target, Tensor? weight = null, long ignoreIndex = -100, Reduction reduction = Reduction.Mean)
     {
-        var (logp, t, w, _) = ClassTargets("NllLoss", input, target, weight, ignoreIndex);
+        var ct = ClassTargets("NllLoss", input, target, weight, ignoreIndex);
+        if (reduction != Reduction.None) return ReducedNll(ct, reduction);
+        var (logp, t, w, _) = ct.Tensors();
         var picked = -Gather(logp, 1, t.Unsqueeze(1)).Squeeze(1) * w;
         return ReduceWeighted(picked, w, reduction, target);
     }
@@ -106,7 +108,9 @@ public static partial class Functional
             var perSample = -Sum(p * wl, classDim);
             return reduction == Reduction.Mean ? Sum(perSample) / (input.Numel / c) : Reduce(perSample, reduction);
         }
-        var (lp, t, w, valid) = ClassTargets("CrossEntropy", logp, target, weight, ignoreIndex);
+        var ct = ClassTargets("CrossEntropy", logp, target, weight, ignoreIndex);
+        if (labelSmoothing == 0 && reduction != Reduction.None) return ReducedNll(ct, reduction);
+        var (lp, t, w, valid) = ct.Tensors();
         var nll = -Gather(lp, 1, t.Unsqueeze(1)).Squeeze(1) * w;
         if (labelSmoothing == 0) return ReduceWeighted(nll, w, reduction, target);
         // PyTorch: (1 - eps) * nll + eps / C * smooth, smooth_n = -sum_c w_c log q_c over non-ignored samples.
@@ -131,9 +135,17 @@ public static partial class Functional
         return weight.Reshape(shape);
     }
 
+    /// <summary>Log-probabilities flattened to [M, C] with, per row, the target class (0 where ignored), its weight and
+    /// whether it counts (0 for ignored targets).</summary>
+    private readonly record struct ClassTarget(Tensor LogP, long[] Index, double[] W, double[] Valid)
+    {
+        public (Tensor LogP, Tensor Target, Tensor W, Tensor Valid) Tensors() =>
+            (LogP, Tensor.From(Index, Index.Length), Tensor.From(W, W.Length).To(LogP.DType), Tensor.From(Valid, Valid.Length).To(LogP.DType));
+    }
+
     /// <summary>Flattens [N, C, d...] log-probabilities to [M, C] and targets to [M]; ignored targets get index 0,
     /// weight 0 and valid 0.</summary>
-    private static (Tensor LogP, Tensor Target, Tensor W, Tensor Valid) ClassTargets(string op, Tensor input, Tensor target, Tensor? weight, long ignoreIndex)
+    private static ClassTarget ClassTargets(string op, Tensor input, Tensor target, Tensor? weight, long ignoreIndex)
     {
         Shape.Float(op, input);
         if (target.DType != DType.Int64) throw new ArgumentException($"{op}: class-index target must be Int64, got {target.DType} {Shape.Str(target.Dims)}");
@@ -159,7 +171,28 @@ public static partial class Functional
             w[i] = wv?[(int)tv[i]] ?? 1;
             valid[i] = 1;
         }
-        return (lp, Tensor.From(idx, idx.Length), Tensor.From(w, w.Length).To(input.DType), Tensor.From(valid, valid.Length).To(input.DType));
+        return new(lp, idx, w, valid);
+    }
+
+    /// <summary>The mean (over the summed weights) or sum of -w_i logp[i, t_i] as one op, instead of a gather and a chain of
+    /// small tensor ops (a dozen tensors and graph nodes per training step). Its gradient is g times a constant [M, C]
+    /// matrix (-w_i / divisor at each target, 0 elsewhere), so it differentiates again. With every target ignored the mean
+    /// is 0/0: NaN, as PyTorch, with zero gradients.</summary>
+    private static Tensor ReducedNll(ClassTarget ct, Reduction reduction)
+    {
+        var (logp, idx, w, _) = ct;
+        int c = logp.Dims[1];
+        double total = reduction == Reduction.Mean ? w.Sum() : 1, sum = 0;
+        for (int i = 0; i < idx.Length; i++)
+            if (w[i] != 0) sum -= w[i] * logp.At(i * c + (int)idx[i]);
+        var loss = Tensor.Scalar(total == 0 ? double.NaN : sum / total, logp.DType);
+        return AutoGrad.Record(loss, "Nll", Saves.None, g =>
+        {
+            var coef = Tensor.Zeros(logp.Dims, logp.DType);
+            for (int i = 0; i < idx.Length; i++)
+                if (w[i] != 0 && total != 0) Set(coef, i * c + (int)idx[i], -w[i] / total);
+            return [g * coef];
+        }, logp);
     }
 
     private static Tensor ReduceWeighted(Tensor perSample, Tensor w, Reduction reduction, Tensor target) => reduction switch

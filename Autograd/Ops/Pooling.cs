@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace Autograd;
@@ -149,7 +150,7 @@ public static partial class Functional
     private static Tensor WindowAverage(Tensor x, PoolGeometry g)
     {
         Shape.Float("AvgPool", x);
-        var r = Tensor.Empty(x.DType, g.OutShape);
+        var r = Tensor.Uninitialized(x.DType, g.OutShape);
         if (x.DType == DType.Float32) PoolKernels<float>.Average(g, x.Data<float>(), r.Data<float>(), adjoint: false);
         else PoolKernels<double>.Average(g, x.Data<double>(), r.Data<double>(), adjoint: false);
         return AutoGrad.Record(r, "AvgPool", Saves.None, gy => [WindowAverageAdjoint(gy, g)], x);
@@ -202,14 +203,16 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
 
     /// <summary>2-d max pooling with <see cref="Regular"/> windows, one output row at a time. For float with stride 2, sixteen
     /// windows at a time: each window element in row-major window order is compared across them (so the first maximum
-    /// wins). The other windows one at a time with the running maximum in registers, 2x2 windows unrolled.</summary>
+    /// wins). A row's last block may run past its end (rows narrower than sixteen windows, like LeNet's 14 and 5, are one
+    /// such block): its extra lanes read the next row and are dropped. The windows whose block would read past the end of
+    /// the input go one at a time with the running maximum in registers, 2x2 windows unrolled.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ArgMaxRows(PoolGeometry g, int sh, int sw, T[] x, int[] map, int p)
     {
         int kh = g.Len[1][0], kw = g.Len[2][0], d1 = g.Step[1], d2 = g.Step[2], in2 = g.In[2], wo = g.Out[2];
-        bool vector = typeof(T) == typeof(float) && sw == 2 && Vector512.IsHardwareAccelerated && wo >= 16;
+        bool vector = typeof(T) == typeof(float) && sw == 2 && Vector512.IsHardwareAccelerated;
         bool twoByTwo = kh == 2 && kw == 2 && d1 == 1 && d2 == 1;
-        Span<float> bestV = !vector ? [] : wo <= 1024 ? stackalloc float[wo] : new float[wo];
+        Span<int> partial = stackalloc int[16];
         for (int oh = 0; oh < g.Out[1]; oh++)
         {
             int o = p * g.OutVol + oh * wo, row0 = p * g.InVol + (g.Start[1][0] + oh * sh) * in2 + g.Start[2][0], done = 0;
@@ -218,13 +221,15 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
             {
                 // Blocks of sixteen whose 32-float reads stay inside x for the last (furthest) window element.
                 int last = row0 + (kh - 1) * d1 * in2 + (kw - 1) * d2;
-                done = x.Length - last < 32 ? 0 : Math.Min(wo / 16, (x.Length - last - 32) / 32 + 1) * 16;
-                // Below every value, so the first element is taken unless it is -inf, which then stays chosen as first.
-                bestV[..done].Fill(float.NegativeInfinity);
-                for (int ow = 0; ow < done; ow++) best[ow] = row0 + ow * sw;
-                for (int b = 0; b < kh; b++)
-                    for (int c = 0; c < kw; c++)
-                        Stride2(Unsafe.As<T[], float[]>(ref x), row0 + b * d1 * in2 + c * d2, bestV[..done], best);
+                int blocks = x.Length - last < 32 ? 0 : Math.Min((wo + 15) / 16, (x.Length - last - 32) / 32 + 1);
+                for (int j = 0; j < blocks; j++)
+                {
+                    var bi = Stride2(Unsafe.As<T[], float[]>(ref x), row0 + 32 * j, kh, kw, d1 * in2, d2);
+                    int n = Math.Min(16, wo - 16 * j);
+                    if (n == 16) bi.CopyTo(best[(16 * j)..]);
+                    else { bi.CopyTo(partial); partial[..n].CopyTo(best[(16 * j)..]); }
+                }
+                done = Math.Min(16 * blocks, wo);
             }
             for (int ow = done; ow < wo; ow++)
             {
@@ -255,22 +260,28 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
         bv = x[bi];
     }
 
-    /// <summary>The compare-and-take step of <see cref="ArgMaxRows"/> for x[off + 2 ow], ow &lt; bestV.Length (a multiple of
-    /// sixteen), sixteen outputs at a time: 32 consecutive floats read as 64-bit lanes and narrowed to their low halves are
-    /// the even ones.</summary>
-    private static void Stride2(float[] x, int off, Span<float> bestV, Span<int> best)
+    /// <summary>The first maximum of sixteen windows of <see cref="ArgMaxRows"/> starting 2 apart at x[at]: each window element
+    /// in row-major order compared across them, the running maxima and their offsets in registers. 32 consecutive floats
+    /// read as 64-bit lanes and narrowed to their low halves are the even ones.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Stride2(float[] x, int at, int kh, int kw, int rowStep, int colStep)
     {
         var offsets = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        for (int ow = 0; ow < bestV.Length; ow += 16)
-        {
-            int at = off + 2 * ow;
-            var v = Vector512.Narrow(Vector512.LoadUnsafe(ref Unsafe.As<float, ulong>(ref x[at])),
-                Vector512.LoadUnsafe(ref Unsafe.As<float, ulong>(ref x[at + 16]))).AsSingle();
-            var bv = Vector512.Create<float>(bestV[ow..]);
-            var take = ~(Vector512.LessThanOrEqual(v, bv) | ~Vector512.Equals(bv, bv));
-            Vector512.ConditionalSelect(take, v, bv).CopyTo(bestV[ow..]);
-            Vector512.ConditionalSelect(take.AsInt32(), offsets + Vector512.Create(at), Vector512.Create<int>(best[ow..])).CopyTo(best[ow..]);
-        }
+        // Below every value, so the first element is taken unless it is -inf, which then stays chosen as first.
+        var bv = Vector512.Create(float.NegativeInfinity);
+        var bi = offsets + Vector512.Create(at);
+        ref var x0 = ref MemoryMarshal.GetArrayDataReference(x);
+        for (int b = 0; b < kh; b++)
+            for (int c = 0; c < kw; c++)
+            {
+                int e = at + b * rowStep + c * colStep;
+                ref var lo = ref Unsafe.As<float, ulong>(ref Unsafe.Add(ref x0, e));
+                var v = Vector512.Narrow(Vector512.LoadUnsafe(ref lo), Vector512.LoadUnsafe(ref lo, 8)).AsSingle();
+                var take = ~(Vector512.LessThanOrEqual(v, bv) | ~Vector512.Equals(bv, bv));
+                bv = Vector512.ConditionalSelect(take, v, bv);
+                bi = Vector512.ConditionalSelect(take.AsInt32(), offsets + Vector512.Create(e), bi);
+            }
+        return bi;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

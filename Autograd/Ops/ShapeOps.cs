@@ -274,7 +274,7 @@ public static partial class Functional
     /// and max unpooling are built on this pair.</summary>
     internal static Tensor TakeFlat(Tensor x, int[] map, int[] shape)
     {
-        var r = Tensor.Empty(x.DType, shape);
+        var r = Tensor.Uninitialized(x.DType, shape);
         if (x.DType == DType.Float32) Take(x.Data<float>(), map, r.Data<float>()); else Take(x.Data<double>(), map, r.Data<double>());
         return AutoGrad.Record(r, "TakeFlat", Saves.None, g => [PutFlat(g, map, x.Dims)], x);
 
