@@ -149,8 +149,8 @@ public static partial class Functional
         if (a.DType == DType.Float32 && Dnnl.Active && !(ConvKernels<float>.Direct(g) && g.Cin <= 3))
         {
             // oneDNN writes every element: no need to zero the result first.
-            var data = GC.AllocateUninitializedArray<float>(Autograd.Shape.Numel(shape));
-            r = new Tensor(data, shape, DType.Float32);
+            r = Tensor.Uninitialized(DType.Float32, shape);
+            var data = r.Data<float>();
             // A leaf weight (a parameter) keeps its reordered copy until its version changes.
             int weightVersion = pass != ConvPass.Weight && b.IsLeaf ? b.Version.Value : -1;
             if (Dnnl.Convolution(pass, g, a.Data<float>(), b.Data<float>(), fused?.Data<float>(), data, weightVersion)) { if (fused != null) bias = null; }

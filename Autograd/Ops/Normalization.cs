@@ -54,7 +54,7 @@ public static partial class Functional
     private static Tensor ChannelAffine(Tensor x, Tensor scale, Tensor shift)
     {
         int n = x.Dims[0], c = x.Dims[1], inner = x.Numel / Math.Max(1, n * c);
-        var y = Tensor.Empty(x.DType, x.Dims);
+        var y = Tensor.Uninitialized(x.DType, x.Dims);
         if (x.DType == DType.Float32) BatchNormKernels<float>.ChannelAffine(x.Data<float>(), scale.Data<float>(), shift.Data<float>(), y.Data<float>(), n, c, inner);
         else BatchNormKernels<double>.ChannelAffine(x.Data<double>(), scale.Data<double>(), shift.Data<double>(), y.Data<double>(), n, c, inner);
         int[] dims = [0, .. Enumerable.Range(2, x.Rank - 2)];
@@ -92,7 +92,7 @@ public static partial class Functional
     private static (Tensor Y, Tensor Mean, Tensor Var, double Count) BatchNormTraining(string op, Tensor x, Tensor? weight, Tensor? bias, double eps, IProcessGroup? group)
     {
         int c = x.Dims[1], inner = x.Numel / (x.Dims[0] * c);
-        var y = Tensor.Empty(x.DType, x.Dims);
+        var y = Tensor.Uninitialized(x.DType, x.Dims);
         var mean = Tensor.Empty(x.DType, c);
         var variance = Tensor.Empty(x.DType, c);
         var (mu, v) = (new double[c], new double[c]);
@@ -123,7 +123,7 @@ public static partial class Functional
             }
             else
             {
-                (gx, gw, gb) = (Tensor.Empty(x.DType, x.Dims), Tensor.Empty(x.DType, c), Tensor.Empty(x.DType, c));
+                (gx, gw, gb) = (Tensor.Uninitialized(x.DType, x.Dims), Tensor.Empty(x.DType, c), Tensor.Empty(x.DType, c));
                 // Per channel: the sums of g and of g (x - mean), from which the weight and bias gradients follow (locally);
                 // the input gradient needs them over the whole batch, so synchronized batch norm sums them over the group.
                 var sums = new double[2 * c];
