@@ -22,6 +22,26 @@ public class LayerTests
     }
 
     [Test]
+    public void ReLU_inplace_overwrites_its_input_only_when_no_gradient_is_recorded()
+    {
+        var relu = new ReLU(inplace: true);
+        Assert.That(relu.ToString(), Does.Contain("ReLU(inplace=True)"));
+        var x = Tensor.From(new float[] { -1, 2, float.NaN, -0.5f }, [4]);
+        Tensor y;
+        using (AutoGrad.NoGrad()) y = relu.Call(x);
+        Assert.That(y, Is.SameAs(x));
+        Assert.That(x.ToFloatArray(), Is.EqualTo(new float[] { 0, 2, float.NaN, 0 }));
+        // Recording: a new tensor, the input untouched, the gradient that of relu.
+        var z = Tensor.From(new float[] { -1, 2, 3, -0.5f }, [4]).RequiresGrad_();
+        var r = relu.Call(z);
+        Assert.That(r, Is.Not.SameAs(z));
+        r.Sum().Backward();
+        Assert.That(z.ToFloatArray(), Is.EqualTo(new float[] { -1, 2, 3, -0.5f }));
+        Assert.That(z.Grad!.ToFloatArray(), Is.EqualTo(new float[] { 0, 1, 1, 0 }));
+        Assert.Throws<InvalidOperationException>(() => z.Relu_());
+    }
+
+    [Test]
     public void State_dict_keys_are_pytorch_dotted_paths_in_registration_order()
     {
         var model = new Sequential(("layer1", new Sequential(new Block())), ("fc", new Linear(4, 2)));

@@ -63,6 +63,21 @@ public sealed partial class Tensor
         return this;
     }
 
+    /// <summary>max(x, 0) in place (<c>torch.relu_</c>), keeping NaN.</summary>
+    public Tensor Relu_()
+    {
+        if (!DType.IsFloat()) return InPlace("Relu_", () => Functional.Relu(this));
+        CheckInPlace("Relu_");
+        if (DType == DType.Float32) TensorPrimitives.Max(Span<float>(), 0f, Span<float>());
+        else TensorPrimitives.Max(Span<double>(), 0.0, Span<double>());
+        Version.Value++;
+        return this;
+    }
+
+    /// <summary>Whether an activation layer built with <c>inplace: true</c> may overwrite its input: nothing records a
+    /// gradient or traces the call (an ONNX export traces out-of-place ops only).</summary>
+    internal bool MayOverwrite => !(AutoGrad.IsGradEnabled && RequiresGrad) && !OpTrace.Active;
+
     /// <summary>Copies <paramref name="source"/> (broadcast, converted to this dtype) into this tensor.</summary>
     public Tensor Copy_(Tensor source) => InPlace("Copy_", () => source.To(DType).Expand(Dims));
 

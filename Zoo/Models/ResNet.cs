@@ -22,7 +22,7 @@ public sealed class BasicBlock : Module
         if (dilation > 1) throw new NotSupportedException("Dilation > 1 not supported in BasicBlock");
         conv1 = Register("conv1", ResNet.Conv3x3(inplanes, planes, stride));
         bn1 = Register("bn1", new BatchNorm2d(planes));
-        relu = Register("relu", new ReLU());
+        relu = Register("relu", new ReLU(inplace: true));
         conv2 = Register("conv2", ResNet.Conv3x3(planes, planes));
         bn2 = Register("bn2", new BatchNorm2d(planes));
         this.downsample = downsample == null ? null : Register("downsample", downsample);
@@ -64,7 +64,7 @@ public sealed class Bottleneck : Module
         bn2 = Register("bn2", new BatchNorm2d(width));
         conv3 = Register("conv3", ResNet.Conv1x1(width, planes * Expansion));
         bn3 = Register("bn3", new BatchNorm2d(planes * Expansion));
-        relu = Register("relu", new ReLU());
+        relu = Register("relu", new ReLU(inplace: true));
         this.downsample = downsample == null ? null : Register("downsample", downsample);
     }
 
@@ -126,7 +126,7 @@ public sealed class ResNet : Module
 
         conv1 = Register("conv1", cifar ? new Conv2d(3, 64, 3, stride: 1, padding: 1, bias: false) : new Conv2d(3, 64, 7, stride: 2, padding: 3, bias: false));
         bn1 = Register("bn1", new BatchNorm2d(64));
-        relu = Register("relu", new ReLU());
+        relu = Register("relu", new ReLU(inplace: true));
         maxpool = Register<Module>("maxpool", cifar ? new Identity() : new MaxPool2d(3, stride: 2, padding: 1));
         layer1 = Register("layer1", MakeLayer(64, layers[0]));
         layer2 = Register("layer2", MakeLayer(128, layers[1], 2, replaceStrideWithDilation[0]));
