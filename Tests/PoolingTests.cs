@@ -34,25 +34,30 @@ public class PoolingTests
         Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(new double[] { 1, 1, 0, 1, 1, 1, 0, 1 }));
     }
 
-    [TestCase(40, 2)]
-    [TestCase(28, 2)]
-    [TestCase(10, 2)]
-    [TestCase(6, 2)]
-    [TestCase(33, 3)]
-    [TestCase(11, 3)]
-    public void Stride_2_windows_pick_the_first_maximum_or_first_NaN_of_each_window(int width, int k)
+    [TestCase(40, 2, 0)]
+    [TestCase(28, 2, 0)]
+    [TestCase(10, 2, 0)]
+    [TestCase(6, 2, 0)]
+    [TestCase(33, 3, 0)]
+    [TestCase(11, 3, 0)]
+    [TestCase(40, 3, 1)]
+    [TestCase(67, 3, 1)]
+    [TestCase(9, 3, 1)]
+    public void Stride_2_windows_pick_the_first_maximum_or_first_NaN_of_each_window(int width, int k, int pad)
     {
+        // With padding (ResNet's 3x3 stride-2 padding-1 stem pool) the windows whose rows and columns lie inside take the
+        // same vector path, the border windows the scalar one.
         // The float path compares sixteen windows of a row at a time, a row narrower than that (LeNet's 14 and 5 windows)
         // in one block whose extra lanes are dropped; values from a small set (with -inf and NaN) make ties common.
         var g = new Generator(3);
-        int planes = 3, height = 7, oh = (height - k) / 2 + 1, ow = (width - k) / 2 + 1;
+        int planes = 3, height = 7, oh = (height + 2 * pad - k) / 2 + 1, ow = (width + 2 * pad - k) / 2 + 1;
         var v = Enumerable.Range(0, planes * height * width).Select(_ => g.NextLong(10) switch
         {
             0 => float.NaN,
             1 => float.NegativeInfinity,
             long n => n % 4,
         }).ToArray();
-        var (values, indices) = MaxPool2dWithIndices(Tensor.From(v, planes, 1, height, width), k, stride: 2);
+        var (values, indices) = MaxPool2dWithIndices(Tensor.From(v, planes, 1, height, width), k, stride: 2, padding: pad);
         var expected = new long[planes * oh * ow];
         for (int p = 0, o = 0; p < planes; p++)
             for (int r = 0; r < oh; r++)
@@ -61,7 +66,9 @@ public class PoolingTests
                     int best = -1;
                     for (int b = 0; b < k * k; b++)
                     {
-                        int i = (2 * r + b / k) * width + 2 * c + b % k;
+                        int row = 2 * r - pad + b / k, col = 2 * c - pad + b % k;
+                        if (row < 0 || row >= height || col < 0 || col >= width) continue;
+                        int i = row * width + col;
                         double x = v[p * height * width + i], cur = best < 0 ? 0 : v[p * height * width + best];
                         if (best < 0 || (!double.IsNaN(cur) && (x > cur || double.IsNaN(x)))) best = i;
                     }
