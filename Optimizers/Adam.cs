@@ -1,3 +1,5 @@
+using System.Numerics;
+
 namespace Autograd.Optimizers;
 
 /// <summary>Adam (<c>torch.optim.Adam</c>) with L2 weight decay added to the gradient and the optional AMSGrad variant.
@@ -63,25 +65,59 @@ public class Adam : Optimizer
         double step = IncrementStep(state);
         var expAvg = GetOrCreate(state, "exp_avg", () => Tensor.ZerosLike(param));
         var expAvgSq = GetOrCreate(state, "exp_avg_sq", () => Tensor.ZerosLike(param));
-        var g = group.Maximize ? -grad : grad;
-        if (weightDecay != 0)
+        var maxExpAvgSq = group.Flag("amsgrad") ? GetOrCreate(state, "max_exp_avg_sq", () => Tensor.ZerosLike(param)) : null;
+        var h = new Hyper(lr, beta1, beta2, eps, weightDecay, decoupled, group.Maximize, lr / (1 - Math.Pow(beta1, step)), Math.Sqrt(1 - Math.Pow(beta2, step)));
+        // One pass over the five arrays, no temporaries (ResNet-18: 11 M parameters, formerly five 45 MB temporaries per step).
+        if (param.DType == DType.Float32) Fused(h, param.Data<float>(), grad.Data<float>(), expAvg.Data<float>(), expAvgSq.Data<float>(), maxExpAvgSq?.Data<float>());
+        else Fused(h, param.Data<double>(), grad.Data<double>(), expAvg.Data<double>(), expAvgSq.Data<double>(), maxExpAvgSq?.Data<double>());
+        foreach (var t in new[] { param, expAvg, expAvgSq, maxExpAvgSq }) if (t != null) t.Version.Value++;
+    }
+
+    private readonly record struct Hyper(double Lr, double Beta1, double Beta2, double Eps, double WeightDecay, bool Decoupled, bool Maximize,
+        double StepSize, double BiasCorrection2Sqrt);
+
+    /// <summary>The update of the remarks, element by element: g (negated when maximizing, plus λθ unless decoupled, where θ
+    /// is scaled by 1 − lr·λ first), m and v updated in place, θ −= stepSize · m / (√v / √(1 − β₂ᵗ) + eps).</summary>
+    private static void Fused<T>(Hyper h, T[] p, T[] grad, T[] m, T[] v, T[]? vmax) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T b1 = T.CreateTruncating(h.Beta1), c1 = T.CreateTruncating(1 - h.Beta1), b2 = T.CreateTruncating(h.Beta2), c2 = T.CreateTruncating(1 - h.Beta2);
+        T wd = T.CreateTruncating(h.WeightDecay), decay = T.CreateTruncating(1 - h.Lr * h.WeightDecay), bc2 = T.CreateTruncating(h.BiasCorrection2Sqrt);
+        T eps = T.CreateTruncating(h.Eps), step = T.CreateTruncating(-h.StepSize);
+        bool l2 = h.WeightDecay != 0 && !h.Decoupled, decoupled = h.WeightDecay != 0 && h.Decoupled;
+        T sign = h.Maximize ? -T.One : T.One;
+        const int Chunk = 1 << 16;
+        int chunks = (p.Length + Chunk - 1) / Chunk;
+        if (chunks > 4) Parallel.For(0, chunks, c => Range(c * Chunk, Math.Min(p.Length, (c + 1) * Chunk)));
+        else Range(0, p.Length);
+
+        void Range(int from, int to)
         {
-            if (decoupled) param.Mul_(1 - lr * weightDecay);
-            else g = g + param * weightDecay;
+            int i = from, lanes = Vector<T>.Count;
+            if (Vector.IsHardwareAccelerated)
+                for (; i <= to - lanes; i += lanes)
+                {
+                    var pv = new Vector<T>(p, i);
+                    var g = new Vector<T>(grad, i) * sign;
+                    if (decoupled) pv *= decay;
+                    else if (l2) g += pv * wd;
+                    var mv = new Vector<T>(m, i) * b1 + g * c1;
+                    var vv = new Vector<T>(v, i) * b2 + g * g * c2;
+                    mv.CopyTo(m, i);
+                    vv.CopyTo(v, i);
+                    if (vmax != null) (vv = Vector.Max(new Vector<T>(vmax, i), vv)).CopyTo(vmax, i);
+                    (pv + mv / (Vector.SquareRoot(vv) / bc2 + new Vector<T>(eps)) * step).CopyTo(p, i);
+                }
+            for (; i < to; i++)
+            {
+                T g = grad[i] * sign;
+                if (decoupled) p[i] *= decay;
+                else if (l2) g += p[i] * wd;
+                m[i] = m[i] * b1 + g * c1;
+                v[i] = v[i] * b2 + g * g * c2;
+                T second = v[i];
+                if (vmax != null) second = vmax[i] = T.Max(vmax[i], second);
+                p[i] += m[i] / (T.Sqrt(second) / bc2 + eps) * step;
+            }
         }
-        expAvg.Mul_(beta1).Add_(g, 1 - beta1);
-        expAvgSq.Mul_(beta2).Add_(g * g, 1 - beta2);
-        double biasCorrection1 = 1 - Math.Pow(beta1, step);
-        double biasCorrection2Sqrt = Math.Sqrt(1 - Math.Pow(beta2, step));
-        double stepSize = lr / biasCorrection1;
-        Tensor secondMoment = expAvgSq;
-        if (group.Flag("amsgrad"))
-        {
-            var maxExpAvgSq = GetOrCreate(state, "max_exp_avg_sq", () => Tensor.ZerosLike(param));
-            maxExpAvgSq.Copy_(Functional.Maximum(maxExpAvgSq, expAvgSq));
-            secondMoment = maxExpAvgSq;
-        }
-        var denom = secondMoment.Sqrt() / biasCorrection2Sqrt + eps;
-        param.Add_(expAvg / denom, -stepSize);
     }
 }

@@ -107,6 +107,39 @@ public class OptimizerTests
 
     // ---------------- Adam family ----------------
 
+    [TestCase(false, false, false, 0.0)]
+    [TestCase(true, false, false, 0.1)]
+    [TestCase(false, true, true, 0.1)]
+    [TestCase(true, true, false, 0.0)]
+    public void Adam_and_AdamW_on_large_tensors_follow_the_formula_element_by_element(bool amsgrad, bool maximize, bool decoupled, double weightDecay)
+    {
+        // 400,003 elements: the vector loop, its scalar tail and the parallel chunks of the fused update.
+        int n = 400_003;
+        var x = Tensor.Randn([n], 1).RequiresGrad_();
+        var opt = decoupled ? new AdamW([x], lr: 0.01, weightDecay: weightDecay, amsgrad: amsgrad, maximize: maximize)
+            : new Adam([x], lr: 0.01, weightDecay: weightDecay, amsgrad: amsgrad, maximize: maximize);
+        double[] p = x.ToDoubleArray(), m = new double[n], v = new double[n], vmax = new double[n];
+        for (int t = 1; t <= 3; t++)
+        {
+            var grad = Tensor.Randn([n], 10 + t);
+            x.Grad = grad;
+            opt.Step();
+            var g = grad.ToDoubleArray();
+            for (int i = 0; i < n; i++)
+            {
+                double gi = maximize ? -g[i] : g[i];
+                if (decoupled) p[i] *= 1 - 0.01 * weightDecay;
+                else gi += weightDecay * p[i];
+                m[i] = 0.9 * m[i] + 0.1 * gi;
+                v[i] = 0.999 * v[i] + 0.001 * gi * gi;
+                vmax[i] = Math.Max(vmax[i], v[i]);
+                double second = amsgrad ? vmax[i] : v[i];
+                p[i] -= 0.01 / (1 - Math.Pow(0.9, t)) * m[i] / (Math.Sqrt(second) / Math.Sqrt(1 - Math.Pow(0.999, t)) + 1e-8);
+            }
+            Assert.That(x.ToDoubleArray(), Is.EqualTo(p).Within(1e-5), $"step {t}");
+        }
+    }
+
     [Test]
     public void Adam_first_step_is_lr_times_the_sign_of_the_gradient()
     {
