@@ -37,8 +37,10 @@ public class BackendTests
         {
             Backend.ConvWinograd = winograd;
             var g = ConvGeometry.Create("Conv2d", 2, [32, 64, 32, 32], [64, 64, 3, 3], [1, 1], [1, 1], [1, 1], [1, 1], 1);
+            // oneDNN 2.x has float32 Winograd kernels for AVX-512 only; elsewhere the direct kernels run either way.
+            bool available = winograd && System.Runtime.Intrinsics.X86.Avx512F.IsSupported;
             foreach (var pass in Enum.GetValues<ConvPass>())
-                Assert.That(Dnnl.Implementation(pass, g), winograd ? Does.Contain("wino") : Does.Not.Contain("wino"), $"{pass}");
+                Assert.That(Dnnl.Implementation(pass, g), available ? Does.Contain("wino") : Does.Not.Contain("wino"), $"{pass}");
             // He-initialized weights: outputs and gradients of order 1. Errors relative to the largest magnitude of each result.
             var x = Tensor.Randn([32, 64, 32, 32], 1, DType.Float64);
             var w = Tensor.Randn([64, 64, 3, 3], 2, DType.Float64) * (1 / 24.0);
