@@ -139,7 +139,7 @@ internal static unsafe partial class Dnnl
     public static bool Convolution(ConvPass pass, ConvGeometry g, float[] a, float[] b, float[]? bias, float[] result, int weightVersion = -1)
     {
         if (!Active) return false;
-        var plan = plans.GetOrAdd(Key(pass, g, bias != null), _ => Best(pass, g, bias != null));
+        var plan = PlanFor(pass, g, bias != null);
         if (plan == null) return false;
         fixed (float* pa = a, pb = b, pbias = bias, pr = result)
         {
@@ -191,7 +191,10 @@ internal static unsafe partial class Dnnl
 
     /// <summary>The implementation oneDNN chose for a pass (e.g. <c>jit:avx512_core</c>), or null if it has none.</summary>
     public static string? Implementation(ConvPass pass, ConvGeometry g, bool bias = false) =>
-        engine.Value == IntPtr.Zero ? null : plans.GetOrAdd(Key(pass, g, bias), _ => Best(pass, g, bias))?.Impl;
+        engine.Value == IntPtr.Zero ? null : PlanFor(pass, g, bias)?.Impl;
+
+    /// <summary>The cached plan of a pass for a geometry (created on first use), or null when oneDNN has no usable kernel.</summary>
+    private static Plan? PlanFor(ConvPass pass, ConvGeometry g, bool bias) => plans.GetOrAdd(Key(pass, g, bias), _ => Best(pass, g, bias));
 
     private static string Key(ConvPass pass, ConvGeometry g, bool bias) =>
         $"{pass} {g.Nd} {g.N} {g.Cin} {g.Cout} {g.Groups} {string.Join(',', g.In)} {string.Join(',', g.K)} {string.Join(',', g.Stride)} " +
