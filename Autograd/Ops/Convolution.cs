@@ -141,24 +141,22 @@ public static partial class Functional
     /// this file's kernels.</summary>
     private static Tensor Compute(ConvPass pass, ConvGeometry g, int[] shape, Tensor a, Tensor b, Tensor? bias)
     {
-        Tensor r;
-        var fused = pass == ConvPass.Forward ? bias : null;
         // The direct kernels below beat oneDNN on stride-1 convs of 1 to 3 input channels (image inputs: LeNet-5's first layer
         // 1.2-1.7 ms for its three passes against 6.7, a 3-channel 32x32 layer 8.4-9.6 against 11.1-11.3); from 4 channels on
         // oneDNN wins (LeNet-5's second layer 1.0 against 1.6).
-        if (a.DType == DType.Float32 && Dnnl.Active && !(ConvKernels<float>.Direct(g) && g.Cin <= 3))
+        bool native = a.DType == DType.Float32 && Dnnl.Active && !(ConvKernels<float>.Direct(g) && g.Cin <= 3);
+        // oneDNN writes every element, so its result needs no zeroing; this file's kernels get a zeroed one.
+        var r = native ? Tensor.Uninitialized(DType.Float32, shape) : Tensor.Empty(a.DType, shape);
+        // A leaf weight (a parameter) keeps its reordered copy until its version changes.
+        int weightVersion = pass != ConvPass.Weight && b.IsLeaf ? b.Version.Value : -1;
+        var fused = pass == ConvPass.Forward ? bias : null;
+        if (native && Dnnl.Convolution(pass, g, a.Data<float>(), b.Data<float>(), fused?.Data<float>(), r.Data<float>(), weightVersion))
         {
-            // oneDNN writes every element: no need to zero the result first.
-            r = Tensor.Uninitialized(DType.Float32, shape);
-            var data = r.Data<float>();
-            // A leaf weight (a parameter) keeps its reordered copy until its version changes.
-            int weightVersion = pass != ConvPass.Weight && b.IsLeaf ? b.Version.Value : -1;
-            if (Dnnl.Convolution(pass, g, a.Data<float>(), b.Data<float>(), fused?.Data<float>(), data, weightVersion)) { if (fused != null) bias = null; }
-            else { Array.Clear(data); ConvKernels<float>.Run(pass, g, a.Data<float>(), b.Data<float>(), data); }
+            if (fused != null) bias = null;
         }
         else
         {
-            r = Tensor.Empty(a.DType, shape);
+            if (native) Array.Clear(r.Data<float>());
             if (a.DType == DType.Float32) ConvKernels<float>.Run(pass, g, a.Data<float>(), b.Data<float>(), r.Data<float>());
             else ConvKernels<double>.Run(pass, g, a.Data<double>(), b.Data<double>(), r.Data<double>());
         }
