@@ -213,14 +213,17 @@ public sealed class OnnxModule : Module
                 foldedInto.Add(bn);
                 continue;
             }
-            var ctx = new OpContext(node, Opset, node.Inputs.Select(n => n.Length == 0 ? (OnnxValue?)null : env[n]).ToArray(), Training, env, floatDType, baseDir);
-            var outs = Ops.Run(ctx);
+            var outs = RunNode(node, env, Training, floatDType);
             for (int i = 0; i < node.Outputs.Count && i < outs.Length; i++)
                 if (node.Outputs[i].Length > 0 && !replaced.ContainsKey(node.Outputs[i])) env[node.Outputs[i]] = outs[i];
         }
         return wanted.Select(o => env.TryGetValue(o, out var v) ? v
             : throw new ArgumentException($"OnnxModule.Run: the graph has no value named '{o}'")).ToArray();
     }
+
+    /// <summary>Runs one node on its inputs' values in <paramref name="env"/> (an empty input name is an omitted optional input).</summary>
+    private OnnxValue[] RunNode(NodeProto node, Dictionary<string, OnnxValue> env, bool training, DType floatDType) =>
+        Ops.Run(new OpContext(node, Opset, node.Inputs.Select(n => n.Length == 0 ? (OnnxValue?)null : env[n]).ToArray(), training, env, floatDType, baseDir));
 
     /// <summary>The values computed only from Constant nodes, integer initializers (shapes) and each other, evaluated once per
     /// float type on the first run, as ONNX Runtime folds them at load: e.g. the weights the light models build with
@@ -235,8 +238,7 @@ public sealed class OnnxModule : Module
             foreach (var node in order)
             {
                 if (Unfoldable.Any(node.OpType.StartsWith) || !node.Inputs.All(constant.Contains) || node.Outputs.Any(replaced.ContainsKey)) continue;
-                var ctx = new OpContext(node, Opset, node.Inputs.Select(n => n.Length == 0 ? (OnnxValue?)null : scope[n]).ToArray(), false, scope, floatDType, baseDir);
-                var outs = Ops.Run(ctx);
+                var outs = RunNode(node, scope, false, floatDType);
                 for (int i = 0; i < node.Outputs.Count && i < outs.Length; i++)
                     if (node.Outputs[i].Length > 0)
                     {
