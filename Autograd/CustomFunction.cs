@@ -80,7 +80,7 @@ public abstract class CustomFunction
         if (differentiable.Length == 1)
         {
             int only = differentiable[0];
-            AutoGrad.Record(outputs[only], Name, Saves.None, g => RunBackward(j => j == only ? g : null), inputs);
+            AutoGrad.Record(outputs[only], Name, Saves.Foreign, g => RunBackward(j => j == only ? g : null), inputs);
             return outputs;
         }
 
@@ -90,7 +90,7 @@ public abstract class CustomFunction
         int total = 0;
         foreach (var j in differentiable) { offsets[j] = total; total += outputs[j].Numel; }
         var joint = Tensor.Empty(dtype, total);
-        AutoGrad.Record(joint, Name, Saves.None, g => RunBackward(j =>
+        AutoGrad.Record(joint, Name, Saves.Foreign, g => RunBackward(j =>
             differentiable.Contains(j) ? g.Narrow(0, offsets[j], outputs[j].Numel).Reshape(outputs[j].Dims) : null), inputs);
         foreach (var j in differentiable)
         {

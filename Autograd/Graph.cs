@@ -7,6 +7,8 @@ internal sealed class Node
     public readonly string Op;
     public readonly Tensor[] Inputs;
     public Func<Tensor, Tensor?[]>? Rule;
+    /// <summary>Whether the rule is user code (<see cref="Saves.Foreign"/>).</summary>
+    public readonly bool Foreign;
     /// <summary>Where the op was called, captured only under <see cref="AutoGrad.DetectAnomaly"/>.</summary>
     public readonly string? CreatedAt;
     // The tensors whose values the rule reads, with their versions when the op ran: backward refuses to run
@@ -15,7 +17,7 @@ internal sealed class Node
 
     public Node(string op, Tensor[] inputs, Tensor output, Saves saves, Func<Tensor, Tensor?[]> rule)
     {
-        Op = op; Inputs = inputs; Rule = rule;
+        Op = op; Inputs = inputs; Rule = rule; Foreign = saves.HasFlag(Saves.Foreign);
         if (AutoGrad.IsAnomalyEnabled) CreatedAt = CallerTrace();
         var s = new List<(Tensor, string, int)>();
         if (saves.HasFlag(Saves.Inputs))
@@ -52,9 +54,11 @@ public sealed class AnomalyException(string op, int input, string message) : Exc
     public int Input { get; } = input;
 }
 
-/// <summary>What a derivative rule reads besides the output gradient, for the in-place modification check.</summary>
+/// <summary>What a derivative rule reads besides the output gradient, for the in-place modification check; and
+/// <see cref="Foreign"/> for a rule written by a user (a <see cref="CustomFunction"/>), whose gradients may share storage
+/// with any tensor, so backward never adds into them in place.</summary>
 [Flags]
-internal enum Saves { None = 0, Inputs = 1, Output = 2 }
+internal enum Saves { None = 0, Inputs = 1, Output = 2, Foreign = 4 }
 
 /// <summary>Autograd entry points that are not tied to one tensor, like <c>torch.autograd</c>.</summary>
 public static class AutoGrad
@@ -146,7 +150,7 @@ public static class AutoGrad
     internal static Dictionary<Tensor, Tensor> Run(Tensor[] roots, Tensor[]? rootGrads, bool retainGraph, bool createGraph,
         bool accumulate, Tensor[]? wanted)
     {
-        var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
+        var grads = new Dictionary<Tensor, (Tensor G, bool Owned)>(ReferenceEqualityComparer.Instance);
         for (int i = 0; i < roots.Length; i++)
         {
             var r = roots[i];
@@ -162,7 +166,7 @@ public static class AutoGrad
             }
             else if (r.Numel == 1) g = Tensor.OnesLike(r);
             else throw new InvalidOperationException($"Backward: grad can be implicitly created only for scalar outputs, got shape {Shape.Str(r.Dims)}; pass a gradient of that shape");
-            Accumulate(grads, r, g);
+            Accumulate(grads, r, g, owned: false);
         }
 
         var order = TopologicalOrder(roots);
@@ -172,11 +176,12 @@ public static class AutoGrad
         for (int k = order.Count - 1; k >= 0; k--)
         {
             var t = order[k];
-            if (!grads.Remove(t, out var g)) continue;
-            g = t.ApplyGradHooks(g);
+            if (!grads.Remove(t, out var pending)) continue;
+            // A hook may keep the gradient or return one of its own: from here on it is not the engine's alone.
+            var (g, owned) = t.HasGradHooks ? (t.ApplyGradHooks(pending.G), false) : pending;
             if (keep != null && keep.Contains(t)) result[t] = g;
             var node = t.GradFn;
-            if (accumulate && (node == null || t.RetainsGrad)) t.AccumulateGrad(g, createGraph);
+            if (accumulate && (node == null || t.RetainsGrad)) t.AccumulateGrad(g, createGraph, owned && node == null);
             if (node == null) continue;
             var rule = node.Rule ?? throw new InvalidOperationException(
                 $"Backward: trying to backward through the graph a second time (op {node.Op}, output {Shape.Str(t.Dims)}); its saved tensors were freed. Pass retainGraph: true to the first Backward.");
@@ -192,7 +197,7 @@ public static class AutoGrad
                 if (inputGrads[i] is not Tensor gi || !x.RequiresGrad) continue;
                 if (!Shape.Same(gi.Dims, x.Dims))
                     throw new InvalidOperationException($"{node.Op} backward: gradient for input {i} has shape {Shape.Str(gi.Dims)}, expected {Shape.Str(x.Dims)}");
-                Accumulate(grads, x, gi);
+                Accumulate(grads, x, gi, !createGraph && Fresh(node, t, g, inputGrads, i));
             }
         }
         return result;
@@ -211,8 +216,26 @@ public static class AutoGrad
         }
     }
 
-    private static void Accumulate(Dictionary<Tensor, Tensor> grads, Tensor t, Tensor g) =>
-        grads[t] = grads.TryGetValue(t, out var prev) ? prev + g : g;
+    /// <summary>Adds <paramref name="g"/> to the pending gradient of <paramref name="t"/>: into it in place when the engine owns it
+    /// (no other tensor shares its storage), else into a new tensor, which the engine then owns.</summary>
+    private static void Accumulate(Dictionary<Tensor, (Tensor G, bool Owned)> grads, Tensor t, Tensor g, bool owned)
+    {
+        if (!grads.TryGetValue(t, out var prev)) grads[t] = (g, owned);
+        else if (prev.Owned) prev.G.Add_(g);
+        else grads[t] = (prev.G + g, !IsGradEnabled);
+    }
+
+    /// <summary>Whether gradient <paramref name="i"/> of a rule's results is a new tensor no other holds (so backward may add
+    /// into it): not from user code, and sharing storage with neither the output gradient, the op's output or inputs, nor
+    /// another of its results. Built-in rules return either such views (a reshape, an unbroadcast sum) or new tensors.</summary>
+    private static bool Fresh(Node node, Tensor output, Tensor g, Tensor?[] results, int i)
+    {
+        var s = results[i]!.Storage;
+        if (node.Foreign || s == g.Storage || s == output.Storage) return false;
+        foreach (var x in node.Inputs) if (x.Storage == s) return false;
+        for (int j = 0; j < results.Length; j++) if (j != i && results[j]?.Storage == s) return false;
+        return true;
+    }
 
     /// <summary>Post-order of the graph above <paramref name="roots"/>, iterative so deep graphs cannot overflow the stack.</summary>
     private static List<Tensor> TopologicalOrder(Tensor[] roots)

@@ -63,6 +63,9 @@ public sealed partial class Tensor
         return this;
     }
 
+    /// <summary>Whether gradient hooks are registered on this tensor.</summary>
+    internal bool HasGradHooks => gradHooks != null;
+
     /// <summary>Runs the gradient hooks on <paramref name="grad"/>, each seeing the previous one's result.</summary>
     internal Tensor ApplyGradHooks(Tensor grad)
     {
@@ -78,11 +81,14 @@ public sealed partial class Tensor
         return grad;
     }
 
-    /// <summary>Adds <paramref name="grad"/> to <see cref="Grad"/> (detached unless the backward pass is being recorded),
-    /// then runs the post-accumulate hooks.</summary>
-    internal void AccumulateGrad(Tensor grad, bool createGraph)
+    /// <summary>Adds <paramref name="grad"/> to <see cref="Grad"/> (detached unless the backward pass is being recorded), in place
+    /// when backward made the current one and owns it, then runs the post-accumulate hooks. <paramref name="owned"/>: no other
+    /// tensor shares the storage of <paramref name="grad"/>, so it may become an owned <see cref="Grad"/>.</summary>
+    internal void AccumulateGrad(Tensor grad, bool createGraph, bool owned)
     {
-        Grad = Grad is null ? (createGraph ? grad : grad.Detach()) : Grad + grad;
+        if (this.grad is null) (this.grad, gradOwned) = (createGraph ? grad : grad.Detach(), owned && !createGraph);
+        else if (gradOwned && !createGraph) this.grad.Add_(grad);
+        else (this.grad, gradOwned) = (this.grad + grad, !createGraph);
         if (postAccumulateHooks != null)
             foreach (var hook in postAccumulateHooks.ToArray()) hook(this);
     }

@@ -74,7 +74,17 @@ public sealed partial class Tensor
     public Tensor RequiresGrad_(bool value = true) { RequiresGrad = value; return this; }
 
     /// <summary>The gradient accumulated by <see cref="Backward(Tensor?, bool, bool)"/>, or null.</summary>
-    public Tensor? Grad { get; set; }
+    /// <remarks>As in PyTorch, a later backward (without <c>createGraph</c>) adds into this tensor in place when backward
+    /// made it; a gradient assigned here, or one that shares storage with another tensor, is replaced by a new sum instead.</remarks>
+    public Tensor? Grad
+    {
+        get => grad;
+        set { grad = value; gradOwned = false; }
+    }
+
+    private Tensor? grad;
+    // Whether grad is a tensor backward made and no other tensor shares its storage, so backward may add into it in place.
+    private bool gradOwned;
 
     /// <summary>True for tensors not produced by a recorded op.</summary>
     public bool IsLeaf => GradFn == null;

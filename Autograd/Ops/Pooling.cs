@@ -210,7 +210,7 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
     private static void ArgMaxRows(PoolGeometry g, int sh, int sw, T[] x, int[] map, int p)
     {
         int kh = g.Len[1][0], kw = g.Len[2][0], d1 = g.Step[1], d2 = g.Step[2], in2 = g.In[2], wo = g.Out[2];
-        bool vector = typeof(T) == typeof(float) && sw == 2 && Vector512.IsHardwareAccelerated;
+        bool vector = sw == 2 && VectorStride2;
         bool twoByTwo = kh == 2 && kw == 2 && d1 == 1 && d2 == 1;
         Span<int> partial = stackalloc int[16];
         for (int oh = 0; oh < g.Out[1]; oh++)
@@ -224,10 +224,13 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
                 int blocks = x.Length - last < 32 ? 0 : Math.Min((wo + 15) / 16, (x.Length - last - 32) / 32 + 1);
                 for (int j = 0; j < blocks; j++)
                 {
-                    var bi = Stride2(Unsafe.As<T[], float[]>(ref x), row0 + 32 * j, kh, kw, d1 * in2, d2);
                     int n = Math.Min(16, wo - 16 * j);
-                    if (n == 16) bi.CopyTo(best[(16 * j)..]);
-                    else { bi.CopyTo(partial); partial[..n].CopyTo(best[(16 * j)..]); }
+                    if (n == 16) Stride2(Unsafe.As<T[], float[]>(ref x), row0 + 32 * j, kh, kw, d1 * in2, d2, best[(16 * j)..]);
+                    else
+                    {
+                        Stride2(Unsafe.As<T[], float[]>(ref x), row0 + 32 * j, kh, kw, d1 * in2, d2, partial);
+                        partial[..n].CopyTo(best[(16 * j)..]);
+                    }
                 }
                 done = Math.Min(16 * blocks, wo);
             }
@@ -260,28 +263,36 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
         bv = x[bi];
     }
 
-    /// <summary>The first maximum of sixteen windows of <see cref="ArgMaxRows"/> starting 2 apart at x[at]: each window element
-    /// in row-major order compared across them, the running maxima and their offsets in registers. 32 consecutive floats
-    /// read as 64-bit lanes and narrowed to their low halves are the even ones.</summary>
+    /// <summary>Whether <see cref="Stride2"/> runs on vectors.</summary>
+    private static bool VectorStride2 => typeof(T) == typeof(float) && Vector256.IsHardwareAccelerated;
+
+    /// <summary>The first maximum of sixteen windows of <see cref="ArgMaxRows"/> starting 2 apart at x[at], written to
+    /// <paramref name="best"/>, as two blocks of eight: each window element in row-major order compared across them, the
+    /// running maxima and their offsets in registers. 16 consecutive floats read as 64-bit lanes and narrowed to their low
+    /// halves are the even ones. One 256-bit body serves AVX2 and AVX-512 CPUs (a 512-bit copy would do sixteen at once there).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<int> Stride2(float[] x, int at, int kh, int kw, int rowStep, int colStep)
+    private static void Stride2(float[] x, int at, int kh, int kw, int rowStep, int colStep, Span<int> best)
     {
-        var offsets = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        // Below every value, so the first element is taken unless it is -inf, which then stays chosen as first.
-        var bv = Vector512.Create(float.NegativeInfinity);
-        var bi = offsets + Vector512.Create(at);
         ref var x0 = ref MemoryMarshal.GetArrayDataReference(x);
-        for (int b = 0; b < kh; b++)
-            for (int c = 0; c < kw; c++)
-            {
-                int e = at + b * rowStep + c * colStep;
-                ref var lo = ref Unsafe.As<float, ulong>(ref Unsafe.Add(ref x0, e));
-                var v = Vector512.Narrow(Vector512.LoadUnsafe(ref lo), Vector512.LoadUnsafe(ref lo, 8)).AsSingle();
-                var take = ~(Vector512.LessThanOrEqual(v, bv) | ~Vector512.Equals(bv, bv));
-                bv = Vector512.ConditionalSelect(take, v, bv);
-                bi = Vector512.ConditionalSelect(take.AsInt32(), offsets + Vector512.Create(e), bi);
-            }
-        return bi;
+        for (int half = 0; half < 2; half++)
+        {
+            int start = at + 16 * half;
+            var offsets = Vector256.Create(0, 2, 4, 6, 8, 10, 12, 14);
+            // Below every value, so the first element is taken unless it is -inf, which then stays chosen as first.
+            var bv = Vector256.Create(float.NegativeInfinity);
+            var bi = offsets + Vector256.Create(start);
+            for (int b = 0; b < kh; b++)
+                for (int c = 0; c < kw; c++)
+                {
+                    int e = start + b * rowStep + c * colStep;
+                    ref var lo = ref Unsafe.As<float, ulong>(ref Unsafe.Add(ref x0, e));
+                    var v = Vector256.Narrow(Vector256.LoadUnsafe(ref lo), Vector256.LoadUnsafe(ref lo, 4)).AsSingle();
+                    var take = ~(Vector256.LessThanOrEqual(v, bv) | ~Vector256.Equals(bv, bv));
+                    bv = Vector256.ConditionalSelect(take, v, bv);
+                    bi = Vector256.ConditionalSelect(take.AsInt32(), offsets + Vector256.Create(e), bi);
+                }
+            bi.CopyTo(best[(8 * half)..]);
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -291,7 +302,7 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
         int[] s0 = g.Start[0], l0 = g.Len[0], s1 = g.Start[1], l1 = g.Len[1], s2 = g.Start[2];
         int d0 = g.Step[0], d1 = g.Step[1], d2 = g.Step[2], in0 = g.In[0], in1 = g.In[1], in2 = g.In[2];
         int inBase = p * g.InVol, o = p * g.OutVol, out2 = g.Out[2];
-        bool vector = typeof(T) == typeof(float) && Vector512.IsHardwareAccelerated;
+        bool vector = VectorStride2;
         for (int od = 0; od < g.Out[0]; od++)
             for (int oh = 0; oh < g.Out[1]; oh++)
             {
@@ -306,7 +317,7 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
                         int kw = g.Len[2][ow], e = inBase + (s0[od] * in1 + s1[oh]) * in2 + s2[ow];
                         if ((long)e + (kh - 1) * d1 * in2 + (kw - 1) * d2 + 32 <= x.Length)
                         {
-                            Stride2(Unsafe.As<T[], float[]>(ref x), e, kh, kw, d1 * in2, d2).CopyTo(map.AsSpan(o, 16));
+                            Stride2(Unsafe.As<T[], float[]>(ref x), e, kh, kw, d1 * in2, d2, map.AsSpan(o, 16));
                             ow += 15;
                             o += 15;
                             continue;

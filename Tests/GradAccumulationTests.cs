@@ -1,0 +1,121 @@
+using static Autograd.Functional;
+
+namespace Tests;
+
+/// <summary>Backward adds into gradients it made in place (as PyTorch's AccumulateGrad), and never into a tensor that shares
+/// storage with another: a gradient given by the caller, kept by a hook, returned by a custom function, or shared by two leaves.</summary>
+public class GradAccumulationTests
+{
+    private static readonly double[] G = [1, -2, 3, 0.5];
+
+    [Test]
+    public void A_second_backward_adds_into_the_same_grad_tensor_in_place()
+    {
+        var x = Tensor.From(new[] { 1.0, 2, 3, 4 }, 4).RequiresGrad_();
+        (x * x).Sum().Backward();
+        var first = x.Grad!;
+        (x * x).Sum().Backward();
+        Assert.That(x.Grad, Is.SameAs(first));
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(new[] { 4.0, 8, 12, 16 }));
+    }
+
+    [Test]
+    public void Two_leaves_given_the_same_gradient_by_an_add_keep_their_own_sums()
+    {
+        var x = Tensor.From(new[] { 1.0, 2, 3, 4 }, 4).RequiresGrad_();
+        var y = Tensor.From(new[] { 5.0, 6, 7, 8 }, 4).RequiresGrad_();
+        var given = Tensor.From(G, 4);
+        (x + y).Backward(given);
+        (x + y).Backward(given);
+        (x * 3).Backward(given);
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(G.Select(v => 5 * v)));
+        Assert.That(y.Grad!.ToDoubleArray(), Is.EqualTo(G.Select(v => 2 * v)));
+        Assert.That(given.ToDoubleArray(), Is.EqualTo(G));
+    }
+
+    [Test]
+    public void A_gradient_given_to_backward_is_never_modified()
+    {
+        var x = Tensor.From(new[] { 1.0, 2, 3, 4 }, 2, 2).RequiresGrad_();
+        var given = Tensor.From(G, 4);
+        x.Reshape(4).Backward(given);
+        x.Reshape(4).Backward(given);
+        Assert.That(given.ToDoubleArray(), Is.EqualTo(G));
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(G.Select(v => 2 * v)));
+    }
+
+    [Test]
+    public void A_gradient_a_hook_kept_is_not_modified_by_later_backwards()
+    {
+        var x = Tensor.From(new[] { 1.0, 2, 3, 4 }, 4).RequiresGrad_();
+        Tensor? kept = null;
+        using var h = x.RegisterHook(g => { kept ??= g; return null; });
+        (x * 2).Sum().Backward();
+        (x * 2).Sum().Backward();
+        (x * 2).Sum().Backward();
+        Assert.That(kept!.ToDoubleArray(), Is.EqualTo(new[] { 2.0, 2, 2, 2 }));
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(new[] { 6.0, 6, 6, 6 }));
+    }
+
+    [Test]
+    public void An_assigned_grad_is_replaced_by_the_sum_not_modified()
+    {
+        var x = Tensor.From(new[] { 1.0, 2, 3, 4 }, 4).RequiresGrad_();
+        var mine = Tensor.From(G, 4);
+        x.Grad = mine;
+        (x * 2).Sum().Backward();
+        (x * 2).Sum().Backward();
+        Assert.That(mine.ToDoubleArray(), Is.EqualTo(G));
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(G.Select(v => v + 4)));
+    }
+
+    /// <summary>Returns a tensor it holds as the gradient of its input.</summary>
+    private sealed class ConstantGradient(Tensor held) : CustomFunction
+    {
+        protected override Tensor[] Forward(FunctionContext ctx, Tensor[] x) => [x[0] * 1];
+        protected override Tensor?[] Backward(FunctionContext ctx, Tensor[] g) => [held];
+    }
+
+    [Test]
+    public void A_tensor_a_custom_function_returns_as_gradient_is_never_added_into()
+    {
+        var held = Tensor.From(G, 4);
+        var x = Tensor.From(new[] { 1.0, 2, 3, 4 }, 4).RequiresGrad_();
+        var f = new ConstantGradient(held);
+        f.Apply(x).Sum().Backward();
+        f.Apply(x).Sum().Backward();
+        // Summed with another contribution to the same tensor, in either order.
+        var z = x * 1;
+        (f.Apply(z).Sum() + (z * 3).Sum()).Backward();
+        z = x * 1;
+        ((z * 3).Sum() + f.Apply(z).Sum()).Backward();
+        Assert.That(held.ToDoubleArray(), Is.EqualTo(G));
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(G.Select(v => 4 * v + 6)));
+    }
+
+    [Test]
+    public void A_retained_intermediate_gradient_and_a_leaf_gradient_that_views_it_stay_apart()
+    {
+        var x = Tensor.From(new[] { 1.0, 2, 3, 4 }, 2, 2).RequiresGrad_();
+        var m = x.Reshape(4);
+        m.RetainGrad();
+        var y = (m * Tensor.From(G, 4)).Sum();
+        y.Backward(retainGraph: true);
+        y.Backward();
+        Assert.That(m.Grad!.ToDoubleArray(), Is.EqualTo(G.Select(v => 2 * v)));
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(G.Select(v => 2 * v)));
+    }
+
+    [Test]
+    public void Several_contributions_to_one_intermediate_sum_correctly()
+    {
+        // x feeds a residual sum three times; every contribution is a new tensor the engine adds into in place.
+        var x = Tensor.From(new[] { 0.5, -1, 2, 3 }, 4).RequiresGrad_();
+        var h = x * 1.5;
+        var y = (Exp(h) + Tanh(h) + h * h).Sum();
+        y.Backward();
+        var hv = new[] { 0.5, -1, 2, 3 }.Select(v => 1.5 * v);
+        var expected = hv.Select(v => 1.5 * (Math.Exp(v) + 1 - Math.Tanh(v) * Math.Tanh(v) + 2 * v)).ToArray();
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(expected).Within(1e-12));
+    }
+}
