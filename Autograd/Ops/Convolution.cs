@@ -141,10 +141,13 @@ public static partial class Functional
     /// this file's kernels.</summary>
     private static Tensor Compute(ConvPass pass, ConvGeometry g, int[] shape, Tensor a, Tensor b, Tensor? bias)
     {
-        // The direct kernels below beat oneDNN on stride-1 convs of 1 to 3 input channels (image inputs: LeNet-5's first layer
-        // 1.2-1.7 ms for its three passes against 6.7, a 3-channel 32x32 layer 8.4-9.6 against 11.1-11.3); from 4 channels on
-        // oneDNN wins (LeNet-5's second layer 1.0 against 1.6).
-        bool native = a.DType == DType.Float32 && Dnnl.Active && !(ConvKernels<float>.Direct(g) && g.Cin <= 3);
+        // The direct kernels below beat oneDNN on stride-1 convs of 1 to 3 input channels (image inputs) on AVX-512: LeNet-5's
+        // first layer 1.2-1.7 ms for its three passes against 6.7, a 3-channel 32x32 layer 8.4-9.6 against 11.1-11.3; from 4
+        // channels on oneDNN wins (LeNet-5's second layer 1.0 against 1.6). With 256-bit vectors (AVX2, Zen 3) they win only
+        // for few output channels: LeNet-5's first layer 2.6 against 6.0 ms, but the 3->64 32x32 layer at batch 32 takes
+        // 5.5 ms forward and 17-19 ms for three passes against oneDNN's 3.1 and 14.6-15.5.
+        bool direct = ConvKernels<float>.Direct(g) && g.Cin <= 3 && (Vector512.IsHardwareAccelerated || g.Cout <= 16);
+        bool native = a.DType == DType.Float32 && Dnnl.Active && !direct;
         // oneDNN writes every element, so its result needs no zeroing; this file's kernels get a zeroed one.
         var r = native ? Tensor.Uninitialized(DType.Float32, shape) : Tensor.Empty(a.DType, shape);
         // A leaf weight (a parameter) keeps its reordered copy until its version changes.
