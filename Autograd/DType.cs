@@ -22,19 +22,31 @@ internal static class DTypes
         _ => "torch.int64",
     };
 
-    public static Array Allocate(DType t, int n) => t switch
+    /// <summary>A zeroed array: a recycled one from <see cref="StoragePool"/> when it has one of this type and length.</summary>
+    public static Array Allocate(DType t, int n)
     {
-        DType.Float32 => new float[n],
-        DType.Float64 => new double[n],
-        _ => new long[n],
-    };
+        if (StoragePool.Take(t, n) is not Array a) return New(t, n);
+        Array.Clear(a);
+        return a;
+    }
 
     /// <summary>An array whose contents are garbage: the GC skips zeroing it (which, for the large arrays of activations
-    /// and gradients, is a whole extra pass over memory). Only for kernels that write every element.</summary>
-    public static Array AllocateUninitialized(DType t, int n) => t switch
+    /// and gradients, is a whole extra pass over memory), or a recycled one from <see cref="StoragePool"/>. Only for
+    /// kernels that write every element.</summary>
+    public static Array AllocateUninitialized(DType t, int n) => StoragePool.Take(t, n) ?? t switch
     {
         DType.Float32 => GC.AllocateUninitializedArray<float>(n),
         DType.Float64 => GC.AllocateUninitializedArray<double>(n),
         _ => GC.AllocateUninitializedArray<long>(n),
+    };
+
+    /// <summary>The size of an element in bytes.</summary>
+    public static int Size(this DType t) => t == DType.Float32 ? 4 : 8;
+
+    private static Array New(DType t, int n) => t switch
+    {
+        DType.Float32 => new float[n],
+        DType.Float64 => new double[n],
+        _ => new long[n],
     };
 }

@@ -179,10 +179,14 @@ public static class AutoGrad
             if (!grads.Remove(t, out var pending)) continue;
             // A hook may keep the gradient or return one of its own: from here on it is not the engine's alone.
             var (g, owned) = t.HasGradHooks ? (t.ApplyGradHooks(pending.G), false) : pending;
-            if (keep != null && keep.Contains(t)) result[t] = g;
+            if (keep != null && keep.Contains(t)) { result[t] = g; owned = false; }
             var node = t.GradFn;
-            if (accumulate && (node == null || t.RetainsGrad)) t.AccumulateGrad(g, createGraph, owned && node == null);
-            if (node == null) continue;
+            if (accumulate && (node == null || t.RetainsGrad) && t.AccumulateGrad(g, createGraph, owned && node == null)) owned = false;
+            if (node == null)
+            {
+                if (owned) StoragePool.Return(g);
+                continue;
+            }
             var rule = node.Rule ?? throw new InvalidOperationException(
                 $"Backward: trying to backward through the graph a second time (op {node.Op}, output {Shape.Str(t.Dims)}); its saved tensors were freed. Pass retainGraph: true to the first Backward.");
             node.CheckVersions();
@@ -199,6 +203,8 @@ public static class AutoGrad
                     throw new InvalidOperationException($"{node.Op} backward: gradient for input {i} has shape {Shape.Str(gi.Dims)}, expected {Shape.Str(x.Dims)}");
                 Accumulate(grads, x, gi, !createGraph && Fresh(node, t, g, inputGrads, i));
             }
+            // The rule has consumed the gradient; unless user code saw it or a result is a view of it, nothing refers to it.
+            if (owned && !node.Foreign && Array.TrueForAll(inputGrads, r => r?.Storage != g.Storage)) StoragePool.Return(g);
         }
         return result;
     }
@@ -217,12 +223,18 @@ public static class AutoGrad
     }
 
     /// <summary>Adds <paramref name="g"/> to the pending gradient of <paramref name="t"/>: into it in place when the engine owns it
-    /// (no other tensor shares its storage), else into a new tensor, which the engine then owns.</summary>
+    /// (no other tensor shares its storage), else into a new tensor, which the engine then owns. An owned
+    /// <paramref name="g"/> added in goes back to <see cref="StoragePool"/>.</summary>
     private static void Accumulate(Dictionary<Tensor, (Tensor G, bool Owned)> grads, Tensor t, Tensor g, bool owned)
     {
-        if (!grads.TryGetValue(t, out var prev)) grads[t] = (g, owned);
-        else if (prev.Owned) prev.G.Add_(g);
+        if (!grads.TryGetValue(t, out var prev))
+        {
+            grads[t] = (g, owned);
+            return;
+        }
+        if (prev.Owned) prev.G.Add_(g);
         else grads[t] = (prev.G + g, !IsGradEnabled);
+        if (owned) StoragePool.Return(g);
     }
 
     /// <summary>Whether gradient <paramref name="i"/> of a rule's results is a new tensor no other holds (so backward may add

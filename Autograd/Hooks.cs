@@ -83,13 +83,16 @@ public sealed partial class Tensor
 
     /// <summary>Adds <paramref name="grad"/> to <see cref="Grad"/> (detached unless the backward pass is being recorded), in place
     /// when backward made the current one and owns it, then runs the post-accumulate hooks. <paramref name="owned"/>: no other
-    /// tensor shares the storage of <paramref name="grad"/>, so it may become an owned <see cref="Grad"/>.</summary>
-    internal void AccumulateGrad(Tensor grad, bool createGraph, bool owned)
+    /// tensor shares the storage of <paramref name="grad"/>, so it may become an owned <see cref="Grad"/>. Returns whether
+    /// <paramref name="grad"/> (or its storage) became the gradient.</summary>
+    internal bool AccumulateGrad(Tensor grad, bool createGraph, bool owned)
     {
-        if (this.grad is null) (this.grad, gradOwned) = (createGraph ? grad : grad.Detach(), owned && !createGraph);
-        else if (gradOwned && !createGraph) this.grad.Add_(grad);
-        else (this.grad, gradOwned) = (this.grad + grad, !createGraph);
+        bool kept = this.grad is null;
+        if (kept) (this.grad, gradOwned) = (createGraph ? grad : grad.Detach(), owned && !createGraph);
+        else if (gradOwned && !createGraph) this.grad!.Add_(grad);
+        else (this.grad, gradOwned) = (this.grad! + grad, !createGraph);
         if (postAccumulateHooks != null)
             foreach (var hook in postAccumulateHooks.ToArray()) hook(this);
+        return kept;
     }
 }

@@ -118,4 +118,62 @@ public class GradAccumulationTests
         var expected = hv.Select(v => 1.5 * (Math.Exp(v) + 1 - Math.Tanh(v) * Math.Tanh(v) + 2 * v)).ToArray();
         Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(expected).Within(1e-12));
     }
+
+    /// <summary>Passes the gradient through, keeping the one it was given.</summary>
+    private sealed class KeepGradient : CustomFunction
+    {
+        public Tensor? Kept;
+        protected override Tensor[] Forward(FunctionContext ctx, Tensor[] x) => [x[0] * 1];
+        protected override Tensor?[] Backward(FunctionContext ctx, Tensor[] g) { Kept = g[0]; return [g[0] * 1]; }
+    }
+
+    /// <summary>Gradients of a graph with every kind of tensor user code can reach: leaf and retained gradients, one a hook
+    /// kept, one a custom function kept, the results of AutoGrad.Grad, a custom function's own gradient, activations.
+    /// Each is copied as soon as it exists.</summary>
+    private static List<float[]> Reachable(int n)
+    {
+        var seen = new List<(Tensor T, float[] Values)>();
+        void See(params Tensor[] ts) => seen.AddRange(ts.Select(t => (t, t.ToFloatArray())));
+        var x = Tensor.Randn([n], 1).RequiresGrad_();
+        var w = Tensor.Randn([n], 2).RequiresGrad_();
+        Tensor? hooked = null;
+        var held = Tensor.Randn([n], 3);
+        var keep = new KeepGradient();
+        var a = Functional.Tanh(x * w);
+        a.RetainGrad();
+        var b = Exp(keep.Apply(a) * 0.5).Reshape(100, n / 100);
+        using var h = b.RegisterHook(g => { hooked = g; return null; });
+        var c = new ConstantGradient(held).Apply(b.Reshape(n) * 2) + Sigmoid(a) * x;
+        var loss = (c * c).Sum();
+        var fromGrad = AutoGrad.Grad([loss], [a, w], retainGraph: true);
+        See(fromGrad[0]!, fromGrad[1]!, hooked!, keep.Kept!);
+        loss.Backward();
+        See(a.Grad!, hooked!, keep.Kept!, held, a, b, c);
+        var (xFirst, wFirst) = (x.Grad!.ToFloatArray(), w.Grad!.ToFloatArray());
+        (Functional.Tanh(x * w) * Tensor.Randn([n], 4)).Sum().Backward();   // adds into x.Grad and w.Grad in place
+        See(x.Grad!, w.Grad!);
+        // Take every recycled array and overwrite it: no tensor seen above may change.
+        var taken = new List<Tensor>();
+        while (StoragePool.Waiting(DType.Float32, n) > 0 && taken.Count < 1000) taken.Add(Tensor.Full([n], 7f));
+        var result = seen.Select(s => s.Values).Concat([xFirst, wFirst]).ToList();
+        for (int i = 0; i < seen.Count; i++)
+            if (!seen[i].T.ToFloatArray().SequenceEqual(seen[i].Values)) result.Add([i]); // marks a tensor that changed afterwards
+        return result;
+    }
+
+    /// <summary>Backward recycles the large gradients it consumed (<see cref="StoragePool"/>); every tensor user code can reach
+    /// keeps its values while new tensors take those arrays and overwrite them, and the gradients are exactly those computed
+    /// without recycling.</summary>
+    [Test]
+    public void Recycled_gradient_arrays_are_never_still_in_use()
+    {
+        const int n = 100_000; // 400 KB per float32 tensor: above the pool's minimum
+        List<float[]> without;
+        StoragePool.Enabled = false;
+        try { without = Reachable(n); }
+        finally { StoragePool.Enabled = true; }
+        var with = Reachable(n);
+        Assert.That(with, Has.Count.EqualTo(15), "a reachable tensor changed when recycled arrays were reused: " + string.Join(",", with.Skip(15).Select(v => v[0])));
+        for (int i = 0; i < with.Count; i++) Assert.That(with[i], Is.EqualTo(without[i]), $"tensor {i} differs from the run without recycling");
+    }
 }

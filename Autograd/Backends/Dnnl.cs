@@ -133,10 +133,11 @@ internal static unsafe partial class Dnnl
     /// <summary>Computes one pass of a float32 convolution into <paramref name="result"/> (see <see cref="ConvPass"/> for
     /// the operands), adding <paramref name="bias"/> (forward pass only). False when oneDNN is not active or has no kernel
     /// for the geometry; the caller then runs its own kernels.</summary>
-    /// <remarks>When <paramref name="weightVersion"/> is not negative (a leaf weight, in the forward and adjoint passes), the
-    /// weight in the kernel's layout is kept beside the weight array and reordered again only when the version changes: an
-    /// optimizer step or any other in-place update bumps it.</remarks>
-    public static bool Convolution(ConvPass pass, ConvGeometry g, float[] a, float[] b, float[]? bias, float[] result, int weightVersion = -1)
+    /// <remarks>When <paramref name="weightVersion"/> is given (a leaf weight, in the forward and adjoint passes), the weight
+    /// in the kernel's layout is kept beside the weight's version counter and reordered again only when the version changes:
+    /// an optimizer step or any other in-place update bumps it. The counter, not the array, keys the cache, since an array
+    /// can be recycled as another tensor's storage (<see cref="StoragePool"/>) and a counter cannot.</remarks>
+    public static bool Convolution(ConvPass pass, ConvGeometry g, float[] a, float[] b, float[]? bias, float[] result, Tensor.VersionCounter? weightVersion = null)
     {
         if (!Active) return false;
         var plan = PlanFor(pass, g, bias != null);
@@ -144,17 +145,19 @@ internal static unsafe partial class Dnnl
         fixed (float* pa = a, pb = b, pbias = bias, pr = result)
         {
             Span<IntPtr> data = bias == null ? [(IntPtr)pa, (IntPtr)pb, (IntPtr)pr] : [(IntPtr)pa, (IntPtr)pb, (IntPtr)pbias, (IntPtr)pr];
-            var weight = pass != ConvPass.Weight && weightVersion >= 0 && plan.Operands[1].Reorder != IntPtr.Zero ? Reordered(plan, b, weightVersion) : null;
+            var weight = pass != ConvPass.Weight && weightVersion != null && plan.Operands[1].Reorder != IntPtr.Zero ? Reordered(plan, b, weightVersion) : null;
             fixed (float* pw = weight) Execute(plan, data, (IntPtr)pw);
         }
         return true;
     }
 
-    /// <summary>The weights of a plan in its kernel's layout, cached per weight array and layout, refreshed when the version changes.</summary>
-    private static float[] Reordered(Plan p, float[] w, int version)
+    /// <summary>The weights of a plan in its kernel's layout, cached per weight storage (its version counter) and layout,
+    /// refreshed when the version changes.</summary>
+    private static float[] Reordered(Plan p, float[] w, Tensor.VersionCounter counter)
     {
         var o = p.Operands[1];
-        var entries = weightCache.GetOrCreateValue(w);
+        int version = counter.Value;
+        var entries = weightCache.GetOrCreateValue(counter);
         lock (entries)
         {
             var e = entries.Find(e => dnnl_memory_desc_equal((void*)e.Md, (void*)o.KernelMd) != 0);
@@ -181,7 +184,7 @@ internal static unsafe partial class Dnnl
         public int Version = -1;
     }
 
-    private static readonly ConditionalWeakTable<float[], List<CachedWeight>> weightCache = new();
+    private static readonly ConditionalWeakTable<Tensor.VersionCounter, List<CachedWeight>> weightCache = new();
 
     private static IntPtr Stream(Buffers buf)
     {

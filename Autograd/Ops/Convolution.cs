@@ -151,7 +151,7 @@ public static partial class Functional
         // oneDNN writes every element, so its result needs no zeroing; this file's kernels get a zeroed one.
         var r = native ? Tensor.Uninitialized(DType.Float32, shape) : Tensor.Empty(a.DType, shape);
         // A leaf weight (a parameter) keeps its reordered copy until its version changes.
-        int weightVersion = pass != ConvPass.Weight && b.IsLeaf ? b.Version.Value : -1;
+        var weightVersion = pass != ConvPass.Weight && b.IsLeaf ? b.Version : null;
         var fused = pass == ConvPass.Forward ? bias : null;
         if (native && Dnnl.Convolution(pass, g, a.Data<float>(), b.Data<float>(), fused?.Data<float>(), r.Data<float>(), weightVersion))
         {

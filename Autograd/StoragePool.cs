@@ -1,0 +1,61 @@
+namespace Autograd;
+
+/// <summary>Arrays of large gradients that backward has finished with, kept for the next tensors of the same type and length
+/// (as PyTorch's CPU allocator gets freed blocks back from malloc).</summary>
+/// <remarks>
+/// <para>A fresh large array from the GC sits on memory the GC returned to the operating system after an earlier
+/// collection, so the first write to each of its 4 KB pages is a page fault: measured at about 1.3 microseconds a page on
+/// the 2-core benchmark machine, 4 ms for a 12.8 MB activation, more than many of the ops that fill one.</para>
+/// <para>Only backward returns arrays here, and only gradients it owns (see <see cref="AutoGrad"/>'s accumulation): made by
+/// a built-in derivative rule, shared with no other tensor, not handed to a hook, a custom function, <see cref="Tensor.Grad"/>
+/// or the caller, once the rule that consumed them has run. Activations are never returned: user code may hold them.</para>
+/// <para>At most <see cref="Capacity"/> bytes wait here; arrays beyond it are left to the GC. <c>AUTOGRAD_POOL=0</c> turns
+/// recycling off.</para>
+/// </remarks>
+internal static class StoragePool
+{
+    /// <summary>Arrays below this size are cheap enough for the GC.</summary>
+    private const long MinBytes = 1 << 18;
+
+    /// <summary>The most bytes kept for reuse at a time.</summary>
+    internal const long Capacity = 512L << 20;
+
+    /// <summary>Whether arrays are recycled (initially unless <c>AUTOGRAD_POOL=0</c>); tests compare runs with and without.</summary>
+    internal static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("AUTOGRAD_POOL") != "0";
+    private static readonly Dictionary<(DType, int), Stack<Array>> free = [];
+    private static long pooledBytes;
+
+    /// <summary>How many arrays of type <paramref name="t"/> and length <paramref name="n"/> wait for reuse.</summary>
+    internal static int Waiting(DType t, int n)
+    {
+        lock (free) return free.TryGetValue((t, n), out var stack) ? stack.Count : 0;
+    }
+
+    /// <summary>A recycled array of <paramref name="n"/> elements of type <paramref name="t"/> (contents garbage), or null.</summary>
+    public static Array? Take(DType t, int n)
+    {
+        long bytes = (long)n * t.Size();
+        if (!Enabled || bytes < MinBytes) return null;
+        lock (free)
+        {
+            if (!free.TryGetValue((t, n), out var stack) || !stack.TryPop(out var a)) return null;
+            pooledBytes -= bytes;
+            return a;
+        }
+    }
+
+    /// <summary>Keeps the storage of <paramref name="dead"/>, which no tensor, view or kernel may use any more.</summary>
+    public static void Return(Tensor dead)
+    {
+        var a = dead.Storage;
+        long bytes = (long)a.Length * dead.DType.Size();
+        if (!Enabled || bytes < MinBytes) return;
+        lock (free)
+        {
+            if (pooledBytes + bytes > Capacity) return;
+            if (!free.TryGetValue((dead.DType, a.Length), out var stack)) free[(dead.DType, a.Length)] = stack = new Stack<Array>();
+            stack.Push(a);
+            pooledBytes += bytes;
+        }
+    }
+}
