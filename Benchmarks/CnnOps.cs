@@ -93,27 +93,18 @@ internal static class CnnOps
                     return () => { using var _ = torch.NewDisposeScope(); topt.zero_grad(); TF.cross_entropy(tnet.call(tx), ty).backward(); topt.step(); };
                 }));
         }
-        // All of ours, then all of TorchSharp: each side's OpenMP threads spin after a parallel region, and interleaving the
-        // two would time each against the other's spinning threads.
-        var oursTimes = work.Select(w => Time(w.Ours)).ToArray();
-        Thread.Sleep(500);
-        torch.set_num_threads(Environment.ProcessorCount);
-        var theirs = work.Select(w => Time(w.Torch())).ToArray();
-        var rows = work.Select((w, i) => (w.Workload, oursTimes[i], theirs[i])).ToList();
-        var md = new StringBuilder("## Convolution, pooling and batch norm against TorchSharp 0.107.0 (libtorch 2.10.0 CPU), float32, 2 threads\n\n");
-        md.AppendLine("All of ours first, then TorchSharp (set up only then). Both share the process's GNU OpenMP runtime, and with it the " +
-            "`GOMP_SPINCOUNT=0` our MKL backend sets unless you set it: TorchSharp's threads then sleep instead of spinning between " +
-            "parallel regions, which costs it on small workloads (its LeNet-5 step: about 4.1 ms with the default spinning, 6.5 ms " +
-            "without, measured here). Set `GOMP_SPINCOUNT` yourself to time both with the same policy.\n");
-        md.AppendLine("| workload | ours (ms) | TorchSharp (ms) | ours / TorchSharp |\n| --- | ---: | ---: | ---: |");
-        Console.WriteLine($"\n{"workload",-62}{"ours ms",10}{"torch ms",10}{"ratio",8}");
-        foreach (var (name, ours, t) in rows)
+        // SideBySide times all of ours, then all of TorchSharp; a TorchSharp side is set up on its first (warm-up) call.
+        var sides = work.Select(w =>
         {
-            Console.WriteLine($"{name,-62}{ours * 1e3,10:F2}{t * 1e3,10:F2}{ours / t,8:F2}");
-            md.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {ours * 1e3:F2} | {t * 1e3:F2} | {ours / t:F2} |"));
-        }
-        return md.ToString();
+            var torchSide = new Lazy<Action>(() => { torch.set_num_threads(Environment.ProcessorCount); return w.Torch(); });
+            return (w.Workload, w.Ours, (Action)(() => torchSide.Value()));
+        }).ToList();
+        var table = Program.SideBySide("Convolution, pooling and batch norm against TorchSharp 0.107.0 (libtorch 2.10.0 CPU), float32, 2 threads", sides, 15);
+        if (table.Length == 0) return table;   // the child that times TorchSharp alone
+        int heading = table.IndexOf("\n\n", StringComparison.Ordinal) + 2;
+        return table[..heading] + "All of ours first, then TorchSharp (set up only then). In the same process both share the GNU OpenMP runtime, " +
+            "and with it the `GOMP_SPINCOUNT=0` our MKL backend sets unless you set it: TorchSharp's threads then sleep instead of " +
+            "spinning between parallel regions, which costs it on small workloads. The \"alone\" columns time TorchSharp in a child " +
+            "process of the same run with none of our native libraries loaded, at its default spinning.\n\n" + table[heading..];
     }
-
-    private static double Time(Action run) => Program.Median(run, 15);
 }

@@ -19,11 +19,20 @@ public static class Program
         ["cnn"] = CnnOps.Run, ["hooks"] = HookBench.Run, ["onnx"] = OnnxBench.Run, ["zoo"] = ZooBench.Run,
     };
 
+    /// <summary>The section being run, for the child process that times TorchSharp alone.</summary>
+    private static string? sectionName;
+
+    /// <summary>Set in that child: time only the reference side and print its medians.</summary>
+    private static bool referenceOnly;
+
     public static void Main(string[] args)
     {
-        if (args.Length == 1 && Sections.TryGetValue(args[0], out var section))
+        if (args.Length >= 1 && Sections.TryGetValue(args[0], out var section))
         {
-            WriteSection(args[0], section());
+            sectionName = args[0];
+            referenceOnly = args.Length == 2 && args[1] == "--reference-only";
+            var markdown = section();
+            if (!referenceOnly) WriteSection(args[0], markdown);
             return;
         }
         if (args.Length == 2 && args[0] == "--backend")
@@ -69,20 +78,46 @@ public static class Program
     }
 
     /// <summary>Times every workload's two sides (all of ours first, then all of TorchSharp's, so neither runs against the
-    /// other's spinning OpenMP threads) and returns the markdown table of medians and ratios, also printed.</summary>
+    /// other's spinning OpenMP threads) and returns the markdown table of medians and ratios, also printed. Against TorchSharp
+    /// a third column times TorchSharp alone in a child process of the same run, whose own side stays on the managed backend:
+    /// no MKL, oneDNN or <c>GOMP_SPINCOUNT=0</c> of ours in its process, so TorchSharp runs as it would by itself.</summary>
     public static string SideBySide(string title, IReadOnlyList<(string Workload, Action Ours, Action Torch)> work, int repeats, string reference = "TorchSharp")
     {
+        if (referenceOnly)
+        {
+            for (int i = 0; i < work.Count; i++)
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"reference|{i}|{Median(work[i].Torch, repeats):R}"));
+            return "";
+        }
         var ours = work.Select(w => Median(w.Ours, repeats)).ToArray();
         Thread.Sleep(500);
         var theirs = work.Select(w => Median(w.Torch, repeats)).ToArray();
-        var md = new StringBuilder($"## {title}\n\n| workload | ours (ms) | {reference} (ms) | ours / {reference} |\n| --- | ---: | ---: | ---: |\n");
-        Console.WriteLine($"\n{"workload",-62}{"ours ms",10}{"ref ms",10}{"ratio",8}");
+        var alone = reference == "TorchSharp" ? ReferenceAlone(work.Count) : null;
+        var md = new StringBuilder($"## {title}\n\n| workload | ours (ms) | {reference} (ms) | ours / {reference} |" +
+            (alone != null ? $" {reference} alone (ms) | ours / alone |\n| --- | ---: | ---: | ---: | ---: | ---: |\n" : "\n| --- | ---: | ---: | ---: |\n"));
+        Console.WriteLine($"\n{"workload",-62}{"ours ms",10}{"ref ms",10}{"ratio",8}" + (alone != null ? $"{"alone ms",10}{"ratio",8}" : ""));
         for (int i = 0; i < work.Count; i++)
         {
-            Console.WriteLine($"{work[i].Workload,-62}{ours[i] * 1e3,10:F2}{theirs[i] * 1e3,10:F2}{ours[i] / theirs[i],8:F2}");
-            md.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| {work[i].Workload} | {ours[i] * 1e3:F2} | {theirs[i] * 1e3:F2} | {ours[i] / theirs[i]:F2} |"));
+            Console.WriteLine($"{work[i].Workload,-62}{ours[i] * 1e3,10:F2}{theirs[i] * 1e3,10:F2}{ours[i] / theirs[i],8:F2}" +
+                (alone != null ? $"{alone[i] * 1e3,10:F2}{ours[i] / alone[i],8:F2}" : ""));
+            md.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| {work[i].Workload} | {ours[i] * 1e3:F2} | {theirs[i] * 1e3:F2} | {ours[i] / theirs[i]:F2} |") +
+                (alone != null ? string.Create(CultureInfo.InvariantCulture, $" {alone[i] * 1e3:F2} | {ours[i] / alone[i]:F2} |") : ""));
         }
         return md.ToString();
+    }
+
+    /// <summary>The reference side's medians measured by a child process running only it (see <see cref="SideBySide"/>).</summary>
+    private static double[] ReferenceAlone(int count)
+    {
+        var psi = new ProcessStartInfo("dotnet", [typeof(Program).Assembly.Location, sectionName!, "--reference-only"]) { RedirectStandardOutput = true };
+        psi.Environment["AUTOGRAD_BACKEND"] = "managed";
+        using var p = Process.Start(psi)!;
+        var medians = new double[count];
+        Array.Fill(medians, double.NaN);
+        foreach (var line in p.StandardOutput.ReadToEnd().Split('\n'))
+            if (line.Split('|') is ["reference", var i, var v]) medians[int.Parse(i, CultureInfo.InvariantCulture)] = double.Parse(v, CultureInfo.InvariantCulture);
+        p.WaitForExit();
+        return medians;
     }
 
     /// <summary>Saves one section under Benchmarks/results and rebuilds RESULTS.md from all sections.</summary>
