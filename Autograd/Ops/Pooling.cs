@@ -2,6 +2,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Autograd;
 
@@ -210,7 +211,7 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
     private static void ArgMaxRows(PoolGeometry g, int sh, int sw, T[] x, int[] map, int p)
     {
         int kh = g.Len[1][0], kw = g.Len[2][0], d1 = g.Step[1], d2 = g.Step[2], in2 = g.In[2], wo = g.Out[2];
-        bool vector = sw == 2 && VectorStride2;
+        bool vector = sw == 2 && VectorStride2(wo);
         bool twoByTwo = kh == 2 && kw == 2 && d1 == 1 && d2 == 1;
         Span<int> partial = stackalloc int[16];
         for (int oh = 0; oh < g.Out[1]; oh++)
@@ -225,10 +226,10 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
                 for (int j = 0; j < blocks; j++)
                 {
                     int n = Math.Min(16, wo - 16 * j);
-                    if (n == 16) Stride2(Unsafe.As<T[], float[]>(ref x), row0 + 32 * j, kh, kw, d1 * in2, d2, best[(16 * j)..]);
+                    if (n == 16) Sixteen(Unsafe.As<T[], float[]>(ref x), row0 + 32 * j, kh, kw, d1 * in2, d2, best[(16 * j)..]);
                     else
                     {
-                        Stride2(Unsafe.As<T[], float[]>(ref x), row0 + 32 * j, kh, kw, d1 * in2, d2, partial);
+                        Sixteen(Unsafe.As<T[], float[]>(ref x), row0 + 32 * j, kh, kw, d1 * in2, d2, partial);
                         partial[..n].CopyTo(best[(16 * j)..]);
                     }
                 }
@@ -263,36 +264,72 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
         bv = x[bi];
     }
 
-    /// <summary>Whether <see cref="Stride2"/> runs on vectors.</summary>
-    private static bool VectorStride2 => typeof(T) == typeof(float) && Vector256.IsHardwareAccelerated;
+    /// <summary>Whether rows of <paramref name="windows"/> stride-2 windows take the vector path: always with 512-bit vectors
+    /// (measured 580 -> 170 us for LeNet-5's narrow rows); on AVX2 only for rows of at least sixteen, since rows narrower than
+    /// a block measured slower than the scalar loop there (LeNet-5's 14 and 5 windows: 610 and 480 us against 400 and 170;
+    /// 16 windows: 1.6 against 3.4 ms).</summary>
+    private static bool VectorStride2(int windows) => typeof(T) == typeof(float)
+        && (Vector512.IsHardwareAccelerated || (Avx2.IsSupported && windows >= 16));
 
-    /// <summary>The first maximum of sixteen windows of <see cref="ArgMaxRows"/> starting 2 apart at x[at], written to
-    /// <paramref name="best"/>, as two blocks of eight: each window element in row-major order compared across them, the
-    /// running maxima and their offsets in registers. 16 consecutive floats read as 64-bit lanes and narrowed to their low
-    /// halves are the even ones. One 256-bit body serves AVX2 and AVX-512 CPUs (a 512-bit copy would do sixteen at once there).</summary>
+    /// <summary>The first maxima of sixteen windows starting 2 apart at x[at], written to <paramref name="best"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Stride2(float[] x, int at, int kh, int kw, int rowStep, int colStep, Span<int> best)
+    private static void Sixteen(float[] x, int at, int kh, int kw, int rowStep, int colStep, Span<int> best)
     {
-        ref var x0 = ref MemoryMarshal.GetArrayDataReference(x);
-        for (int half = 0; half < 2; half++)
+        if (Vector512.IsHardwareAccelerated) Stride2(x, at, kh, kw, rowStep, colStep).CopyTo(best);
+        else
         {
-            int start = at + 16 * half;
-            var offsets = Vector256.Create(0, 2, 4, 6, 8, 10, 12, 14);
-            // Below every value, so the first element is taken unless it is -inf, which then stays chosen as first.
-            var bv = Vector256.Create(float.NegativeInfinity);
-            var bi = offsets + Vector256.Create(start);
-            for (int b = 0; b < kh; b++)
-                for (int c = 0; c < kw; c++)
-                {
-                    int e = start + b * rowStep + c * colStep;
-                    ref var lo = ref Unsafe.As<float, ulong>(ref Unsafe.Add(ref x0, e));
-                    var v = Vector256.Narrow(Vector256.LoadUnsafe(ref lo), Vector256.LoadUnsafe(ref lo, 4)).AsSingle();
-                    var take = ~(Vector256.LessThanOrEqual(v, bv) | ~Vector256.Equals(bv, bv));
-                    bv = Vector256.ConditionalSelect(take, v, bv);
-                    bi = Vector256.ConditionalSelect(take.AsInt32(), offsets + Vector256.Create(e), bi);
-                }
-            bi.CopyTo(best[(8 * half)..]);
+            Stride2Avx2(x, at, kh, kw, rowStep, colStep).CopyTo(best);
+            Stride2Avx2(x, at + 16, kh, kw, rowStep, colStep).CopyTo(best[8..]);
         }
+    }
+
+    /// <summary>As <see cref="Stride2"/> for eight windows with AVX2: the even floats of two 8-float loads by a shuffle and a
+    /// lane permute; a window element is taken where it is not at most the running maximum (or is NaN) and that maximum is
+    /// not NaN, blended into the running maxima and offsets.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Stride2Avx2(float[] x, int at, int kh, int kw, int rowStep, int colStep)
+    {
+        var offsets = Vector256.Create(0, 2, 4, 6, 8, 10, 12, 14);
+        var bv = Vector256.Create(float.NegativeInfinity);
+        var bi = (offsets + Vector256.Create(at)).AsSingle();
+        ref var x0 = ref MemoryMarshal.GetArrayDataReference(x);
+        for (int b = 0; b < kh; b++)
+            for (int c = 0; c < kw; c++)
+            {
+                int e = at + b * rowStep + c * colStep;
+                ref var p = ref Unsafe.Add(ref x0, e);
+                var pairs = Avx.Shuffle(Vector256.LoadUnsafe(ref p), Vector256.LoadUnsafe(ref p, 8), 0b10_00_10_00);
+                var v = Avx2.Permute4x64(pairs.AsDouble(), 0b11_01_10_00).AsSingle();
+                var take = Avx.And(Avx.Compare(v, bv, FloatComparisonMode.UnorderedNotLessThanOrEqualNonSignaling),
+                    Avx.Compare(bv, bv, FloatComparisonMode.OrderedNonSignaling));
+                bv = Avx.BlendVariable(bv, v, take);
+                bi = Avx.BlendVariable(bi, (offsets + Vector256.Create(e)).AsSingle(), take);
+            }
+        return bi.AsInt32();
+    }
+
+    /// <summary>The first maximum of sixteen windows of <see cref="ArgMaxRows"/> starting 2 apart at x[at]: each window element
+    /// in row-major order compared across them, the running maxima and their offsets in registers. 32 consecutive floats
+    /// read as 64-bit lanes and narrowed to their low halves are the even ones.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Stride2(float[] x, int at, int kh, int kw, int rowStep, int colStep)
+    {
+        var offsets = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        // Below every value, so the first element is taken unless it is -inf, which then stays chosen as first.
+        var bv = Vector512.Create(float.NegativeInfinity);
+        var bi = offsets + Vector512.Create(at);
+        ref var x0 = ref MemoryMarshal.GetArrayDataReference(x);
+        for (int b = 0; b < kh; b++)
+            for (int c = 0; c < kw; c++)
+            {
+                int e = at + b * rowStep + c * colStep;
+                ref var lo = ref Unsafe.As<float, ulong>(ref Unsafe.Add(ref x0, e));
+                var v = Vector512.Narrow(Vector512.LoadUnsafe(ref lo), Vector512.LoadUnsafe(ref lo, 8)).AsSingle();
+                var take = ~(Vector512.LessThanOrEqual(v, bv) | ~Vector512.Equals(bv, bv));
+                bv = Vector512.ConditionalSelect(take, v, bv);
+                bi = Vector512.ConditionalSelect(take.AsInt32(), offsets + Vector512.Create(e), bi);
+            }
+        return bi;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -302,7 +339,7 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
         int[] s0 = g.Start[0], l0 = g.Len[0], s1 = g.Start[1], l1 = g.Len[1], s2 = g.Start[2];
         int d0 = g.Step[0], d1 = g.Step[1], d2 = g.Step[2], in0 = g.In[0], in1 = g.In[1], in2 = g.In[2];
         int inBase = p * g.InVol, o = p * g.OutVol, out2 = g.Out[2];
-        bool vector = VectorStride2;
+        bool vector = VectorStride2(16);
         for (int od = 0; od < g.Out[0]; od++)
             for (int oh = 0; oh < g.Out[1]; oh++)
             {
@@ -317,7 +354,7 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
                         int kw = g.Len[2][ow], e = inBase + (s0[od] * in1 + s1[oh]) * in2 + s2[ow];
                         if ((long)e + (kh - 1) * d1 * in2 + (kw - 1) * d2 + 32 <= x.Length)
                         {
-                            Stride2(Unsafe.As<T[], float[]>(ref x), e, kh, kw, d1 * in2, d2, map.AsSpan(o, 16));
+                            Sixteen(Unsafe.As<T[], float[]>(ref x), e, kh, kw, d1 * in2, d2, map.AsSpan(o, 16));
                             ow += 15;
                             o += 15;
                             continue;
