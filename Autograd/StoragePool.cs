@@ -23,7 +23,10 @@ internal static class StoragePool
     /// <summary>Whether arrays are recycled (initially unless <c>AUTOGRAD_POOL=0</c>); tests compare runs with and without.</summary>
     internal static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("AUTOGRAD_POOL") != "0";
     private static readonly Dictionary<(DType, int), Stack<Array>> free = [];
-    private static long pooledBytes;
+    private static long pooledBytes, returned;
+
+    /// <summary>How many arrays have come back for reuse since the process started.</summary>
+    internal static long Returned => Interlocked.Read(ref returned);
 
     /// <summary>How many arrays of type <paramref name="t"/> and length <paramref name="n"/> wait for reuse.</summary>
     internal static int Waiting(DType t, int n)
@@ -56,6 +59,7 @@ internal static class StoragePool
             if (!free.TryGetValue((dead.DType, a.Length), out var stack)) free[(dead.DType, a.Length)] = stack = new Stack<Array>();
             stack.Push(a);
             pooledBytes += bytes;
+            returned++;
         }
     }
 }

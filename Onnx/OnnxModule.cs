@@ -200,25 +200,83 @@ public sealed class OnnxModule : Module
             }
         bool foldBatchNorms = !Training && !AutoGrad.IsGradEnabled;
         var foldedInto = new HashSet<NodeProto>();
+        // Without gradients nothing keeps an intermediate value once its last consumer has run (no Gradient node reads the
+        // environment): its array goes back to the pool for the values computed after it.
+        var release = !AutoGrad.IsGradEnabled && gradientTargets.Count == 0 ? new Releases(env.Values, wanted, order.Where((_, k) => run[k])) : null;
         for (int k = 0; k < order.Count; k++)
         {
             var node = order[k];
-            if (!run[k] || foldedInto.Contains(node) || node.Outputs.All(o => o.Length == 0 || constants.ContainsKey(o))) continue;
+            if (!run[k] || foldedInto.Contains(node) || node.Outputs.All(o => o.Length == 0 || constants.ContainsKey(o)))
+            {
+                if (run[k]) release?.Consumed(node, env);
+                continue;
+            }
             if (foldBatchNorms && batchNormAfter.TryGetValue(node, out var bn) && !wanted.Contains(node.Outputs[0])
                 && !replaced.ContainsKey(node.Outputs[0]) && !replaced.ContainsKey(bn.Outputs[0]))
             {
                 var (w, b) = FoldBatchNorm(node, bn, env);
                 var conv = new OpContext(node, Opset, [env[node.Inputs[0]], OnnxValue.Of(w), OnnxValue.Of(b)], false, env, floatDType, baseDir);
                 env[bn.Outputs[0]] = Ops.Run(conv)[0];
+                release?.Produced(bn.Outputs[0], env[bn.Outputs[0]]);
+                release?.Consumed(node, env);
                 foldedInto.Add(bn);
                 continue;
             }
             var outs = RunNode(node, env, Training, floatDType);
             for (int i = 0; i < node.Outputs.Count && i < outs.Length; i++)
-                if (node.Outputs[i].Length > 0 && !replaced.ContainsKey(node.Outputs[i])) env[node.Outputs[i]] = outs[i];
+                if (node.Outputs[i].Length > 0 && !replaced.ContainsKey(node.Outputs[i]))
+                {
+                    env[node.Outputs[i]] = outs[i];
+                    release?.Produced(node.Outputs[i], outs[i]);
+                }
+            release?.Consumed(node, env);
         }
         return wanted.Select(o => env.TryGetValue(o, out var v) ? v
             : throw new ArgumentException($"OnnxModule.Run: the graph has no value named '{o}'")).ToArray();
+    }
+
+    /// <summary>Which computed values are dead during a run without gradients, so their arrays can be recycled
+    /// (<see cref="StoragePool"/>): a value dies when the last node that reads it has run, unless it is wanted as an output;
+    /// its array is recycled when no live value shares it (reshapes share their input's) and it is not the array of an
+    /// initializer, an input or a folded constant.</summary>
+    private sealed class Releases
+    {
+        private readonly Dictionary<string, int> readers = [];
+        private readonly Dictionary<Array, int> sharers = new(ReferenceEqualityComparer.Instance);
+        private readonly HashSet<Array> kept = new(ReferenceEqualityComparer.Instance);
+
+        public Releases(IEnumerable<OnnxValue> given, IEnumerable<string> wanted, IEnumerable<NodeProto> toRun)
+        {
+            foreach (var v in given) kept.Add(v.Tensor.Storage);
+            foreach (var node in toRun)
+                foreach (var name in node.Inputs.Distinct())
+                    readers[name] = readers.GetValueOrDefault(name) + 1;
+            // A wanted value never reaches zero readers.
+            foreach (var name in wanted) readers[name] = readers.GetValueOrDefault(name) + 1;
+        }
+
+        public void Produced(string name, OnnxValue value)
+        {
+            var a = value.Tensor.Storage;
+            sharers[a] = sharers.GetValueOrDefault(a) + 1;
+        }
+
+        /// <summary>Counts <paramref name="node"/>'s reads done (it ran, or was folded into another node).</summary>
+        public void Consumed(NodeProto node, Dictionary<string, OnnxValue> env)
+        {
+            foreach (var name in node.Inputs.Distinct())
+            {
+                if (!readers.TryGetValue(name, out int left) || (readers[name] = left - 1) > 0 || !env.TryGetValue(name, out var v)) continue;
+                var a = v.Tensor.Storage;
+                if (!sharers.TryGetValue(a, out int n)) continue;
+                if (n > 1) sharers[a] = n - 1;
+                else
+                {
+                    sharers.Remove(a);
+                    if (!kept.Contains(a)) StoragePool.Return(v.Tensor);
+                }
+            }
+        }
     }
 
     /// <summary>Runs one node on its inputs' values in <paramref name="env"/> (an empty input name is an omitted optional input).</summary>
