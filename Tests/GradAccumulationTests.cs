@@ -141,7 +141,7 @@ public class GradAccumulationTests
         var keep = new KeepGradient();
         var a = Functional.Tanh(x * w);
         a.RetainGrad();
-        var b = Exp(keep.Apply(a) * 0.5).Reshape(100, n / 100);
+        var b = Exp(keep.Apply(a) * 0.5).Reshape(128, n / 128);
         using var h = b.RegisterHook(g => { hooked = g; return null; });
         var c = new ConstantGradient(held).Apply(b.Reshape(n) * 2) + Sigmoid(a) * x;
         var loss = (c * c).Sum();
@@ -167,7 +167,7 @@ public class GradAccumulationTests
     [Test]
     public void Recycled_gradient_arrays_are_never_still_in_use()
     {
-        const int n = 100_000; // 400 KB per float32 tensor: above the pool's minimum
+        const int n = 1 << 21;   // 8 MB per float32 tensor: above the pool's minimum (the large-object threshold, 4 MB here)
         List<float[]> without;
         StoragePool.Enabled = false;
         try { without = Reachable(n); }
