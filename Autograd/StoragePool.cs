@@ -29,7 +29,10 @@ internal static class StoragePool
     private static long pooledBytes, returned;
 
     /// <summary>How many arrays have come back for reuse since the process started.</summary>
-    internal static long Returned => Interlocked.Read(ref returned);
+    internal static long Returned
+    {
+        get { lock (free) return returned; }
+    }
 
     /// <summary>How many arrays of type <paramref name="t"/> and length <paramref name="n"/> wait for reuse.</summary>
     internal static int Waiting(DType t, int n)

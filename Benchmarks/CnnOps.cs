@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Text;
 using TorchSharp;
 using static Autograd.Functional;
 using TF = TorchSharp.torch.nn.functional;
@@ -99,12 +97,10 @@ internal static class CnnOps
             var torchSide = new Lazy<Action>(() => { torch.set_num_threads(Environment.ProcessorCount); return w.Torch(); });
             return (w.Workload, w.Ours, (Action)(() => torchSide.Value()));
         }).ToList();
-        var table = Program.SideBySide("Convolution, pooling and batch norm against TorchSharp 0.107.0 (libtorch 2.10.0 CPU), float32, 2 threads", sides, 15);
-        if (table.Length == 0) return table;   // the child that times TorchSharp alone
-        int heading = table.IndexOf("\n\n", StringComparison.Ordinal) + 2;
-        return table[..heading] + "All of ours first, then TorchSharp (set up only then). In the same process both share the GNU OpenMP runtime, " +
+        return Program.SideBySide("Convolution, pooling and batch norm against TorchSharp 0.107.0 (libtorch 2.10.0 CPU), float32, 2 threads", sides, 15,
+            description: "All of ours first, then TorchSharp (set up only then). In the same process both share the GNU OpenMP runtime, " +
             "and with it the `GOMP_SPINCOUNT=0` our MKL backend sets unless you set it: TorchSharp's threads then sleep instead of " +
             "spinning between parallel regions, which costs it on small workloads. The \"alone\" columns time TorchSharp in a child " +
-            "process of the same run with none of our native libraries loaded, at its default spinning.\n\n" + table[heading..];
+            "process of the same run with none of our native libraries loaded, at its default spinning.");
     }
 }

@@ -78,10 +78,12 @@ public static class Program
     }
 
     /// <summary>Times every workload's two sides (all of ours first, then all of TorchSharp's, so neither runs against the
-    /// other's spinning OpenMP threads) and returns the markdown table of medians and ratios, also printed. Against TorchSharp
+    /// other's spinning OpenMP threads) and returns the markdown table of medians and ratios (after <paramref name="description"/>,
+    /// if any), also printed. Against TorchSharp
     /// a third column times TorchSharp alone in a child process of the same run, whose own side stays on the managed backend:
     /// no MKL, oneDNN or <c>GOMP_SPINCOUNT=0</c> of ours in its process, so TorchSharp runs as it would by itself.</summary>
-    public static string SideBySide(string title, IReadOnlyList<(string Workload, Action Ours, Action Torch)> work, int repeats, string reference = "TorchSharp")
+    public static string SideBySide(string title, IReadOnlyList<(string Workload, Action Ours, Action Torch)> work, int repeats,
+        string reference = "TorchSharp", string? description = null)
     {
         if (referenceOnly)
         {
@@ -93,7 +95,7 @@ public static class Program
         Thread.Sleep(500);
         var theirs = work.Select(w => Median(w.Torch, repeats)).ToArray();
         var alone = reference == "TorchSharp" ? ReferenceAlone(work.Count) : null;
-        var md = new StringBuilder($"## {title}\n\n| workload | ours (ms) | {reference} (ms) | ours / {reference} |" +
+        var md = new StringBuilder($"## {title}\n\n" + (description != null ? description + "\n\n" : "") + $"| workload | ours (ms) | {reference} (ms) | ours / {reference} |" +
             (alone != null ? $" {reference} alone (ms) | ours / alone |\n| --- | ---: | ---: | ---: | ---: | ---: |\n" : "\n| --- | ---: | ---: | ---: |\n"));
         Console.WriteLine($"\n{"workload",-62}{"ours ms",10}{"ref ms",10}{"ratio",8}" + (alone != null ? $"{"alone ms",10}{"ratio",8}" : ""));
         for (int i = 0; i < work.Count; i++)

@@ -217,7 +217,7 @@ public sealed class OnnxModule : Module
                 var (w, b) = FoldBatchNorm(node, bn, env);
                 var conv = new OpContext(node, Opset, [env[node.Inputs[0]], OnnxValue.Of(w), OnnxValue.Of(b)], false, env, floatDType, baseDir);
                 env[bn.Outputs[0]] = Ops.Run(conv)[0];
-                release?.Produced(bn.Outputs[0], env[bn.Outputs[0]]);
+                release?.Produced(env[bn.Outputs[0]]);
                 release?.Consumed(node, env);
                 foldedInto.Add(bn);
                 continue;
@@ -227,7 +227,7 @@ public sealed class OnnxModule : Module
                 if (node.Outputs[i].Length > 0 && !replaced.ContainsKey(node.Outputs[i]))
                 {
                     env[node.Outputs[i]] = outs[i];
-                    release?.Produced(node.Outputs[i], outs[i]);
+                    release?.Produced(outs[i]);
                 }
             release?.Consumed(node, env);
         }
@@ -255,7 +255,8 @@ public sealed class OnnxModule : Module
             foreach (var name in wanted) readers[name] = readers.GetValueOrDefault(name) + 1;
         }
 
-        public void Produced(string name, OnnxValue value)
+        /// <summary>Counts a new live value on the array it holds.</summary>
+        public void Produced(OnnxValue value)
         {
             var a = value.Tensor.Storage;
             sharers[a] = sharers.GetValueOrDefault(a) + 1;
