@@ -1,3 +1,4 @@
+using Autograd.Backends;
 using System.Numerics;
 using System.Numerics.Tensors;
 
@@ -57,21 +58,13 @@ internal static class Kernels
                 for (int d = k - 2; d >= 0 && ++idx[d] == dims[d]; d--) idx[d] = 0;
             }
         }
-        if (rows == 1 && inner >= 2 * ParallelGrain)
-        {
-            // One long row (same-shape operands): split it in chunks across cores.
-            int chunks = Environment.ProcessorCount;
-            int len = (inner + chunks - 1) / chunks;
-            Parallel.For(0, chunks, c =>
-            {
-                int s = c * len, n = Math.Min(len, inner - s);
-                if (n > 0) Row(kind, A.AsSpan(ia == 0 ? 0 : s, ia == 0 ? 1 : n), ia, B.AsSpan(ib == 0 ? 0 : s, ib == 0 ? 1 : n), ib, R.AsSpan(s, n));
-            });
-        }
+        if (rows == 1)
+            // One long row (same-shape operands): split across cores.
+            Split(inner, (s, n) => Row(kind, A.AsSpan(ia == 0 ? 0 : s, ia == 0 ? 1 : n), ia, B.AsSpan(ib == 0 ? 0 : s, ib == 0 ? 1 : n), ib, R.AsSpan(s, n)));
         else if (r.Numel >= 2 * ParallelGrain && rows >= 2)
         {
             int chunks = Math.Min(rows, Environment.ProcessorCount * 4);
-            Parallel.For(0, chunks, c => RowRange((int)((long)rows * c / chunks), (int)((long)rows * (c + 1) / chunks)));
+            Threads.For(chunks, c => RowRange((int)((long)rows * c / chunks), (int)((long)rows * (c + 1) / chunks)));
         }
         else RowRange(0, rows);
     }
@@ -139,37 +132,47 @@ internal static class Kernels
         return r;
     }
 
-    private static void Map<T, F>(T[] x, T[] y, F f) where T : unmanaged, IFloatingPointIeee754<T> where F : struct, IMap
+    private static void Map<T, F>(T[] x, T[] y, F f) where T : unmanaged, IFloatingPointIeee754<T> where F : struct, IMap =>
+        Split(x.Length, (s, n) =>
+        {
+            for (int i = s; i < s + n; i++) y[i] = f.F(x[i]);
+        });
+
+    /// <summary>Runs <paramref name="range"/>(start, length) over [0, n): in one contiguous part per core from
+    /// 2 * <see cref="ParallelGrain"/> elements on (if <paramref name="parallel"/>), else whole on the calling thread.</summary>
+    private static void Split(int n, Action<int, int> range, bool parallel = true)
     {
-        if (x.Length >= 2 * ParallelGrain)
-            Parallel.For(0, Environment.ProcessorCount, c =>
-            {
-                int n = x.Length, p = Environment.ProcessorCount, s = (int)((long)n * c / p), e = (int)((long)n * (c + 1) / p);
-                for (int i = s; i < e; i++) y[i] = f.F(x[i]);
-            });
-        else
-            for (int i = 0; i < x.Length; i++) y[i] = f.F(x[i]);
+        int parts = parallel && n >= 2 * ParallelGrain ? Environment.ProcessorCount : 1;
+        if (parts == 1) range(0, n);
+        else Threads.For(parts, c =>
+        {
+            int s = (int)((long)n * c / parts), e = (int)((long)n * (c + 1) / parts);
+            range(s, e - s);
+        });
     }
 
     /// <summary><c>d[i] = m[i] &gt; 0 ? g[i] : 0</c> (NaN in <paramref name="m"/> gives 0): relu's backward.</summary>
-    public static void KeepWherePositive<T>(T[] g, T[] m, T[] d) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        int i = 0;
-        if (Vector.IsHardwareAccelerated)
-            for (; i <= d.Length - Vector<T>.Count; i += Vector<T>.Count)
-            {
-                var keep = Vector.GreaterThan(new Vector<T>(m.AsSpan(i)), Vector<T>.Zero);
-                Vector.ConditionalSelect(keep, new Vector<T>(g.AsSpan(i)), Vector<T>.Zero).CopyTo(d.AsSpan(i));
-            }
-        for (; i < d.Length; i++) d[i] = m[i] > T.Zero ? g[i] : T.Zero;
-    }
+    public static void KeepWherePositive<T>(T[] g, T[] m, T[] d) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Split(d.Length, (s, n) =>
+        {
+            int i = s, end = s + n;
+            if (Vector.IsHardwareAccelerated)
+                for (; i <= end - Vector<T>.Count; i += Vector<T>.Count)
+                {
+                    var keep = Vector.GreaterThan(new Vector<T>(m.AsSpan(i)), Vector<T>.Zero);
+                    Vector.ConditionalSelect(keep, new Vector<T>(g.AsSpan(i)), Vector<T>.Zero).CopyTo(d.AsSpan(i));
+                }
+            for (; i < end; i++) d[i] = m[i] > T.Zero ? g[i] : T.Zero;
+        });
 
-    /// <summary>A vectorized span function for each dtype, e.g. TensorPrimitives or the backend.</summary>
-    public static Tensor Spans(string op, Tensor x, SpanAction<float> f32, SpanAction<double> f64)
+    /// <summary>A vectorized span function for each dtype, e.g. TensorPrimitives or the backend; split across the cores
+    /// unless <paramref name="split"/> is false (a function that threads by itself).</summary>
+    public static Tensor Spans(string op, Tensor x, SpanAction<float> f32, SpanAction<double> f64, bool split = true)
     {
         Shape.Float(op, x);
         var r = Tensor.Uninitialized(x.DType, x.Dims);
-        if (x.DType == DType.Float32) f32(x.Data<float>(), r.Data<float>()); else f64(x.Data<double>(), r.Data<double>());
+        if (x.DType == DType.Float32) Split(x.Numel, (s, n) => f32(x.Data<float>().AsSpan(s, n), r.Data<float>().AsSpan(s, n)), split);
+        else Split(x.Numel, (s, n) => f64(x.Data<double>().AsSpan(s, n), r.Data<double>().AsSpan(s, n)), split);
         return r;
     }
 
@@ -179,7 +182,7 @@ internal static class Kernels
     /// SIMD kernel on the calling thread instead.</summary>
     public static Tensor Unary(string op, Backends.UnaryKernel k, Tensor x) => x.Numel < SmallUnary
         ? Spans(op, x, (s, d) => Backends.ManagedBackend.UnaryChunk(k, s, d), (s, d) => Backends.ManagedBackend.UnaryChunk(k, s, d))
-        : Spans(op, x, (s, d) => Backends.Backend.Current.Unary(k, s, d), (s, d) => Backends.Backend.Current.Unary(k, s, d));
+        : Spans(op, x, (s, d) => Backends.Backend.Current.Unary(k, s, d), (s, d) => Backends.Backend.Current.Unary(k, s, d), split: false);
 
     /// <summary>Below this many elements a native library's vector math loses to managed SIMD: MKL's VML wakes its sleeping
     /// OpenMP threads even for LeNet-5's 640 logits (measured: CrossEntropy on [64, 10] forward+backward 51 -> 25 us, the
@@ -208,7 +211,7 @@ internal static class Kernels
             acc.Clear();
             for (int k = 0; k < red; k++) TensorPrimitives.Add(acc, x.AsSpan((o * red + k) * inner, inner), acc);
         }
-        if (outer >= 2 && (long)outer * red * inner >= 2 * ParallelGrain) Parallel.For(0, outer, One);
+        if (outer >= 2 && (long)outer * red * inner >= 2 * ParallelGrain) Threads.For(outer, One);
         else for (int o = 0; o < outer; o++) One(o);
     }
 

@@ -99,8 +99,8 @@ internal static class CnnOps
         }).ToList();
         return Program.SideBySide("Convolution, pooling and batch norm against TorchSharp 0.107.0 (libtorch 2.10.0 CPU), float32, 2 threads", sides, 15,
             description: "All of ours first, then TorchSharp (set up only then). In the same process both share the GNU OpenMP runtime, " +
-            "and with it the `GOMP_SPINCOUNT=0` our MKL backend sets unless you set it: TorchSharp's threads then sleep instead of " +
-            "spinning between parallel regions, which costs it on small workloads. The \"alone\" columns time TorchSharp in a child " +
+            "and with it the `GOMP_SPINCOUNT=100000` our MKL backend sets unless you set it (a third of the default: idle threads " +
+            "spin a shorter time before they sleep). The \"alone\" columns time TorchSharp in a child " +
             "process of the same run with none of our native libraries loaded, at its default spinning.");
     }
 }

@@ -81,7 +81,7 @@ public static class Program
     /// other's spinning OpenMP threads) and returns the markdown table of medians and ratios (after <paramref name="description"/>,
     /// if any), also printed. Against TorchSharp
     /// a third column times TorchSharp alone in a child process of the same run, whose own side stays on the managed backend:
-    /// no MKL, oneDNN or <c>GOMP_SPINCOUNT=0</c> of ours in its process, so TorchSharp runs as it would by itself.</summary>
+    /// no MKL, oneDNN or <c>GOMP_SPINCOUNT</c> of ours in its process, so TorchSharp runs as it would by itself.</summary>
     public static string SideBySide(string title, IReadOnlyList<(string Workload, Action Ours, Action Torch)> work, int repeats,
         string reference = "TorchSharp", string? description = null)
     {

@@ -1,3 +1,4 @@
+using Autograd.Backends;
 using System.Numerics;
 
 namespace Autograd.Optimizers;
@@ -87,7 +88,7 @@ public class Adam : Optimizer
         T sign = h.Maximize ? -T.One : T.One;
         const int Chunk = 1 << 16;
         int chunks = (p.Length + Chunk - 1) / Chunk;
-        if (chunks > 4) Parallel.For(0, chunks, c => Range(c * Chunk, Math.Min(p.Length, (c + 1) * Chunk)));
+        if (chunks > 4) Threads.For(chunks, c => Range(c * Chunk, Math.Min(p.Length, (c + 1) * Chunk)));
         else Range(0, p.Length);
 
         void Range(int from, int to)

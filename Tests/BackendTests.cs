@@ -95,6 +95,30 @@ public class BackendTests
     }
 
     [TestCaseSource(nameof(Names))]
+    public void Parallel_loops_run_every_index_once_on_several_threads_rethrow_the_first_error_and_nest(string name)
+    {
+        using var _ = Backend.Use(Load(name));
+        foreach (int n in new[] { 0, 1, 2, 3, 200 })
+        {
+            var runs = new int[n];
+            var threads = new System.Collections.Concurrent.ConcurrentDictionary<int, bool>();
+            Threads.For(n, i =>
+            {
+                Interlocked.Increment(ref runs[i]);
+                threads[Environment.CurrentManagedThreadId] = true;
+                Thread.SpinWait(20_000);
+            });
+            Assert.That(runs, Is.All.EqualTo(1), $"n = {n}");
+            if (n == 200 && Environment.ProcessorCount >= 2) Assert.That(threads.Count, Is.GreaterThanOrEqualTo(2), "threads that ran indices");
+        }
+        var error = Assert.Throws<InvalidOperationException>(() => Threads.For(100, i => { if (i == 37) throw new InvalidOperationException("index 37"); }));
+        Assert.That(error!.Message, Is.EqualTo("index 37"));
+        var pairs = new int[8 * 8];
+        Threads.For(8, i => Threads.For(8, j => Interlocked.Increment(ref pairs[i * 8 + j])));
+        Assert.That(pairs, Is.All.EqualTo(1));
+    }
+
+    [TestCaseSource(nameof(Names))]
     public void Gemm_matches_a_float64_triple_loop_for_odd_sizes_transposes_strides_and_batches(string name)
     {
         var b = Load(name);

@@ -52,8 +52,8 @@ public class PoolingTests
         // Stride 1 (GoogLeNet's 3x3 pools) compares eight windows of a row at a time on AVX2.
         // With padding (ResNet's 3x3 stride-2 padding-1 stem pool) the windows whose rows and columns lie inside take the
         // same vector path, the border windows the scalar one.
-        // The float path compares sixteen windows of a row at a time, a row narrower than that (LeNet's 14 and 5 windows)
-        // in one block whose extra lanes are dropped; values from a small set (with -inf and NaN) make ties common.
+        // The float path compares sixteen (on AVX2 for rows of at most eight, eight) stride-2 windows of a row at a time, a
+        // row narrower than that (LeNet's 14 and 5 windows) in one block whose extra lanes are dropped; values from a small set (with -inf and NaN) make ties common.
         var g = new Generator(3);
         int planes = 3, height = 7, oh = (height + 2 * pad - k) / stride + 1, ow = (width + 2 * pad - k) / stride + 1;
         var v = Enumerable.Range(0, planes * height * width).Select(_ => g.NextLong(10) switch
@@ -81,6 +81,24 @@ public class PoolingTests
                 }
         Assert.That(indices.ToLongArray(), Is.EqualTo(expected));
         Assert.That(values.ToFloatArray(), Is.EqualTo(expected.Select((i, o) => v[o / (oh * ow) * height * width + (int)i]).ToArray()));
+    }
+
+    [TestCase(3, 2, 1)]
+    [TestCase(2, 2, 0)]
+    public void The_backward_of_a_large_max_pool_adds_each_gradient_at_its_window_maximum(int k, int stride, int pad)
+    {
+        // Large enough for the backward to zero and fill the planes on several cores; overlapping 3x3 windows add into
+        // shared maxima.
+        var x = Tensor.Randn([4, 8, 40, 40], 5).RequiresGrad_();
+        var (y, indices) = MaxPool2dWithIndices(x, k, stride: stride, padding: pad);
+        var u = Tensor.Randn(y.Dims, 6);
+        y.Backward(u);
+        var idx = indices.ToLongArray();
+        var gu = u.ToDoubleArray();
+        var expected = new double[x.Numel];
+        int inPlane = 40 * 40, outPlane = y.Dims[2] * y.Dims[3];
+        for (int o = 0; o < idx.Length; o++) expected[o / outPlane * inPlane + idx[o]] += gu[o];
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(expected).Within(1e-6));
     }
 
     [Test]

@@ -45,8 +45,7 @@ public abstract unsafe class CblasBackend : ManagedBackend
             base.Gemm(s, alpha, a, b, beta, c);
             return;
         }
-        // A small GEMM on one thread: waking the library's threads costs more than it saves, and its idle threads would
-        // then spin on the cores the next .NET Parallel.For wants.
+        // A small GEMM on one thread: handing it to the library's threads costs more than it saves.
         bool serial = s.RunsSerially;
         int saved = serial ? SetThreadsOfThisThread(1) : 0;
         try { Call(s, alpha, a, b, beta, c); }

@@ -29,7 +29,7 @@ public class ManagedBackend : IBackend
             {
                 nint ix = (nint)px, iy = (nint)py;
                 int n = x.Length, parts = Environment.ProcessorCount;
-                Parallel.For(0, parts, p =>
+                Threads.For(parts, p =>
                 {
                     int s = (int)((long)n * p / parts), e = (int)((long)n * (p + 1) / parts);
                     UnaryChunk(kernel, new ReadOnlySpan<T>((T*)ix + s, e - s), new Span<T>((T*)iy + s, e - s));

@@ -108,7 +108,7 @@ internal static unsafe class ManagedGemm
             for (int t = 0; t < tasks; t++)
                 RunChunk(t);
         else
-            Parallel.For(0, tasks, RunChunk);
+            Threads.For(tasks, RunChunk);
     }
 
     /// <summary>Single-threaded blocked GEMM on one m x n block of C.</summary>

@@ -202,7 +202,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
 
     private static void Parallel2(bool allowed, int n, long work, Action<int> body)
     {
-        if (allowed && n >= 2 && work >= 1 << 15) Parallel.For(0, n, body);
+        if (allowed && n >= 2 && work >= 1 << 15) Threads.For(n, body);
         else for (int i = 0; i < n; i++) body(i);
     }
 
@@ -340,7 +340,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
             }
         }
         if (workers == 1) Work(0);
-        else Parallel.For(0, workers, Work);
+        else Threads.For(workers, Work);
     }
 
     /// <summary>Patch matrices of the tile's samples of one group, side by side: row (c, kd, kh, kw), column (sample, od, oh, ow);
@@ -477,7 +477,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
     {
         void Run(int wk) => work(wk, (int)((long)g.N * wk / workers), (int)((long)g.N * (wk + 1) / workers));
         if (workers == 1) Run(0);
-        else Parallel.For(0, workers, Run);
+        else Threads.For(workers, Run);
     }
 
     private static int DirectWorkers(ConvGeometry g) =>

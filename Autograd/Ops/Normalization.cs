@@ -1,3 +1,4 @@
+using Autograd.Backends;
 using System.Numerics;
 using System.Numerics.Tensors;
 
@@ -250,7 +251,7 @@ internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.I
 {
     private static void ForChannels(int c, long work, Action<int> body)
     {
-        if (c >= 2 && work >= 1 << 15) Parallel.For(0, c, body);
+        if (c >= 2 && work >= 1 << 15) Threads.For(c, body);
         else for (int ch = 0; ch < c; ch++) body(ch);
     }
 

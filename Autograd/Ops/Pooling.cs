@@ -1,3 +1,4 @@
+using Autograd.Backends;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -144,8 +145,10 @@ public static partial class Functional
     private static (Tensor Values, int[] Map) WindowMax(Tensor x, PoolGeometry g)
     {
         Shape.Float("MaxPool", x);
-        var map = x.DType == DType.Float32 ? PoolKernels<float>.ArgMax(g, x.Data<float>()) : PoolKernels<double>.ArgMax(g, x.Data<double>());
-        return (TakeFlat(x, map, g.OutShape), map);
+        var y = Tensor.Uninitialized(x.DType, g.OutShape);
+        var map = x.DType == DType.Float32 ? PoolKernels<float>.ArgMax(g, x.Data<float>(), y.Data<float>())
+            : PoolKernels<double>.ArgMax(g, x.Data<double>(), y.Data<double>());
+        return (TakeFlat(x, map, g.OutShape, g.Planes, taken: y), map);
     }
 
     private static Tensor WindowAverage(Tensor x, PoolGeometry g)
@@ -171,23 +174,24 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
 {
     private static void ForPlanes(PoolGeometry g, Action<int> plane)
     {
-        if (g.Planes >= 2 && (long)g.Planes * g.OutVol >= 1 << 14) Parallel.For(0, g.Planes, plane);
+        if (g.Planes >= 2 && (long)g.Planes * g.OutVol >= 1 << 14) Threads.For(g.Planes, plane);
         else for (int p = 0; p < g.Planes; p++) plane(p);
     }
 
-    /// <summary>For each output, the flat input offset of the first maximal (or first NaN) element of its window; -1 for a window with no element in range.</summary>
-    public static int[] ArgMax(PoolGeometry g, T[] x)
+    /// <summary>For each output, the flat input offset of the first maximal (or first NaN) element of its window (-1 for a
+    /// window with no element in range), and that element in <paramref name="values"/> (0 for none).</summary>
+    public static int[] ArgMax(PoolGeometry g, T[] x, T[] values)
     {
-        var map = new int[g.Planes * g.OutVol];
+        var map = GC.AllocateUninitializedArray<int>(g.Planes * g.OutVol);
         if (g.In[0] == 1 && Regular(g, 1, out int sh) && Regular(g, 2, out int sw))
         {
-            ForPlanes(g, p => ArgMaxRows(g, sh, sw, x, map, p));
+            ForPlanes(g, p => ArgMaxRows(g, sh, sw, x, map, values, p));
             return map;
         }
         // Each window's columns clipped to the row, once for all planes.
         var cols = new (int Lo, int Hi)[g.Out[2]];
         for (int ow = 0; ow < cols.Length; ow++) cols[ow] = Shape.InRange(g.Start[2][ow], g.Step[2], g.In[2], g.Len[2][ow]);
-        ForPlanes(g, p => ArgMaxPlane(g, cols, x, map, p));
+        ForPlanes(g, p => ArgMaxPlane(g, cols, x, map, values, p));
         return map;
     }
 
@@ -203,23 +207,26 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
     }
 
     /// <summary>2-d max pooling with <see cref="Regular"/> windows, one output row at a time. For float, blocks of windows
-    /// at a time (sixteen with stride 2, eight with stride 1): each window element in row-major window order is compared
+    /// at a time (sixteen with stride 2, or eight on AVX2 for rows of at most eight; eight with stride 1), writing the
+    /// offsets and values of the maxima: each window element in row-major window order is compared
     /// across them (so the first maximum wins). A row's last block may run past its end (rows narrower than a block, like
     /// LeNet's 14 and 5, are one such block): its extra lanes read the next row and are dropped. The windows whose block
     /// would read past the end of the input go one at a time with the running maximum in registers, 2x2 windows unrolled.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ArgMaxRows(PoolGeometry g, int sh, int sw, T[] x, int[] map, int p)
+    private static void ArgMaxRows(PoolGeometry g, int sh, int sw, T[] x, int[] map, T[] values, int p)
     {
         int kh = g.Len[1][0], kw = g.Len[2][0], d1 = g.Step[1], d2 = g.Step[2], in2 = g.In[2], wo = g.Out[2];
         // Windows per block and floats a block advances (and reads past its furthest window element).
-        int lanes = sw == 2 ? 16 : 8, span = lanes * sw;
-        bool vector = sw == 2 ? VectorStride2(wo) : sw == 1 && VectorStride1(wo);
+        int lanes = sw == 2 && (Vector512.IsHardwareAccelerated || wo > 8) ? 16 : 8, span = lanes * sw;
+        bool vector = sw == 2 ? VectorStride2 : sw == 1 && VectorStride1(wo);
         bool twoByTwo = kh == 2 && kw == 2 && d1 == 1 && d2 == 1;
         Span<int> partial = stackalloc int[16];
+        Span<float> partialValues = stackalloc float[16];
         for (int oh = 0; oh < g.Out[1]; oh++)
         {
             int o = p * g.OutVol + oh * wo, row0 = p * g.InVol + (g.Start[1][0] + oh * sh) * in2 + g.Start[2][0], done = 0;
             var best = map.AsSpan(o, wo);
+            var bestValues = values.AsSpan(o, wo);
             if (vector)
             {
                 // Blocks whose reads stay inside x for the last (furthest) window element.
@@ -228,10 +235,23 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
                 for (int j = 0; j < blocks; j++)
                 {
                     int n = Math.Min(lanes, wo - lanes * j);
-                    var into = n == lanes ? best.Slice(lanes * j, lanes) : partial[..lanes];
-                    if (sw == 2) Sixteen(Unsafe.As<T[], float[]>(ref x), row0 + span * j, kh, kw, d1 * in2, d2, into);
-                    else Eight(Unsafe.As<T[], float[]>(ref x), row0 + span * j, 1, kh, kw, d1 * in2, d2).CopyTo(into);
-                    if (n < lanes) partial[..n].CopyTo(best[(lanes * j)..]);
+                    bool whole = n == lanes;
+                    var into = whole ? best.Slice(lanes * j, lanes) : partial;
+                    var intoValues = whole ? MemoryMarshal.Cast<T, float>(bestValues.Slice(lanes * j, lanes)) : partialValues;
+                    var xf = Unsafe.As<T[], float[]>(ref x);
+                    if (lanes == 16) Sixteen(xf, row0 + span * j, kh, kw, d1 * in2, d2, into, intoValues);
+                    else
+                    {
+                        var (index, value) = Eight(xf, row0 + span * j, sw, kh, kw, d1 * in2, d2);
+                        index.CopyTo(into);
+                        value.CopyTo(intoValues);
+                    }
+                    // An element loop: a span copy is a call to memmove, which took a fifth of the time of rows this narrow.
+                    for (int i = 0; i < n && !whole; i++)
+                    {
+                        best[lanes * j + i] = partial[i];
+                        bestValues[lanes * j + i] = T.CreateTruncating(partialValues[i]);
+                    }
                 }
                 done = Math.Min(lanes * blocks, wo);
             }
@@ -249,6 +269,7 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
                     for (int b = 0; b < kh; b++)
                         for (int c = b == 0 ? 1 : 0; c < kw; c++) Take(x, i0 + b * d1 * in2 + c * d2, ref bv, ref bi);
                 best[ow] = bi;
+                bestValues[ow] = bv;
             }
         }
     }
@@ -264,26 +285,34 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
         bv = x[bi];
     }
 
-    /// <summary>Whether rows of <paramref name="windows"/> stride-2 windows take the vector path: always with 512-bit vectors
-    /// (measured 580 -> 170 us for LeNet-5's narrow rows); on AVX2 only for rows of at least sixteen, since rows narrower than
-    /// a block measured slower than the scalar loop there (LeNet-5's 14 and 5 windows: 610 and 480 us against 400 and 170;
-    /// 16 windows: 1.6 against 3.4 ms).</summary>
-    private static bool VectorStride2(int windows) => typeof(T) == typeof(float)
-        && (Vector512.IsHardwareAccelerated || (Avx2.IsSupported && windows >= 16));
+    /// <summary>Whether stride-2 windows take the vector path: with 512-bit vectors (measured 580 -> 170 us for LeNet-5's
+    /// narrow rows) or AVX2 (LeNet-5's 64x6x28x28: 600 -> 310 us; 32x64x32x32: 2.0 -> 1.3 ms; once rows narrower than a block
+    /// no longer copied their lanes out with a span copy, a call to memmove that had made them slower than the scalar loop).</summary>
+    private static bool VectorStride2 => typeof(T) == typeof(float) && (Vector512.IsHardwareAccelerated || Avx2.IsSupported);
 
     /// <summary>Whether rows of <paramref name="windows"/> stride-1 windows take the vector path (AVX2, eight windows a block:
     /// GoogLeNet's 3x3 pools over 192x28x28 and 480x14x14 measured 3.5 -> 0.55 ms and 1.7 -> 0.25 ms).</summary>
     private static bool VectorStride1(int windows) => typeof(T) == typeof(float) && Avx2.IsSupported && windows >= 8;
 
-    /// <summary>The first maxima of sixteen windows starting 2 apart at x[at], written to <paramref name="best"/>.</summary>
+    /// <summary>The first maxima of sixteen windows starting 2 apart at x[at], their offsets written to <paramref name="best"/>
+    /// and their values to <paramref name="values"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Sixteen(float[] x, int at, int kh, int kw, int rowStep, int colStep, Span<int> best)
+    private static void Sixteen(float[] x, int at, int kh, int kw, int rowStep, int colStep, Span<int> best, Span<float> values)
     {
-        if (Vector512.IsHardwareAccelerated) Stride2(x, at, kh, kw, rowStep, colStep).CopyTo(best);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var (index, value) = Stride2(x, at, kh, kw, rowStep, colStep);
+            index.CopyTo(best);
+            value.CopyTo(values);
+        }
         else
         {
-            Eight(x, at, 2, kh, kw, rowStep, colStep).CopyTo(best);
-            Eight(x, at + 16, 2, kh, kw, rowStep, colStep).CopyTo(best[8..]);
+            var (index, value) = Eight(x, at, 2, kh, kw, rowStep, colStep);
+            index.CopyTo(best);
+            value.CopyTo(values);
+            (index, value) = Eight(x, at + 16, 2, kh, kw, rowStep, colStep);
+            index.CopyTo(best[8..]);
+            value.CopyTo(values[8..]);
         }
     }
 
@@ -292,7 +321,7 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
     /// lane permute); it is taken where it is not at most the running maximum (or is NaN) and that maximum is not NaN,
     /// blended into the running maxima and offsets.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Eight(float[] x, int at, int stride, int kh, int kw, int rowStep, int colStep)
+    private static (Vector256<int> Index, Vector256<float> Value) Eight(float[] x, int at, int stride, int kh, int kw, int rowStep, int colStep)
     {
         var offsets = stride == 1 ? Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) : Vector256.Create(0, 2, 4, 6, 8, 10, 12, 14);
         var bv = Vector256.Create(float.NegativeInfinity);
@@ -310,14 +339,14 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
                 bv = Avx.BlendVariable(bv, v, take);
                 bi = Avx.BlendVariable(bi, (offsets + Vector256.Create(e)).AsSingle(), take);
             }
-        return bi.AsInt32();
+        return (bi.AsInt32(), bv);
     }
 
     /// <summary>The first maximum of sixteen windows of <see cref="ArgMaxRows"/> starting 2 apart at x[at]: each window element
     /// in row-major order compared across them, the running maxima and their offsets in registers. 32 consecutive floats
     /// read as 64-bit lanes and narrowed to their low halves are the even ones.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<int> Stride2(float[] x, int at, int kh, int kw, int rowStep, int colStep)
+    private static (Vector512<int> Index, Vector512<float> Value) Stride2(float[] x, int at, int kh, int kw, int rowStep, int colStep)
     {
         var offsets = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         // Below every value, so the first element is taken unless it is -inf, which then stays chosen as first.
@@ -334,17 +363,17 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
                 bv = Vector512.ConditionalSelect(take, v, bv);
                 bi = Vector512.ConditionalSelect(take.AsInt32(), offsets + Vector512.Create(e), bi);
             }
-        return bi;
+        return (bi, bv);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ArgMaxPlane(PoolGeometry g, (int Lo, int Hi)[] cols, T[] x, int[] map, int p)
+    private static void ArgMaxPlane(PoolGeometry g, (int Lo, int Hi)[] cols, T[] x, int[] map, T[] values, int p)
     {
         // The geometry's arrays in locals keep the inner loop to a load and a compare.
         int[] s0 = g.Start[0], l0 = g.Len[0], s1 = g.Start[1], l1 = g.Len[1], s2 = g.Start[2];
         int d0 = g.Step[0], d1 = g.Step[1], d2 = g.Step[2], in0 = g.In[0], in1 = g.In[1], in2 = g.In[2];
         int inBase = p * g.InVol, o = p * g.OutVol, out2 = g.Out[2];
-        bool vector = VectorStride2(16);
+        bool vector = VectorStride2;
         for (int od = 0; od < g.Out[0]; od++)
             for (int oh = 0; oh < g.Out[1]; oh++)
             {
@@ -359,7 +388,7 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
                         int kw = g.Len[2][ow], e = inBase + (s0[od] * in1 + s1[oh]) * in2 + s2[ow];
                         if ((long)e + (kh - 1) * d1 * in2 + (kw - 1) * d2 + 32 <= x.Length)
                         {
-                            Sixteen(Unsafe.As<T[], float[]>(ref x), e, kh, kw, d1 * in2, d2, map.AsSpan(o, 16));
+                            Sixteen(Unsafe.As<T[], float[]>(ref x), e, kh, kw, d1 * in2, d2, map.AsSpan(o, 16), MemoryMarshal.Cast<T, float>(values.AsSpan(o, 16)));
                             ow += 15;
                             o += 15;
                             continue;
@@ -390,6 +419,7 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
                         }
                     }
                     map[o] = best;
+                    values[o] = best < 0 ? T.Zero : bestV;
                 }
             }
     }

@@ -1,3 +1,5 @@
+using Autograd.Backends;
+
 namespace Autograd;
 
 public static partial class Functional
@@ -270,13 +272,21 @@ public static partial class Functional
         return TakeFlat(x, GatherOffsets(x.Dims, index.Dims, d, idx), index.Dims);
     }
 
-    /// <summary><c>r[i] = x.flat[map[i]]</c> (0 where map[i] is -1). Its adjoint is <see cref="PutFlat"/>; Gather, max pooling
-    /// and max unpooling are built on this pair.</summary>
-    internal static Tensor TakeFlat(Tensor x, int[] map, int[] shape)
+    /// <summary><c>r[i] = x.flat[map[i]]</c> (0 where map[i] is -1), of <paramref name="shape"/>. Its adjoint is
+    /// <see cref="PutFlat"/>; Gather, max pooling and max unpooling are built on this pair. With <paramref name="planes"/>
+    /// p, splitting x and r each into p equal planes, plane i of r reads only plane i of x (pooling's windows), so the adjoint
+    /// runs plane by plane across the cores. <paramref name="taken"/>: r, when the caller has already gathered it.</summary>
+    internal static Tensor TakeFlat(Tensor x, int[] map, int[] shape, int planes = 1, Tensor? taken = null)
     {
-        var r = Tensor.Uninitialized(x.DType, shape);
-        if (x.DType == DType.Float32) Take(x.Data<float>(), map, r.Data<float>()); else Take(x.Data<double>(), map, r.Data<double>());
-        return AutoGrad.Record(r, "TakeFlat", Saves.None, g => [PutFlat(g, map, x.Dims)], x);
+        var r = taken ?? Gather(x, map, shape);
+        return AutoGrad.Record(r, "TakeFlat", Saves.None, g => [PutFlat(g, map, x.Dims, planes)], x);
+
+        static Tensor Gather(Tensor x, int[] map, int[] shape)
+        {
+            var r = Tensor.Uninitialized(x.DType, shape);
+            if (x.DType == DType.Float32) Take(x.Data<float>(), map, r.Data<float>()); else Take(x.Data<double>(), map, r.Data<double>());
+            return r;
+        }
 
         static void Take<T>(T[] src, int[] m, T[] dst) where T : struct
         {
@@ -284,16 +294,25 @@ public static partial class Functional
         }
     }
 
-    /// <summary>Zeros of <paramref name="shape"/> with <c>g[i]</c> added at <c>flat[map[i]]</c> (skipping -1): the adjoint of <see cref="TakeFlat"/>.</summary>
-    internal static Tensor PutFlat(Tensor g, int[] map, int[] shape)
+    /// <summary>Zeros of <paramref name="shape"/> with <c>g[i]</c> added at <c>flat[map[i]]</c> (skipping -1): the adjoint of
+    /// <see cref="TakeFlat"/>, whose <paramref name="planes"/> it takes.</summary>
+    internal static Tensor PutFlat(Tensor g, int[] map, int[] shape, int planes = 1)
     {
-        var r = Tensor.Zeros(shape, g.DType);
-        if (g.DType == DType.Float32) Put(g.Data<float>(), map, r.Data<float>()); else Put(g.Data<double>(), map, r.Data<double>());
-        return AutoGrad.Record(r, "PutFlat", Saves.None, gg => [TakeFlat(gg, map, g.Dims)], g);
+        var r = Tensor.Uninitialized(g.DType, shape);
+        if (g.DType == DType.Float32) Put(g.Data<float>(), map, r.Data<float>(), planes); else Put(g.Data<double>(), map, r.Data<double>(), planes);
+        return AutoGrad.Record(r, "PutFlat", Saves.None, gg => [TakeFlat(gg, map, g.Dims, planes)], g);
 
-        static void Put<T>(T[] src, int[] m, T[] dst) where T : System.Numerics.INumber<T>
+        // Contiguous runs of planes, one per core for a large result: each zeroes its planes and adds into them.
+        static void Put<T>(T[] src, int[] m, T[] dst, int planes) where T : System.Numerics.INumber<T>
         {
-            for (int i = 0; i < m.Length; i++) if (m[i] >= 0) dst[m[i]] += src[i];
+            int parts = planes >= 2 && dst.Length >= 1 << 16 ? Math.Min(planes, Environment.ProcessorCount) : 1;
+            int outPlane = m.Length / planes, inPlane = dst.Length / planes;
+            Threads.For(parts, c =>
+            {
+                int p0 = (int)((long)planes * c / parts), p1 = (int)((long)planes * (c + 1) / parts);
+                Array.Clear(dst, p0 * inPlane, (p1 - p0) * inPlane);
+                for (int i = p0 * outPlane; i < p1 * outPlane; i++) if (m[i] >= 0) dst[m[i]] += src[i];
+            });
         }
     }
 
