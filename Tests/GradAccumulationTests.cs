@@ -164,10 +164,10 @@ public class GradAccumulationTests
     /// <summary>Backward recycles the large gradients it consumed (<see cref="StoragePool"/>); every tensor user code can reach
     /// keeps its values while new tensors take those arrays and overwrite them, and the gradients are exactly those computed
     /// without recycling.</summary>
-    [Test]
-    public void Recycled_gradient_arrays_are_never_still_in_use()
+    [TestCase(1 << 21)]   // 8 MB per float32 tensor: on the large-object heap (its threshold is 4 MB here)
+    [TestCase(1 << 18)]   // 1 MB: in the GC's young generation, recycled up to StoragePool.SmallCapacity
+    public void Recycled_gradient_arrays_are_never_still_in_use(int n)
     {
-        const int n = 1 << 21;   // 8 MB per float32 tensor: above the pool's minimum (the large-object threshold, 4 MB here)
         List<float[]> without;
         StoragePool.Enabled = false;
         try { without = Reachable(n); }
@@ -175,5 +175,17 @@ public class GradAccumulationTests
         var with = Reachable(n);
         Assert.That(with, Has.Count.EqualTo(15), "a reachable tensor changed when recycled arrays were reused: " + string.Join(",", with.Skip(15).Select(v => v[0])));
         for (int i = 0; i < with.Count; i++) Assert.That(with[i], Is.EqualTo(without[i]), $"tensor {i} differs from the run without recycling");
+    }
+
+    [Test]
+    public void Arrays_below_the_large_object_threshold_wait_for_reuse_only_up_to_the_small_capacity()
+    {
+        const int n = 1 << 18;   // 1 MB
+        while (StoragePool.Take(DType.Float32, n) != null) { }
+        var dead = Enumerable.Range(0, 40).Select(_ => Tensor.Zeros([n])).ToList();
+        foreach (var t in dead) StoragePool.Return(t);
+        // Other tests' small arrays may hold part of the capacity.
+        Assert.That(StoragePool.Waiting(DType.Float32, n), Is.InRange(1, StoragePool.SmallCapacity / (4L * n)));
+        while (StoragePool.Take(DType.Float32, n) != null) { }
     }
 }
