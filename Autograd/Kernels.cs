@@ -63,8 +63,7 @@ internal static class Kernels
             Split(inner, (s, n) => Row(kind, A.AsSpan(ia == 0 ? 0 : s, ia == 0 ? 1 : n), ia, B.AsSpan(ib == 0 ? 0 : s, ib == 0 ? 1 : n), ib, R.AsSpan(s, n)));
         else if (r.Numel >= 2 * ParallelGrain && rows >= 2)
         {
-            int chunks = Math.Min(rows, Environment.ProcessorCount * 4);
-            Threads.For(chunks, c => RowRange((int)((long)rows * c / chunks), (int)((long)rows * (c + 1) / chunks)));
+            Threads.Ranges(rows, Math.Min(rows, Environment.ProcessorCount * 4), (_, from, to) => RowRange(from, to));
         }
         else RowRange(0, rows);
     }
@@ -140,16 +139,8 @@ internal static class Kernels
 
     /// <summary>Runs <paramref name="range"/>(start, length) over [0, n): in one contiguous part per core from
     /// 2 * <see cref="ParallelGrain"/> elements on (if <paramref name="parallel"/>), else whole on the calling thread.</summary>
-    private static void Split(int n, Action<int, int> range, bool parallel = true)
-    {
-        int parts = parallel && n >= 2 * ParallelGrain ? Environment.ProcessorCount : 1;
-        if (parts == 1) range(0, n);
-        else Threads.For(parts, c =>
-        {
-            int s = (int)((long)n * c / parts), e = (int)((long)n * (c + 1) / parts);
-            range(s, e - s);
-        });
-    }
+    private static void Split(int n, Action<int, int> range, bool parallel = true) =>
+        Threads.Ranges(n, parallel && n >= 2 * ParallelGrain ? Environment.ProcessorCount : 1, (_, s, e) => range(s, e - s));
 
     /// <summary><c>d[i] = m[i] &gt; 0 ? g[i] : 0</c> (NaN in <paramref name="m"/> gives 0): relu's backward.</summary>
     public static void KeepWherePositive<T>(T[] g, T[] m, T[] d) where T : unmanaged, IFloatingPointIeee754<T> =>

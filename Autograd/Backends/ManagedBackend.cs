@@ -28,12 +28,8 @@ public class ManagedBackend : IBackend
             fixed (T* px = x, py = y)
             {
                 nint ix = (nint)px, iy = (nint)py;
-                int n = x.Length, parts = Environment.ProcessorCount;
-                Threads.For(parts, p =>
-                {
-                    int s = (int)((long)n * p / parts), e = (int)((long)n * (p + 1) / parts);
-                    UnaryChunk(kernel, new ReadOnlySpan<T>((T*)ix + s, e - s), new Span<T>((T*)iy + s, e - s));
-                });
+                Threads.Ranges(x.Length, Environment.ProcessorCount,
+                    (_, s, e) => UnaryChunk(kernel, new ReadOnlySpan<T>((T*)ix + s, e - s), new Span<T>((T*)iy + s, e - s)));
             }
         }
     }

@@ -32,6 +32,15 @@ internal static unsafe class Threads
         }
     }
 
+    /// <summary>Runs <paramref name="range"/>(part, start, end) for <paramref name="parts"/> contiguous, nearly equal parts of
+    /// [0, n) in parallel (a single part on the calling thread).</summary>
+    public static void Ranges(int n, int parts, Action<int, int, int> range)
+    {
+        void Part(int c) => range(c, (int)((long)n * c / parts), (int)((long)n * (c + 1) / parts));
+        if (parts <= 1) range(0, 0, n);
+        else For(parts, Part);
+    }
+
     /// <summary>What each thread of the team runs: it takes the next index until none is left.</summary>
     [UnmanagedCallersOnly]
     private static void Run(IntPtr data)

@@ -322,13 +322,12 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
     private static void Tiles(ConvGeometry g, Action<TileCtx> body)
     {
         var (tile, tiles, workers) = Plan(g);
-        void Work(int wk)
+        Threads.Ranges(tiles, workers, (wk, t0, t1) =>
         {
             var col = ArrayPool<T>.Shared.Rent(g.Cg * g.KVol * tile * g.OutVol);
             var outTile = ArrayPool<T>.Shared.Rent(g.CoutG * tile * g.OutVol);
             try
             {
-                int t0 = (int)((long)tiles * wk / workers), t1 = (int)((long)tiles * (wk + 1) / workers);
                 for (int t = t0; t < t1; t++)
                     for (int gr = 0; gr < g.Groups; gr++)
                         body(new TileCtx(t * tile, Math.Min(tile, g.N - t * tile), gr, col, outTile, wk, t == t0, workers == 1));
@@ -338,9 +337,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                 ArrayPool<T>.Shared.Return(col);
                 ArrayPool<T>.Shared.Return(outTile);
             }
-        }
-        if (workers == 1) Work(0);
-        else Threads.For(workers, Work);
+        });
     }
 
     /// <summary>Patch matrices of the tile's samples of one group, side by side: row (c, kd, kh, kw), column (sample, od, oh, ow);
@@ -471,15 +468,8 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
         }
     }
 
-    /// <summary>Runs <paramref name="work"/>(worker, first sample, end) over contiguous runs of samples, one per core unless
-    /// the whole pass is too small to be worth waking another thread; returns after all have finished.</summary>
-    private static void ForSampleRuns(ConvGeometry g, int workers, Action<int, int, int> work)
-    {
-        void Run(int wk) => work(wk, (int)((long)g.N * wk / workers), (int)((long)g.N * (wk + 1) / workers));
-        if (workers == 1) Run(0);
-        else Threads.For(workers, Run);
-    }
-
+    /// <summary>How many contiguous runs of samples the direct kernels split a pass into: one per core unless the whole pass
+    /// is too small to be worth waking another thread.</summary>
     private static int DirectWorkers(ConvGeometry g) =>
         (long)g.N * g.Cout * g.OutVol * g.Cin * g.KVol < 1 << 16 ? 1 : Math.Min(g.N, Environment.ProcessorCount);
 
@@ -502,7 +492,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
     {
         var pd = Padded.Of(g, S.Width);
         int ho = g.Out[1], wo = g.Out[2], chunk = 4 * S.Width, planeOut = (pd.PlaneOut + chunk - 1) / chunk * chunk;
-        ForSampleRuns(g, DirectWorkers(g), (_, n0, n1) =>
+        Threads.Ranges(g.N, DirectWorkers(g), (_, n0, n1) =>
         {
             var xp = ArrayPool<T>.Shared.Rent(pd.Length);
             var outp = ArrayPool<T>.Shared.Rent(2 * planeOut);
@@ -582,7 +572,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
         for (int i = 0; i < partials.Length; i++) partials[i] = ArrayPool<T>.Shared.Rent(w.Length);
         try
         {
-            ForSampleRuns(g, workers, (wk, n0, n1) =>
+            Threads.Ranges(g.N, workers, (wk, n0, n1) =>
             {
                 var dst = wk == 0 ? w : partials[wk - 1];
                 var xp = ArrayPool<T>.Shared.Rent(pd.Length);

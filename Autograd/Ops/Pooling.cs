@@ -222,6 +222,7 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
         bool twoByTwo = kh == 2 && kw == 2 && d1 == 1 && d2 == 1;
         Span<int> partial = stackalloc int[16];
         Span<float> partialValues = stackalloc float[16];
+        var xf = Unsafe.As<T[], float[]>(ref x);
         for (int oh = 0; oh < g.Out[1]; oh++)
         {
             int o = p * g.OutVol + oh * wo, row0 = p * g.InVol + (g.Start[1][0] + oh * sh) * in2 + g.Start[2][0], done = 0;
@@ -238,20 +239,15 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
                     bool whole = n == lanes;
                     var into = whole ? best.Slice(lanes * j, lanes) : partial;
                     var intoValues = whole ? MemoryMarshal.Cast<T, float>(bestValues.Slice(lanes * j, lanes)) : partialValues;
-                    var xf = Unsafe.As<T[], float[]>(ref x);
                     if (lanes == 16) Sixteen(xf, row0 + span * j, kh, kw, d1 * in2, d2, into, intoValues);
-                    else
-                    {
-                        var (index, value) = Eight(xf, row0 + span * j, sw, kh, kw, d1 * in2, d2);
-                        index.CopyTo(into);
-                        value.CopyTo(intoValues);
-                    }
+                    else EightInto(xf, row0 + span * j, sw, kh, kw, d1 * in2, d2, into, intoValues);
                     // An element loop: a span copy is a call to memmove, which took a fifth of the time of rows this narrow.
-                    for (int i = 0; i < n && !whole; i++)
-                    {
-                        best[lanes * j + i] = partial[i];
-                        bestValues[lanes * j + i] = T.CreateTruncating(partialValues[i]);
-                    }
+                    if (!whole)
+                        for (int i = 0; i < n; i++)
+                        {
+                            best[lanes * j + i] = partial[i];
+                            bestValues[lanes * j + i] = T.CreateTruncating(partialValues[i]);
+                        }
                 }
                 done = Math.Min(lanes * blocks, wo);
             }
@@ -307,13 +303,18 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
         }
         else
         {
-            var (index, value) = Eight(x, at, 2, kh, kw, rowStep, colStep);
-            index.CopyTo(best);
-            value.CopyTo(values);
-            (index, value) = Eight(x, at + 16, 2, kh, kw, rowStep, colStep);
-            index.CopyTo(best[8..]);
-            value.CopyTo(values[8..]);
+            EightInto(x, at, 2, kh, kw, rowStep, colStep, best, values);
+            EightInto(x, at + 16, 2, kh, kw, rowStep, colStep, best[8..], values[8..]);
         }
+    }
+
+    /// <summary><see cref="Eight"/>, its offsets written to <paramref name="best"/> and its values to <paramref name="values"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void EightInto(float[] x, int at, int stride, int kh, int kw, int rowStep, int colStep, Span<int> best, Span<float> values)
+    {
+        var (index, value) = Eight(x, at, stride, kh, kw, rowStep, colStep);
+        index.CopyTo(best);
+        value.CopyTo(values);
     }
 
     /// <summary>As <see cref="Stride2"/> for eight windows starting <paramref name="stride"/> (1 or 2) apart, with AVX2: a

@@ -307,9 +307,8 @@ public static partial class Functional
         {
             int parts = planes >= 2 && dst.Length >= 1 << 16 ? Math.Min(planes, Environment.ProcessorCount) : 1;
             int outPlane = m.Length / planes, inPlane = dst.Length / planes;
-            Threads.For(parts, c =>
+            Threads.Ranges(planes, parts, (_, p0, p1) =>
             {
-                int p0 = (int)((long)planes * c / parts), p1 = (int)((long)planes * (c + 1) / parts);
                 Array.Clear(dst, p0 * inPlane, (p1 - p0) * inPlane);
                 for (int i = p0 * outPlane; i < p1 * outPlane; i++) if (m[i] >= 0) dst[m[i]] += src[i];
             });
