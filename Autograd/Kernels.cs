@@ -178,7 +178,7 @@ internal static class Kernels
     /// <summary>Below this many elements a native library's vector math loses to managed SIMD: MKL's VML wakes its sleeping
     /// OpenMP threads even for LeNet-5's 640 logits (measured: CrossEntropy on [64, 10] forward+backward 51 -> 25 us, the
     /// step's loss phase 0.054 -> 0.026 ms).</summary>
-    private const int SmallUnary = 1 << 12;
+    internal const int SmallUnary = 1 << 12;
 
     // ---------------- reductions ----------------
 

@@ -164,11 +164,11 @@ internal static partial class Ops
         var x = TensorData.IsFloat(v.Type) ? v.Tensor : v.Tensor.To(DType.Float64);
         int nd = x.Rank - 2;
         var (k, s, d, lo, hi, output) = PoolGeometry(c, x);
-        var padded = PadSpatial(x, lo, hi, double.NegativeInfinity);
         int storageOrder = (int)c.Int("storage_order", 0);
         if (c.Node.Outputs.Count > 1 && c.Node.Outputs[1].Length > 0)
         {
             if (nd != 2) throw c.Unsupported("the Indices output is supported for 2-d pooling only");
+            var padded = PadSpatial(x, lo, hi, double.NegativeInfinity);
             var (values, planeIdx) = MaxPool2dWithIndices(padded, k, s, 0, d);
             values = Crop(values, output);
             planeIdx = Crop(planeIdx, output);
@@ -183,14 +183,28 @@ internal static partial class Ops
             return [Result(v, values), new(Tensor.From(idx, values.Shape), OnnxDataType.Int64)];
         }
         c.Ignore("storage_order");
-        Tensor y = nd switch
-        {
-            1 => MaxPool1d(padded, k, s, 0, d),
-            2 => MaxPool2d(padded, k, s, 0, d),
-            3 => MaxPool3d(padded, k, s, 0, d),
-            _ => throw c.Unsupported($"{nd}-d pooling is not supported"),
-        };
-        return [Result(v, Crop(y, output))];
+        if (nd is < 1 or > 3) throw c.Unsupported($"{nd}-d pooling is not supported");
+        // Windows that start where ONNX's do and end at most at the input's end, in floor or ceil mode with the leading padding
+        // on both sides, are ONNX's windows without their -inf padding: pooled from x itself, with no padded copy.
+        foreach (bool ceil in new[] { false, true })
+            if (Enumerable.Range(0, nd).All(i => 2 * lo[i] <= (k[i] - 1) * d[i] + 1 && PooledSize(x.Shape[2 + i], k[i], s[i], lo[i], d[i], ceil) == output[i]))
+                return [Result(v, MaxPoolNd(x, k, s, lo, d, ceil))];
+        return [Result(v, Crop(MaxPoolNd(PadSpatial(x, lo, hi, double.NegativeInfinity), k, s, 0, d, false), output))];
+    }
+
+    private static Tensor MaxPoolNd(Tensor x, int[] k, int[] s, IntTuple padding, int[] d, bool ceil) => x.Rank switch
+    {
+        3 => MaxPool1d(x, k, s, padding, d, ceil),
+        4 => MaxPool2d(x, k, s, padding, d, ceil),
+        _ => MaxPool3d(x, k, s, padding, d, ceil),
+    };
+
+    /// <summary>The output size of Functional's pooling (PyTorch's rule: a ceil-mode window must start inside the input or
+    /// the leading padding).</summary>
+    private static int PooledSize(int input, int k, int s, int p, int d, bool ceil)
+    {
+        int o = (int)Math.Floor((double)(input + 2 * p - (k - 1) * d - 1 + (ceil ? s - 1 : 0)) / s) + 1;
+        return ceil && (o - 1) * s >= input + p ? o - 1 : o;
     }
 
     private static OnnxValue Result(OnnxValue input, Tensor y) => TensorData.IsFloat(input.Type) ? input with { Tensor = y } : ToInteger(y, input.Type);

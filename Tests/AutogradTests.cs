@@ -131,6 +131,25 @@ public class AutogradTests
         Assert.Throws<InvalidOperationException>(() => Tensor.From(new long[] { 1 }, 1).RequiresGrad_());
     }
 
+    [TestCase(DType.Float64)]
+    [TestCase(DType.Float32)]
+    public void Pow_of_a_long_tensor_and_its_gradient_match_Math_Pow(DType dtype)
+    {
+        // 10,000 elements go through the backend's vector pow (short tensors through the scalar map).
+        var v = Enumerable.Range(1, 10_000).Select(i => i * 0.001).ToArray();
+        var x = Tensor.From(v, v.Length).To(dtype).RequiresGrad_();
+        var y = Functional.Pow(x, -0.75);
+        y.Sum().Backward();
+        var (ys, gs) = (y.ToDoubleArray(), x.Grad!.ToDoubleArray());
+        double tol = dtype == DType.Float32 ? 1e-4 : 1e-12; // percent
+        for (int i = 0; i < v.Length; i++)
+        {
+            double xi = dtype == DType.Float32 ? (float)v[i] : v[i];
+            Assert.That(ys[i], Is.EqualTo(Math.Pow(xi, -0.75)).Within(tol).Percent, $"{xi}^-0.75");
+            Assert.That(gs[i], Is.EqualTo(-0.75 * Math.Pow(xi, -1.75)).Within(tol).Percent, $"gradient at {xi}");
+        }
+    }
+
     [Test]
     public void A_chain_of_100000_ops_backpropagates_without_stack_overflow()
     {

@@ -202,4 +202,26 @@ public class BackendTests
         b.Unary(UnaryKernel.Sqrt, pos, y);
         for (int i = 0; i < x.Length; i++) Assert.That(y[i], Is.EqualTo(Math.Sqrt(pos[i])).Within(1e-15 * (1 + pos[i])), $"{name} Sqrt");
     }
+
+    [TestCaseSource(nameof(Names))]
+    public void Pow_with_a_scalar_exponent_matches_Math_Pow(string name)
+    {
+        // Long enough to be split across the cores; negative bases (defined for integral exponents, NaN otherwise) and zero.
+        var b = Load(name);
+        var x = Enumerable.Range(0, 40_000).Select(i => (i - 20_000) * 0.0007).ToArray();
+        var y = new double[x.Length];
+        foreach (var p in new[] { 0.75, -0.75, 3, -2, 0.5 })
+        {
+            b.Pow(x, p, y);
+            for (int i = 0; i < x.Length; i++)
+            {
+                double e = Math.Pow(x[i], p);
+                Assert.That(y[i], double.IsFinite(e) ? Is.EqualTo(e).Within(1e-14 * (1 + Math.Abs(e))) : Is.EqualTo(e), $"{name} {x[i]}^{p}");
+            }
+        }
+        var f = new float[] { -2, 0, 0.5f, 3 };
+        var fy = new float[4];
+        b.Pow(f, 3f, fy);
+        Assert.That(fy, Is.EqualTo(new float[] { -8, 0, 0.125f, 27 }));
+    }
 }

@@ -52,6 +52,27 @@ public class NormalizationTests
         Assert.That(z.ToDoubleArray()[0], Is.EqualTo(1.0 / 5).Within(1e-15), "zero padding before the first channel");
     }
 
+    [TestCase(4)]
+    [TestCase(5)]
+    public void LocalResponseNorm_sums_size_over_2_channels_before_and_size_minus_1_over_2_after(int size)
+    {
+        // Against a direct loop of torch's definition: channel c sees the squares of channels c - size/2 .. c + (size-1)/2.
+        var rng = new Random(size);
+        int n = 2, c = 7, hw = 3;
+        var v = Enumerable.Range(0, n * c * hw).Select(_ => rng.NextDouble() * 4 - 2).ToArray();
+        var y = LocalResponseNorm(Tensor.From(v, [n, c, hw]), size, alpha: 0.3, beta: 0.6, k: 1.5).ToDoubleArray();
+        for (int b = 0; b < n; b++)
+            for (int ch = 0; ch < c; ch++)
+                for (int i = 0; i < hw; i++)
+                {
+                    double sum = 0;
+                    for (int j = ch - size / 2; j <= ch + (size - 1) / 2; j++)
+                        if (j >= 0 && j < c) sum += v[(b * c + j) * hw + i] * v[(b * c + j) * hw + i];
+                    int at = (b * c + ch) * hw + i;
+                    Assert.That(y[at], Is.EqualTo(v[at] / Math.Pow(1.5 + 0.3 * sum / size, 0.6)).Within(1e-14), $"n {b}, channel {ch}, position {i}");
+                }
+    }
+
     [Test]
     public void Dropout_scales_survivors_and_is_the_identity_in_eval()
     {

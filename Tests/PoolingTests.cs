@@ -172,4 +172,41 @@ public class PoolingCeilModeTests
         Assert.That(y.Item(), Is.EqualTo(4));
         Assert.Throws<ArgumentException>(() => Autograd.Functional.MaxPool2d(Tensor.Ones(1, 1, 2, 2), 3, stride: 2));
     }
+
+    [TestCase(DType.Float64)]
+    [TestCase(DType.Float32)]
+    public void Max_pooling_without_a_gradient_gives_the_values_of_the_argmax_path(DType dtype)
+    {
+        // Inference pools values only (no argmax); with a gradient the argmax kernels run. Random sliding (1-3 dims, padding,
+        // dilation, stride, ceil mode) and adaptive windows over inputs with ties, NaNs and infinities must agree exactly.
+        var rng = new Random(11);
+        double Value(double r) => r < 0.03 ? double.NaN : r < 0.06 ? double.NegativeInfinity : r < 0.08 ? double.PositiveInfinity : Math.Round(rng.NextDouble() * 6);
+        for (int trial = 0; trial < 400; trial++)
+        {
+            int nd = 1 + trial % 3;
+            var k = Enumerable.Range(0, nd).Select(_ => 1 + rng.Next(4)).ToArray();
+            var d = Enumerable.Range(0, nd).Select(_ => 1 + rng.Next(2)).ToArray();
+            var span = k.Zip(d, (a, b) => (a - 1) * b + 1).ToArray();
+            var pad = span.Select(v => rng.Next(v / 2 + 1)).ToArray();
+            var stride = Enumerable.Range(0, nd).Select(_ => 1 + rng.Next(3)).ToArray();
+            int[] shape = [1 + rng.Next(2), 1 + rng.Next(3), .. span.Select(v => v + rng.Next(nd == 3 ? 5 : 20))];
+            var x = Tensor.From(Enumerable.Range(0, Shape(shape)).Select(_ => Value(rng.NextDouble())).ToArray(), shape).To(dtype);
+            bool ceil = rng.Next(2) == 0, adaptive = nd == 2 && trial % 4 == 1;
+            var outSize = shape[2..].Select(v => 1 + rng.Next(v)).ToArray();
+            Tensor Pool(Tensor t) => adaptive ? AdaptiveMaxPool2d(t, outSize) : nd switch
+            {
+                1 => MaxPool1d(t, k, stride, pad, d, ceil),
+                2 => MaxPool2d(t, k, stride, pad, d, ceil),
+                _ => MaxPool3d(t, k, stride, pad, d, ceil),
+            };
+            Tensor inference;
+            using (AutoGrad.NoGrad()) inference = Pool(x);
+            var withGrad = Pool(x.Detach().RequiresGrad_());
+            Assert.That(withGrad.RequiresGrad, Is.True);
+            Assert.That(inference.ToDoubleArray(), Is.EqualTo(withGrad.ToDoubleArray()),
+                $"trial {trial}: input {string.Join("x", shape)}, kernel {string.Join(",", k)}, stride {string.Join(",", stride)}, padding {string.Join(",", pad)}, dilation {string.Join(",", d)}, ceil {ceil}, adaptive {adaptive}");
+        }
+
+        static int Shape(int[] s) => s.Aggregate(1, (a, b) => a * b);
+    }
 }

@@ -59,4 +59,9 @@ public interface IBackend
     /// <summary><c>y[i] = f(x[i])</c> over equal-length spans.</summary>
     void Unary<T>(UnaryKernel kernel, ReadOnlySpan<T> x, Span<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary><c>y[i] = x[i]^p</c> over equal-length spans (C's <c>pow</c>: a negative base with an integral exponent is
+    /// defined).</summary>
+    void Pow<T>(ReadOnlySpan<T> x, T p, Span<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T>;
 }

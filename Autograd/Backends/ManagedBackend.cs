@@ -18,19 +18,27 @@ public class ManagedBackend : IBackend
     }
 
     /// <inheritdoc/>
-    public virtual void Unary<T>(UnaryKernel kernel, ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        if (x.Length != y.Length) throw new ArgumentException($"Unary {kernel}: input length {x.Length} != output length {y.Length}");
-        if (x.Length < 1 << 15) { UnaryChunk(kernel, x, y); return; }
-        // Transcendentals are compute-bound: split long inputs across the cores.
-        unsafe
+    public virtual void Unary<T>(UnaryKernel kernel, ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Chunked($"Unary {kernel}", x, y, (s, d) => UnaryChunk(kernel, s, d));
+
+    /// <inheritdoc/>
+    public virtual void Pow<T>(ReadOnlySpan<T> x, T p, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Chunked("Pow", x, y, (s, d) =>
         {
-            fixed (T* px = x, py = y)
-            {
-                nint ix = (nint)px, iy = (nint)py;
-                Threads.Ranges(x.Length, Environment.ProcessorCount,
-                    (_, s, e) => UnaryChunk(kernel, new ReadOnlySpan<T>((T*)ix + s, e - s), new Span<T>((T*)iy + s, e - s)));
-            }
+            for (int i = 0; i < s.Length; i++) d[i] = T.Pow(s[i], p);
+        });
+
+    /// <summary>Runs <paramref name="chunk"/> over equal-length spans, split across the cores when long: transcendentals are
+    /// compute-bound.</summary>
+    private static unsafe void Chunked<T>(string op, ReadOnlySpan<T> x, Span<T> y, Kernels.SpanAction<T> chunk) where T : unmanaged
+    {
+        if (x.Length != y.Length) throw new ArgumentException($"{op}: input length {x.Length} != output length {y.Length}");
+        if (x.Length < 1 << 15) { chunk(x, y); return; }
+        fixed (T* px = x, py = y)
+        {
+            nint ix = (nint)px, iy = (nint)py;
+            Threads.Ranges(x.Length, Environment.ProcessorCount,
+                (_, s, e) => chunk(new ReadOnlySpan<T>((T*)ix + s, e - s), new Span<T>((T*)iy + s, e - s)));
         }
     }
 

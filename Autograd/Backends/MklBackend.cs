@@ -13,6 +13,8 @@ public sealed unsafe class MklBackend : CblasBackend
     private readonly delegate* unmanaged<int, int> setThreadsLocal;
     private readonly delegate* unmanaged<int, float*, float*, void>[] vs = new delegate* unmanaged<int, float*, float*, void>[5];
     private readonly delegate* unmanaged<int, double*, double*, void>[] vd = new delegate* unmanaged<int, double*, double*, void>[5];
+    private readonly delegate* unmanaged<int, float*, float, float*, void> vsPowx;
+    private readonly delegate* unmanaged<int, double*, double, double*, void> vdPowx;
 
     private MklBackend(IntPtr lib, string description) : base(lib)
     {
@@ -23,6 +25,8 @@ public sealed unsafe class MklBackend : CblasBackend
             vs[k] = (delegate* unmanaged<int, float*, float*, void>)NativeLibrary.GetExport(lib, "vs" + names[k]);
             vd[k] = (delegate* unmanaged<int, double*, double*, void>)NativeLibrary.GetExport(lib, "vd" + names[k]);
         }
+        vsPowx = (delegate* unmanaged<int, float*, float, float*, void>)NativeLibrary.GetExport(lib, "vsPowx");
+        vdPowx = (delegate* unmanaged<int, double*, double, double*, void>)NativeLibrary.GetExport(lib, "vdPowx");
         setThreadsLocal = (delegate* unmanaged<int, int>)NativeLibrary.GetExport(lib, "MKL_Set_Num_Threads_Local");
         var setMode = (delegate* unmanaged<uint, uint>)NativeLibrary.GetExport(lib, "vmlSetMode");
         setMode(VmlHighAccuracy);
@@ -80,6 +84,18 @@ public sealed unsafe class MklBackend : CblasBackend
             if (typeof(T) == typeof(float)) vs[k](x.Length, (float*)px, (float*)py);
             else if (typeof(T) == typeof(double)) vd[k](x.Length, (double*)px, (double*)py);
             else base.Unary(kernel, x, y);
+        }
+    }
+
+    /// <inheritdoc/>
+    public override void Pow<T>(ReadOnlySpan<T> x, T p, Span<T> y)
+    {
+        if (x.Length != y.Length) throw new ArgumentException($"Pow: input length {x.Length} != output length {y.Length}");
+        fixed (T* px = x, py = y)
+        {
+            if (typeof(T) == typeof(float)) vsPowx(x.Length, (float*)px, float.CreateTruncating(p), (float*)py);
+            else if (typeof(T) == typeof(double)) vdPowx(x.Length, (double*)px, double.CreateTruncating(p), (double*)py);
+            else base.Pow(x, p, y);
         }
     }
 }

@@ -56,7 +56,10 @@ public static partial class Functional
     /// <summary>Elementwise x^p for a scalar exponent.</summary>
     public static Tensor Pow(Tensor x, double p)
     {
-        var r = p == 2 ? Kernels.Binary("Pow", BinOp.Mul, x, x) : Kernels.Map("Pow", x, new PowScalar(p));
+        // Long inputs go to the backend (MKL's vector pow, threaded), short ones stay on this thread as for Unary.
+        var r = p == 2 ? Kernels.Binary("Pow", BinOp.Mul, x, x)
+            : x.Numel < Kernels.SmallUnary ? Kernels.Map("Pow", x, new PowScalar(p))
+            : Kernels.Spans("Pow", x, (s, d) => Backend.Current.Pow(s, (float)p, d), (s, d) => Backend.Current.Pow(s, p, d), split: false);
         AutoGrad.Record(r, "Pow", g => [p == 0 ? Tensor.ZerosLike(x) : g * p * Pow(x, p - 1)], x);
         return OpTrace.Active ? OpTrace.Add("Pow", r, [x, Tensor.Scalar(p, x.DType)]) : r;
     }

@@ -225,6 +225,16 @@ public static partial class Functional
         return Affine(op, (input - mean) * Rsqrt(variance + eps), weight, bias, shape);
     }
 
+    /// <summary>The sum over each channel's window of <see cref="ChannelWindow{T}"/>, differentiable.</summary>
+    private static Tensor ChannelWindowSum(Tensor t, int before, int after)
+    {
+        var r = Tensor.Uninitialized(t.DType, t.Dims);
+        int n = t.Dims[0], c = t.Dims[1], inner = t.Numel / (n * c);
+        if (t.DType == DType.Float32) ChannelWindow<float>.Sum(t.Data<float>(), r.Data<float>(), n, c, inner, before, after);
+        else ChannelWindow<double>.Sum(t.Data<double>(), r.Data<double>(), n, c, inner, before, after);
+        return AutoGrad.Record(r, "ChannelWindowSum", Saves.None, g => [ChannelWindowSum(g, after, before)], t);
+    }
+
     /// <summary>Local response normalization across channels (AlexNet, GoogLeNet), as <c>F.local_response_norm</c>:
     /// <c>x / (k + alpha * mean of x² over a window of size channels)^beta</c>, the window zero-padded at the channel borders.</summary>
     public static Tensor LocalResponseNorm(Tensor input, int size, double alpha = 1e-4, double beta = 0.75, double k = 1.0)
@@ -232,16 +242,27 @@ public static partial class Functional
         const string op = "LocalResponseNorm";
         Shape.Rank(op, input, 3, 5);
         if (size < 1) throw new ArgumentException($"{op}: size must be positive, got {size}");
-        int c = input.Dims[1];
-        var sq = input * input;
-        // Zero-pad the channel dim by size/2 before and (size-1)/2 after, then sum each window of `size` channels.
-        var pad = new int[2 * (input.Rank - 1)];
-        pad[^2] = size / 2;
-        pad[^1] = (size - 1) / 2;
-        var padded = Pad(sq, pad);
-        var sum = Narrow(padded, 1, 0, c);
-        for (int i = 1; i < size; i++) sum = sum + Narrow(padded, 1, i, c);
+        // As PyTorch: the squares summed over a window of `size` channels, size/2 before and (size-1)/2 after, zeros beyond.
+        var sum = ChannelWindowSum(input * input, size / 2, (size - 1) / 2);
         return input / Pow(sum * (alpha / size) + k, beta);
+    }
+}
+
+/// <summary>s[n, c] = the sum of t[n, j] over the channels j in [c - before, c + after] that exist, for [N, C, *] input:
+/// plane by plane, parallel over (n, c). Its adjoint is the same sum with the window mirrored.</summary>
+internal static class ChannelWindow<T> where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+{
+    public static void Sum(T[] t, T[] s, int n, int c, int inner, int before, int after)
+    {
+        void Plane(int i)
+        {
+            int b = i / c, ch = i % c, lo = Math.Max(0, ch - before), hi = Math.Min(c - 1, ch + after);
+            var dst = s.AsSpan(i * inner, inner);
+            t.AsSpan((b * c + lo) * inner, inner).CopyTo(dst);
+            for (int j = lo + 1; j <= hi; j++) TensorPrimitives.Add(dst, t.AsSpan((b * c + j) * inner, inner), dst);
+        }
+        if (n * c >= 2 && (long)n * c * inner >= 1 << 15) Threads.For(n * c, Plane);
+        else for (int i = 0; i < n * c; i++) Plane(i);
     }
 }
 

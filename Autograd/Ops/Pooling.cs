@@ -1,5 +1,7 @@
 using Autograd.Backends;
+using System.Buffers;
 using System.Numerics;
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -91,7 +93,7 @@ public static partial class Functional
     private static Tensor MaxPool(string op, int nd, Tensor input, IntTuple kernelSize, IntTuple stride, IntTuple padding, IntTuple dilation, bool ceilMode)
     {
         var w = Window.Of(op, nd, kernelSize, stride, padding, dilation);
-        var y = WindowMax(input, MaxPoolGeometry(op, nd, input, w, ceilMode)).Values;
+        var y = MaxValues(input, MaxPoolGeometry(op, nd, input, w, ceilMode));
         return OpTrace.Active
             ? OpTrace.Add("MaxPool", y, [input], ("kernel_shape", w.Kernel), ("strides", w.Stride), ("pads", w.Pads), ("dilations", w.Dilation), ("ceil_mode", ceilMode))
             : y;
@@ -114,7 +116,7 @@ public static partial class Functional
     {
         var size = outputSize.Expand(op, "output_size", nd, 1);
         var g = PoolGeometry.Adaptive(op, nd, input.Dims, size, average);
-        var y = average ? WindowAverage(input, g) : WindowMax(input, g).Values;
+        var y = average ? WindowAverage(input, g) : MaxValues(input, g);
         return OpTrace.Active ? OpTrace.Add(average ? "AdaptiveAvgPool" : "AdaptiveMaxPool", y, [input], ("output_size", size)) : y;
     }
 
@@ -151,6 +153,18 @@ public static partial class Functional
         return (TakeFlat(x, map, g.OutShape, g.Planes, taken: y), map);
     }
 
+    /// <summary>The window maxima, through <see cref="WindowMax"/> when a gradient will flow to <paramref name="x"/>, else
+    /// without their positions (<see cref="PoolKernels{T}.Max"/>: inference needs no argmax).</summary>
+    private static Tensor MaxValues(Tensor x, PoolGeometry g)
+    {
+        if (AutoGrad.IsGradEnabled && x.RequiresGrad) return WindowMax(x, g).Values;
+        Shape.Float("MaxPool", x);
+        var y = Tensor.Uninitialized(x.DType, g.OutShape);
+        if (x.DType == DType.Float32) PoolKernels<float>.Max(g, x.Data<float>(), y.Data<float>());
+        else PoolKernels<double>.Max(g, x.Data<double>(), y.Data<double>());
+        return y;
+    }
+
     private static Tensor WindowAverage(Tensor x, PoolGeometry g)
     {
         Shape.Float("AvgPool", x);
@@ -177,6 +191,107 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
         if (g.Planes >= 2 && (long)g.Planes * g.OutVol >= 1 << 14) Threads.For(g.Planes, plane);
         else for (int p = 0; p < g.Planes; p++) plane(p);
     }
+
+    /// <summary>The maximum of each window, as <see cref="ArgMax"/>'s values (NaN if the window holds one, 0 for a window with no
+    /// element in range) but without its position. Windows are products of per-dim tap ranges, so each output row is reduced
+    /// in two steps: the input rows under its depth and row taps to one row (elementwise maxima, in registers), then that row
+    /// over each output's column taps. For sliding windows the row sits between -inf padding, so every output takes all its
+    /// taps, at unit stride a vector of outputs at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Max(PoolGeometry g, T[] x, T[] y)
+    {
+        int in1 = g.In[1], in2 = g.In[2], o1 = g.Out[1], o2 = g.Out[2], step2 = g.Step[2], lanes = Vector<T>.Count;
+        int[] start2 = g.Start[2], len2 = g.Len[2];
+        int kw = len2[0], sw = o2 > 1 ? start2[1] - start2[0] : 1;
+        bool sliding = Enumerable.Range(0, o2).All(ow => start2[ow] == start2[0] + ow * sw && len2[ow] == kw);
+        // The padded row: padL of -inf, the row, then -inf up to the furthest read (vector reads of the last outputs included).
+        int padL = Math.Max(0, -start2[0]), origin = padL + start2[0];
+        int width = sliding ? Math.Max(padL + in2, origin + ((o2 + lanes - 1) / lanes * lanes - 1) * sw + (kw - 1) * step2 + 1) : in2;
+        var cols = new (int Lo, int Hi)[o2];
+        for (int ow = 0; ow < o2; ow++) cols[ow] = Shape.InRange(start2[ow], step2, in2, len2[ow]);
+        ForPlanes(g, p =>
+        {
+            var buf = ArrayPool<T>.Shared.Rent(width);
+            var rows = ArrayPool<int>.Shared.Rent(g.In[0] * in1);
+            try
+            {
+                buf.AsSpan(0, width).Fill(T.NegativeInfinity);
+                var row = sliding ? buf.AsSpan(padL, in2) : buf.AsSpan(0, in2);
+                for (int od = 0; od < g.Out[0]; od++)
+                    for (int oh = 0; oh < o1; oh++)
+                    {
+                        var dst = y.AsSpan(p * g.OutVol + (od * o1 + oh) * o2, o2);
+                        var (d0, d1) = Shape.InRange(g.Start[0][od], g.Step[0], g.In[0], g.Len[0][od]);
+                        var (r0, r1) = Shape.InRange(g.Start[1][oh], g.Step[1], in1, g.Len[1][oh]);
+                        int taps = 0;
+                        for (int td = d0; td < d1; td++)
+                            for (int tr = r0; tr < r1; tr++)
+                                rows[taps++] = p * g.InVol + ((g.Start[0][od] + td * g.Step[0]) * in1 + g.Start[1][oh] + tr * g.Step[1]) * in2;
+                        if (taps == 0) { dst.Clear(); continue; }
+                        RowsMax(x, rows.AsSpan(0, taps), row);
+                        if (sliding) SlidingMax(buf, origin, sw, kw, step2, dst);
+                        else
+                            for (int ow = 0; ow < o2; ow++)
+                            {
+                                var (c0, c1) = cols[ow];
+                                T m = c0 < c1 ? row[start2[ow] + c0 * step2] : T.Zero;
+                                for (int c = c0 + 1; c < c1; c++) m = Max1(m, row[start2[ow] + c * step2]);
+                                dst[ow] = m;
+                            }
+                    }
+            }
+            finally
+            {
+                ArrayPool<T>.Shared.Return(buf);
+                ArrayPool<int>.Shared.Return(rows);
+            }
+        });
+    }
+
+    /// <summary>row = the elementwise maximum of the input rows starting at <paramref name="rows"/>.</summary>
+    private static void RowsMax(T[] x, ReadOnlySpan<int> rows, Span<T> row)
+    {
+        int i = 0, n = row.Length, lanes = Vector<T>.Count;
+        ref var x0 = ref MemoryMarshal.GetArrayDataReference(x);
+        ref var r0 = ref MemoryMarshal.GetReference(row);
+        for (; i + lanes <= n; i += lanes)
+        {
+            var m = Vector.LoadUnsafe(ref x0, (nuint)(rows[0] + i));
+            for (int t = 1; t < rows.Length; t++) m = Vector.Max(m, Vector.LoadUnsafe(ref x0, (nuint)(rows[t] + i)));
+            m.StoreUnsafe(ref r0, (nuint)i);
+        }
+        for (; i < n; i++)
+        {
+            T m = x[rows[0] + i];
+            for (int t = 1; t < rows.Length; t++) m = Max1(m, x[rows[t] + i]);
+            row[i] = m;
+        }
+    }
+
+    /// <summary>dst[o] = the maximum of buf[origin + o * stride + c * step] over c &lt; k; buf holds every such element.</summary>
+    private static void SlidingMax(T[] buf, int origin, int stride, int k, int step, Span<T> dst)
+    {
+        int o = 0, lanes = Vector<T>.Count;
+        ref var b0 = ref MemoryMarshal.GetArrayDataReference(buf);
+        if (stride == 1)
+            for (; o + lanes <= dst.Length; o += lanes)
+            {
+                var m = Vector.LoadUnsafe(ref b0, (nuint)(origin + o));
+                for (int c = 1; c < k; c++) m = Vector.Max(m, Vector.LoadUnsafe(ref b0, (nuint)(origin + o + c * step)));
+                m.StoreUnsafe(ref MemoryMarshal.GetReference(dst), (nuint)o);
+            }
+        for (; o < dst.Length; o++)
+        {
+            int at = origin + o * stride;
+            T m = buf[at];
+            for (int c = 1; c < k; c++) m = Max1(m, buf[at + c * step]);
+            dst[o] = m;
+        }
+    }
+
+    /// <summary>T.Max (NaN wins) without its branches, which mispredict half the time on random data.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static T Max1(T a, T b) => Vector128.Max(Vector128.CreateScalarUnsafe(a), Vector128.CreateScalarUnsafe(b)).ToScalar();
 
     /// <summary>For each output, the flat input offset of the first maximal (or first NaN) element of its window (-1 for a
     /// window with no element in range), and that element in <paramref name="values"/> (0 for none).</summary>
