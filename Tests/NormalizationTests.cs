@@ -60,17 +60,32 @@ public class NormalizationTests
         var rng = new Random(size);
         int n = 2, c = 7, hw = 3;
         var v = Enumerable.Range(0, n * c * hw).Select(_ => rng.NextDouble() * 4 - 2).ToArray();
-        var y = LocalResponseNorm(Tensor.From(v, [n, c, hw]), size, alpha: 0.3, beta: 0.6, k: 1.5).ToDoubleArray();
-        for (int b = 0; b < n; b++)
-            for (int ch = 0; ch < c; ch++)
-                for (int i = 0; i < hw; i++)
-                {
-                    double sum = 0;
-                    for (int j = ch - size / 2; j <= ch + (size - 1) / 2; j++)
-                        if (j >= 0 && j < c) sum += v[(b * c + j) * hw + i] * v[(b * c + j) * hw + i];
-                    int at = (b * c + ch) * hw + i;
-                    Assert.That(y[at], Is.EqualTo(v[at] / Math.Pow(1.5 + 0.3 * sum / size, 0.6)).Within(1e-14), $"n {b}, channel {ch}, position {i}");
-                }
+        // Without a gradient the fused kernel runs, with one the differentiable composition.
+        foreach (bool grad in new[] { false, true })
+        {
+            var y = LocalResponseNorm(Tensor.From(v, [n, c, hw]).RequiresGrad_(grad), size, alpha: 0.3, beta: 0.6, k: 1.5).ToDoubleArray();
+            for (int b = 0; b < n; b++)
+                for (int ch = 0; ch < c; ch++)
+                    for (int i = 0; i < hw; i++)
+                    {
+                        double sum = 0;
+                        for (int j = ch - size / 2; j <= ch + (size - 1) / 2; j++)
+                            if (j >= 0 && j < c) sum += v[(b * c + j) * hw + i] * v[(b * c + j) * hw + i];
+                        int at = (b * c + ch) * hw + i;
+                        Assert.That(y[at], Is.EqualTo(v[at] / Math.Pow(1.5 + 0.3 * sum / size, 0.6)).Within(1e-14), $"grad {grad}, n {b}, channel {ch}, position {i}");
+                    }
+        }
+    }
+
+    [Test]
+    public void LocalResponseNorm_in_float32_gives_the_same_values_with_and_without_a_gradient()
+    {
+        // Planes long enough for the fused kernel's vector loops.
+        var x = Tensor.Randn([2, 16, 8, 9], 3) * 3;
+        var fused = LocalResponseNorm(x, 5, alpha: 1e-2, beta: 0.75, k: 2).ToDoubleArray();
+        var composed = LocalResponseNorm(x.Detach().RequiresGrad_(), 5, alpha: 1e-2, beta: 0.75, k: 2).ToDoubleArray();
+        Assert.That(x.DType, Is.EqualTo(DType.Float32));
+        for (int i = 0; i < fused.Length; i++) Assert.That(fused[i], Is.EqualTo(composed[i]).Within(2e-6 * (1 + Math.Abs(composed[i]))), $"element {i}");
     }
 
     [Test]

@@ -242,27 +242,53 @@ public static partial class Functional
         const string op = "LocalResponseNorm";
         Shape.Rank(op, input, 3, 5);
         if (size < 1) throw new ArgumentException($"{op}: size must be positive, got {size}");
+        Shape.Float(op, input);
         // As PyTorch: the squares summed over a window of `size` channels, size/2 before and (size-1)/2 after, zeros beyond.
+        if (!(AutoGrad.IsGradEnabled && input.RequiresGrad))
+        {
+            var y = Tensor.Uninitialized(input.DType, input.Dims);
+            int n = input.Dims[0], c = input.Dims[1], inner = input.Numel / (n * c);
+            if (input.DType == DType.Float32) ChannelWindow<float>.Lrn(input.Data<float>(), y.Data<float>(), n, c, inner, size, alpha, beta, k);
+            else ChannelWindow<double>.Lrn(input.Data<double>(), y.Data<double>(), n, c, inner, size, alpha, beta, k);
+            return y;
+        }
         var sum = ChannelWindowSum(input * input, size / 2, (size - 1) / 2);
         return input / Pow(sum * (alpha / size) + k, beta);
     }
 }
 
-/// <summary>s[n, c] = the sum of t[n, j] over the channels j in [c - before, c + after] that exist, for [N, C, *] input:
-/// plane by plane, parallel over (n, c). Its adjoint is the same sum with the window mirrored.</summary>
+/// <summary>Sums over windows of channels of [N, C, *] input, plane by plane, parallel over (n, c): s[n, c] = the sum of
+/// t[n, j] over the channels j in [c - before, c + after] that exist (its adjoint is the same sum with the window mirrored),
+/// and local response normalization, which divides by a power of such a sum.</summary>
 internal static class ChannelWindow<T> where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
 {
-    public static void Sum(T[] t, T[] s, int n, int c, int inner, int before, int after)
+    public static void Sum(T[] t, T[] s, int n, int c, int inner, int before, int after) => Planes(n, c, inner, i =>
     {
-        void Plane(int i)
-        {
-            int b = i / c, ch = i % c, lo = Math.Max(0, ch - before), hi = Math.Min(c - 1, ch + after);
-            var dst = s.AsSpan(i * inner, inner);
-            t.AsSpan((b * c + lo) * inner, inner).CopyTo(dst);
-            for (int j = lo + 1; j <= hi; j++) TensorPrimitives.Add(dst, t.AsSpan((b * c + j) * inner, inner), dst);
-        }
-        if (n * c >= 2 && (long)n * c * inner >= 1 << 15) Threads.For(n * c, Plane);
-        else for (int i = 0; i < n * c; i++) Plane(i);
+        int b = i / c, ch = i % c, lo = Math.Max(0, ch - before), hi = Math.Min(c - 1, ch + after);
+        var dst = s.AsSpan(i * inner, inner);
+        t.AsSpan((b * c + lo) * inner, inner).CopyTo(dst);
+        for (int j = lo + 1; j <= hi; j++) TensorPrimitives.Add(dst, t.AsSpan((b * c + j) * inner, inner), dst);
+    });
+
+    /// <summary>LocalResponseNorm's value without its graph, one plane at a time: y = x exp(-beta ln(k + alpha/size Σ x²)).</summary>
+    public static void Lrn(T[] x, T[] y, int n, int c, int inner, int size, double alpha, double beta, double k) => Planes(n, c, inner, i =>
+    {
+        int b = i / c, ch = i % c, lo = Math.Max(0, ch - size / 2), hi = Math.Min(c - 1, ch + (size - 1) / 2);
+        var dst = y.AsSpan(i * inner, inner);
+        dst.Clear();
+        for (int j = lo; j <= hi; j++) TensorPrimitives.FusedMultiplyAdd(x.AsSpan((b * c + j) * inner, inner), x.AsSpan((b * c + j) * inner, inner), dst, dst);
+        TensorPrimitives.Multiply(dst, T.CreateTruncating(alpha / size), dst);
+        TensorPrimitives.Add(dst, T.CreateTruncating(k), dst);
+        TensorPrimitives.Log(dst, dst);
+        TensorPrimitives.Multiply(dst, T.CreateTruncating(-beta), dst);
+        TensorPrimitives.Exp(dst, dst);
+        TensorPrimitives.Multiply(dst, x.AsSpan(i * inner, inner), dst);
+    });
+
+    private static void Planes(int n, int c, int inner, Action<int> plane)
+    {
+        if (n * c >= 2 && (long)n * c * inner >= 1 << 15) Threads.For(n * c, plane);
+        else for (int i = 0; i < n * c; i++) plane(i);
     }
 }
 
