@@ -172,6 +172,21 @@ public class OnnxExportTests
     }
 
     [Test]
+    public void Inference_pooling_and_local_response_norm_export_as_their_onnx_ops()
+    {
+        // Traced under no-grad, where max pooling and LRN take their inference kernels: they must still be recorded as ops.
+        var model = new Lambda(x => MaxPool2d(LocalResponseNorm(MaxPool2d(x, 3, stride: 1, padding: 1), 5, alpha: 1e-2, beta: 0.75, k: 2), 3, stride: 2, ceilMode: true));
+        var (sample, x) = (Tensor.Randn([2, 6, 9, 9], 5), Tensor.Randn([2, 6, 9, 9], 50));
+        float[] expected;
+        using (AutoGrad.NoGrad()) expected = model.Call(x).ToFloatArray();
+        var bytes = OnnxExport.ToBytes(model, sample);
+        AssertClose(RunOnnxRuntime(bytes, x), expected, "pooling and LRN");
+        using var trace = OpTrace.Start();
+        using (AutoGrad.NoGrad()) model.Call(sample);
+        Assert.That(trace.Ops.Select(o => o.Op), Is.EqualTo(new[] { "MaxPool", "LocalResponseNorm", "MaxPool" }));
+    }
+
+    [Test]
     public void An_op_without_a_mapping_is_an_error_naming_it()
     {
         var model = new Lambda(x => Std(x, 1));

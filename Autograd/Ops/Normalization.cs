@@ -244,16 +244,16 @@ public static partial class Functional
         if (size < 1) throw new ArgumentException($"{op}: size must be positive, got {size}");
         Shape.Float(op, input);
         // As PyTorch: the squares summed over a window of `size` channels, size/2 before and (size-1)/2 after, zeros beyond.
+        Tensor y;
         if (!(AutoGrad.IsGradEnabled && input.RequiresGrad))
         {
-            var y = Tensor.Uninitialized(input.DType, input.Dims);
+            y = Tensor.Uninitialized(input.DType, input.Dims);
             int n = input.Dims[0], c = input.Dims[1], inner = input.Numel / (n * c);
             if (input.DType == DType.Float32) ChannelWindow<float>.Lrn(input.Data<float>(), y.Data<float>(), n, c, inner, size, alpha, beta, k);
             else ChannelWindow<double>.Lrn(input.Data<double>(), y.Data<double>(), n, c, inner, size, alpha, beta, k);
-            return y;
         }
-        var sum = ChannelWindowSum(input * input, size / 2, (size - 1) / 2);
-        return input / Pow(sum * (alpha / size) + k, beta);
+        else y = input / Pow(ChannelWindowSum(input * input, size / 2, (size - 1) / 2) * (alpha / size) + k, beta);
+        return OpTrace.Active ? OpTrace.Add(op, y, [input], ("size", size), ("alpha", alpha), ("beta", beta), ("bias", k)) : y;
     }
 }
 
