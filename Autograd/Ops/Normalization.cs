@@ -1,4 +1,5 @@
 using Autograd.Backends;
+using System.Buffers;
 using System.Numerics;
 using System.Numerics.Tensors;
 
@@ -270,20 +271,40 @@ internal static class ChannelWindow<T> where T : unmanaged, System.Numerics.IFlo
         for (int j = lo + 1; j <= hi; j++) TensorPrimitives.Add(dst, t.AsSpan((b * c + j) * inner, inner), dst);
     });
 
-    /// <summary>LocalResponseNorm's value without its graph, one plane at a time: y = x exp(-beta ln(k + alpha/size Σ x²)).</summary>
-    public static void Lrn(T[] x, T[] y, int n, int c, int inner, int size, double alpha, double beta, double k) => Planes(n, c, inner, i =>
+    /// <summary>LocalResponseNorm's value without its graph, with the arithmetic of its differentiable composition (the same
+    /// values to the last bit): per plane, the squares of the window summed in channel order, times alpha/size, plus k; then
+    /// the power beta of the whole tensor (through the backend when it is long, as <see cref="Functional.Pow(Tensor, double)"/>)
+    /// and x divided by it.</summary>
+    public static void Lrn(T[] x, T[] y, int n, int c, int inner, int size, double alpha, double beta, double k)
     {
-        int b = i / c, ch = i % c, lo = Math.Max(0, ch - size / 2), hi = Math.Min(c - 1, ch + (size - 1) / 2);
-        var dst = y.AsSpan(i * inner, inner);
-        dst.Clear();
-        for (int j = lo; j <= hi; j++) TensorPrimitives.FusedMultiplyAdd(x.AsSpan((b * c + j) * inner, inner), x.AsSpan((b * c + j) * inner, inner), dst, dst);
-        TensorPrimitives.Multiply(dst, T.CreateTruncating(alpha / size), dst);
-        TensorPrimitives.Add(dst, T.CreateTruncating(k), dst);
-        TensorPrimitives.Log(dst, dst);
-        TensorPrimitives.Multiply(dst, T.CreateTruncating(-beta), dst);
-        TensorPrimitives.Exp(dst, dst);
-        TensorPrimitives.Multiply(dst, x.AsSpan(i * inner, inner), dst);
-    });
+        Planes(n, c, inner, i =>
+        {
+            int b = i / c, ch = i % c, lo = Math.Max(0, ch - size / 2), hi = Math.Min(c - 1, ch + (size - 1) / 2);
+            var dst = y.AsSpan(i * inner, inner);
+            var sq = ArrayPool<T>.Shared.Rent(inner);
+            try
+            {
+                Span<T> Square(int j) => x.AsSpan((b * c + j) * inner, inner);
+                TensorPrimitives.Multiply(Square(lo), Square(lo), dst);
+                for (int j = lo + 1; j <= hi; j++)
+                {
+                    TensorPrimitives.Multiply(Square(j), Square(j), sq.AsSpan(0, inner));
+                    TensorPrimitives.Add(dst, sq.AsSpan(0, inner), dst);
+                }
+            }
+            finally
+            {
+                ArrayPool<T>.Shared.Return(sq);
+            }
+            TensorPrimitives.Multiply(dst, T.CreateTruncating(alpha / size), dst);
+            TensorPrimitives.Add(dst, T.CreateTruncating(k), dst);
+        });
+        T p = T.CreateTruncating(beta);
+        if (y.Length < Kernels.SmallUnary)
+            for (int e = 0; e < y.Length; e++) y[e] = T.Pow(y[e], p);
+        else Backend.Current.Pow(y, p, y);
+        TensorPrimitives.Divide(x, y, y);
+    }
 
     private static void Planes(int n, int c, int inner, Action<int> plane)
     {
