@@ -175,10 +175,18 @@ internal static class Kernels
         ? Spans(op, x, (s, d) => Backends.ManagedBackend.UnaryChunk(k, s, d), (s, d) => Backends.ManagedBackend.UnaryChunk(k, s, d))
         : Spans(op, x, (s, d) => Backends.Backend.Current.Unary(k, s, d), (s, d) => Backends.Backend.Current.Unary(k, s, d), split: false);
 
+    /// <summary>y = x^p elementwise: through the backend (MKL's vector pow, threaded) from <see cref="SmallUnary"/> elements
+    /// on, on the calling thread below.</summary>
+    public static void Pow<T>(ReadOnlySpan<T> x, T p, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (x.Length >= SmallUnary) Backend.Current.Pow(x, p, y);
+        else for (int i = 0; i < x.Length; i++) y[i] = T.Pow(x[i], p);
+    }
+
     /// <summary>Below this many elements a native library's vector math loses to managed SIMD: MKL's VML wakes its sleeping
     /// OpenMP threads even for LeNet-5's 640 logits (measured: CrossEntropy on [64, 10] forward+backward 51 -> 25 us, the
     /// step's loss phase 0.054 -> 0.026 ms).</summary>
-    internal const int SmallUnary = 1 << 12;
+    private const int SmallUnary = 1 << 12;
 
     // ---------------- reductions ----------------
 

@@ -233,13 +233,9 @@ internal sealed class PoolGeometry
             int span = dilation[i] * (kernel[i] - 1) + 1;
             if (padding[i] * 2 > span)
                 throw new ArgumentException($"{op}: padding {Shape.Str(padding)} should be at most half of the (dilated) kernel {Shape.Str(kernel)} in dim {i}");
-            // As PyTorch: (In + 2p - span (+ s - 1 in ceil mode)) / s + 1 with division rounding down, so in ceil mode a kernel
-            // larger than the input still gives one window.
-            int num = inS[i] + 2 * padding[i] - span + (ceilMode ? stride[i] - 1 : 0);
-            o[i] = (int)Math.Floor((double)num / stride[i]) + 1;
+            o[i] = SlidingSize(inS[i], kernel[i], stride[i], padding[i], dilation[i], ceilMode);
             if (o[i] <= 0)
                 throw new ArgumentException($"{op}: kernel {Shape.Str(kernel)} with dilation {Shape.Str(dilation)} spans {span} in spatial dim {i}, more than the padded input ({inS[i]} + 2 x {padding[i]}); input {Shape.Str(x)}, output size would be {o[i]}");
-            if (ceilMode && (o[i] - 1) * stride[i] >= inS[i] + padding[i]) o[i]--;
         }
         var g = Create(nd, lead, inS, o, dilation);
         for (int i = 0; i < nd; i++)
@@ -257,6 +253,15 @@ internal sealed class PoolGeometry
         if (average) g.DivisorOverride = divisorOverride;
         else g.Div = null;
         return g;
+    }
+
+    /// <summary>The number of sliding windows along one dim, as PyTorch: (In + 2p - span (+ s - 1 in ceil mode)) / s + 1 with
+    /// division rounding down, so in ceil mode a kernel larger than the input still gives one window; a last ceil-mode window
+    /// starting beyond the input and the left padding is dropped. Not positive when the kernel spans more than the padded input.</summary>
+    public static int SlidingSize(int input, int kernel, int stride, int padding, int dilation, bool ceilMode)
+    {
+        int o = (int)Math.Floor((double)(input + 2 * padding - dilation * (kernel - 1) - 1 + (ceilMode ? stride - 1 : 0)) / stride) + 1;
+        return ceilMode && o > 0 && (o - 1) * stride >= input + padding ? o - 1 : o;
     }
 
     /// <summary>Adaptive windows: output index o covers [floor(o In / Out), ceil((o + 1) In / Out)).</summary>

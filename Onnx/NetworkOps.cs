@@ -187,7 +187,7 @@ internal static partial class Ops
         // Windows that start where ONNX's do and end at most at the input's end, in floor or ceil mode with the leading padding
         // on both sides, are ONNX's windows without their -inf padding: pooled from x itself, with no padded copy.
         foreach (bool ceil in new[] { false, true })
-            if (Enumerable.Range(0, nd).All(i => 2 * lo[i] <= (k[i] - 1) * d[i] + 1 && PooledSize(x.Shape[2 + i], k[i], s[i], lo[i], d[i], ceil) == output[i]))
+            if (Enumerable.Range(0, nd).All(i => 2 * lo[i] <= (k[i] - 1) * d[i] + 1 && Autograd.PoolGeometry.SlidingSize(x.Shape[2 + i], k[i], s[i], lo[i], d[i], ceil) == output[i]))
                 return [Result(v, MaxPoolNd(x, k, s, lo, d, ceil))];
         return [Result(v, Crop(MaxPoolNd(PadSpatial(x, lo, hi, double.NegativeInfinity), k, s, 0, d, false), output))];
     }
@@ -198,14 +198,6 @@ internal static partial class Ops
         4 => MaxPool2d(x, k, s, padding, d, ceil),
         _ => MaxPool3d(x, k, s, padding, d, ceil),
     };
-
-    /// <summary>The output size of Functional's pooling (PyTorch's rule: a ceil-mode window must start inside the input or
-    /// the leading padding).</summary>
-    private static int PooledSize(int input, int k, int s, int p, int d, bool ceil)
-    {
-        int o = (int)Math.Floor((double)(input + 2 * p - (k - 1) * d - 1 + (ceil ? s - 1 : 0)) / s) + 1;
-        return ceil && (o - 1) * s >= input + p ? o - 1 : o;
-    }
 
     private static OnnxValue Result(OnnxValue input, Tensor y) => TensorData.IsFloat(input.Type) ? input with { Tensor = y } : ToInteger(y, input.Type);
 

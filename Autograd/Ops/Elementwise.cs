@@ -48,18 +48,11 @@ public static partial class Functional
             b.RequiresGrad ? SumTo(g * r * Log(a), b.Dims) : null], a, b);
     }
 
-    private struct PowScalar(double p) : IMap
-    {
-        public readonly T F<T>(T x) where T : unmanaged, IFloatingPointIeee754<T> => T.Pow(x, T.CreateTruncating(p));
-    }
-
     /// <summary>Elementwise x^p for a scalar exponent.</summary>
     public static Tensor Pow(Tensor x, double p)
     {
-        // Long inputs go to the backend (MKL's vector pow, threaded), short ones stay on this thread as for Unary.
         var r = p == 2 ? Kernels.Binary("Pow", BinOp.Mul, x, x)
-            : x.Numel < Kernels.SmallUnary ? Kernels.Map("Pow", x, new PowScalar(p))
-            : Kernels.Spans("Pow", x, (s, d) => Backend.Current.Pow(s, (float)p, d), (s, d) => Backend.Current.Pow(s, p, d), split: false);
+            : Kernels.Spans("Pow", x, (s, d) => Kernels.Pow(s, (float)p, d), (s, d) => Kernels.Pow(s, p, d), split: false);
         AutoGrad.Record(r, "Pow", g => [p == 0 ? Tensor.ZerosLike(x) : g * p * Pow(x, p - 1)], x);
         return OpTrace.Active ? OpTrace.Add("Pow", r, [x, Tensor.Scalar(p, x.DType)]) : r;
     }

@@ -272,37 +272,23 @@ internal static class ChannelWindow<T> where T : unmanaged, System.Numerics.IFlo
     });
 
     /// <summary>LocalResponseNorm's value without its graph, with the arithmetic of its differentiable composition (the same
-    /// values to the last bit): per plane, the squares of the window summed in channel order, times alpha/size, plus k; then
-    /// the power beta of the whole tensor (through the backend when it is long, as <see cref="Functional.Pow(Tensor, double)"/>)
-    /// and x divided by it.</summary>
+    /// values to the last bit): the squares summed over each channel's window (<see cref="Sum"/>), times alpha/size, plus k,
+    /// to the power beta (<see cref="Kernels.Pow"/>, as <see cref="Functional.Pow(Tensor, double)"/>), x divided by that.</summary>
     public static void Lrn(T[] x, T[] y, int n, int c, int inner, int size, double alpha, double beta, double k)
     {
-        Planes(n, c, inner, i =>
+        var sq = ArrayPool<T>.Shared.Rent(x.Length);
+        try
         {
-            int b = i / c, ch = i % c, lo = Math.Max(0, ch - size / 2), hi = Math.Min(c - 1, ch + (size - 1) / 2);
-            var dst = y.AsSpan(i * inner, inner);
-            var sq = ArrayPool<T>.Shared.Rent(inner);
-            try
-            {
-                Span<T> Square(int j) => x.AsSpan((b * c + j) * inner, inner);
-                TensorPrimitives.Multiply(Square(lo), Square(lo), dst);
-                for (int j = lo + 1; j <= hi; j++)
-                {
-                    TensorPrimitives.Multiply(Square(j), Square(j), sq.AsSpan(0, inner));
-                    TensorPrimitives.Add(dst, sq.AsSpan(0, inner), dst);
-                }
-            }
-            finally
-            {
-                ArrayPool<T>.Shared.Return(sq);
-            }
-            TensorPrimitives.Multiply(dst, T.CreateTruncating(alpha / size), dst);
-            TensorPrimitives.Add(dst, T.CreateTruncating(k), dst);
-        });
-        T p = T.CreateTruncating(beta);
-        if (y.Length < Kernels.SmallUnary)
-            for (int e = 0; e < y.Length; e++) y[e] = T.Pow(y[e], p);
-        else Backend.Current.Pow(y, p, y);
+            TensorPrimitives.Multiply(x, x, sq.AsSpan(0, x.Length));
+            Sum(sq, y, n, c, inner, size / 2, (size - 1) / 2);
+        }
+        finally
+        {
+            ArrayPool<T>.Shared.Return(sq);
+        }
+        TensorPrimitives.Multiply(y, T.CreateTruncating(alpha / size), y);
+        TensorPrimitives.Add(y, T.CreateTruncating(k), y);
+        Kernels.Pow(y, T.CreateTruncating(beta), y);
         TensorPrimitives.Divide(x, y, y);
     }
 

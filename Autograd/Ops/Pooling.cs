@@ -207,8 +207,9 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
         // The padded row: padL of -inf, the row, then -inf up to the furthest read (vector reads of the last outputs included).
         int padL = Math.Max(0, -start2[0]), origin = padL + start2[0];
         int width = sliding ? Math.Max(padL + in2, origin + ((o2 + lanes - 1) / lanes * lanes - 1) * sw + (kw - 1) * step2 + 1) : in2;
-        var cols = new (int Lo, int Hi)[o2];
-        for (int ow = 0; ow < o2; ow++) cols[ow] = Shape.InRange(start2[ow], step2, in2, len2[ow]);
+        // Otherwise each output's column taps clipped to the row, once for all planes.
+        var cols = new (int Lo, int Hi)[sliding ? 0 : o2];
+        for (int ow = 0; ow < cols.Length; ow++) cols[ow] = Shape.InRange(start2[ow], step2, in2, len2[ow]);
         ForPlanes(g, p =>
         {
             var buf = ArrayPool<T>.Shared.Rent(width);
