@@ -276,6 +276,7 @@ internal static class Kernels
             int a = so, b = doff;
             for (int d = 0; d < k - 1; d++) { a += idx[d] * ss[d]; b += idx[d] * ds[d]; }
             if (si == 1 && di == 1) Array.Copy(src, a, dst, b, inner);
+            else if (si == 0 && di == 1) dst.AsSpan(b, inner).Fill(src[a]);
             else for (int i = 0; i < inner; i++) dst[b + i * di] = src[a + i * si];
             for (int d = k - 2; d >= 0 && ++idx[d] == dims[d]; d--) idx[d] = 0;
         }

@@ -69,7 +69,7 @@ public static partial class Functional
             if (src != 1 && src != s[i]) throw new ArgumentException($"Expand: input {Shape.Str(x.Dims)} cannot be expanded to {Shape.Str(shape)} (dim {i}: {src} vs {s[i]})");
         }
         if (Shape.Same(s, x.Dims)) return x;
-        var r = Tensor.Empty(x.DType, s);
+        var r = Tensor.Uninitialized(x.DType, s);
         Kernels.StridedCopy(x.Storage, 0, Shape.BroadcastStrides(x.Dims, s), r.Storage, 0, Shape.Strides(s), s);
         return AutoGrad.Record(r, "Expand", Saves.None, g => [SumTo(g, x.Dims)], x);
     }
