@@ -19,9 +19,10 @@ internal static unsafe class Threads
         if (n == 1) body(0);
         else if (Backend.Current is CblasBackend && Gomp.Parallel != null)
         {
-            var job = new Job(n, body);
+            int threads = Math.Min(n, Environment.ProcessorCount);
+            var job = new Job(n, Math.Max(1, n / (ChunksPerThread * threads)), body);
             var handle = GCHandle.Alloc(job);
-            try { Gomp.Parallel(&Run, GCHandle.ToIntPtr(handle), (uint)Math.Min(n, Environment.ProcessorCount), 0); }
+            try { Gomp.Parallel(&Run, GCHandle.ToIntPtr(handle), (uint)threads, 0); }
             finally { handle.Free(); }
             job.Error?.Throw();
         }
@@ -41,14 +42,21 @@ internal static unsafe class Threads
         else For(parts, Part);
     }
 
-    /// <summary>What each thread of the team runs: it takes the next index until none is left.</summary>
+    /// <summary>Indices are handed out in runs of about n / (this many x threads): one at a time, the shared counter's cache
+    /// line went back and forth between the cores once per index, which cost more than small bodies (measured: LeNet-5's
+    /// second 2x2 max pooling with a gradient, 1,024 planes of 10x10, took 290 us a call one index at a time and 150 in
+    /// runs; planes of 28x28 and larger bodies changed within this machine's noise).</summary>
+    private const int ChunksPerThread = 8;
+
+    /// <summary>What each thread of the team runs: it takes the next run of indices until none is left.</summary>
     [UnmanagedCallersOnly]
     private static void Run(IntPtr data)
     {
         var job = (Job)GCHandle.FromIntPtr(data).Target!;
         try
         {
-            for (int i; job.Error == null && (i = Interlocked.Increment(ref job.Next) - 1) < job.N;) job.Body(i);
+            for (int start; job.Error == null && (start = Interlocked.Add(ref job.Next, job.Chunk) - job.Chunk) < job.N;)
+                for (int i = start, end = Math.Min(start + job.Chunk, job.N); i < end && job.Error == null; i++) job.Body(i);
         }
         catch (Exception e)
         {
@@ -56,9 +64,9 @@ internal static unsafe class Threads
         }
     }
 
-    private sealed class Job(int n, Action<int> body)
+    private sealed class Job(int n, int chunk, Action<int> body)
     {
-        public readonly int N = n;
+        public readonly int N = n, Chunk = chunk;
         public readonly Action<int> Body = body;
         public int Next;
         public ExceptionDispatchInfo? Error;
