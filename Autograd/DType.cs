@@ -25,30 +25,20 @@ internal static class DTypes
     /// <summary>A zeroed array: a recycled one from <see cref="StoragePool"/> when it has one of this type and length.</summary>
     public static Array Allocate(DType t, int n)
     {
-        if (StoragePool.Take(t, n) is not Array a)
-        {
-            a = New(t, n);
-            StoragePool.Track(a, t);
-        }
-        else Array.Clear(a);
+        if (StoragePool.Take(t, n) is not Array a) return New(t, n);
+        Array.Clear(a);
         return a;
     }
 
     /// <summary>An array whose contents are garbage: the GC skips zeroing it (which, for the large arrays of activations
     /// and gradients, is a whole extra pass over memory), or a recycled one from <see cref="StoragePool"/>. Only for
     /// kernels that write every element.</summary>
-    public static Array AllocateUninitialized(DType t, int n)
+    public static Array AllocateUninitialized(DType t, int n) => StoragePool.Take(t, n) ?? t switch
     {
-        if (StoragePool.Take(t, n) is Array a) return a;
-        a = t switch
-        {
-            DType.Float32 => GC.AllocateUninitializedArray<float>(n),
-            DType.Float64 => GC.AllocateUninitializedArray<double>(n),
-            _ => GC.AllocateUninitializedArray<long>(n),
-        };
-        StoragePool.Track(a, t);
-        return a;
-    }
+        DType.Float32 => GC.AllocateUninitializedArray<float>(n),
+        DType.Float64 => GC.AllocateUninitializedArray<double>(n),
+        _ => GC.AllocateUninitializedArray<long>(n),
+    };
 
     /// <summary>The size of an element in bytes.</summary>
     public static int Size(this DType t) => t == DType.Float32 ? 4 : 8;

@@ -8,11 +8,8 @@ namespace Autograd;
 /// the 2-core benchmark machine, 4 ms for a 12.8 MB activation, more than many of the ops that fill one.</para>
 /// <para>Backward returns gradients it owns (see <see cref="AutoGrad"/>'s accumulation): made by a built-in derivative rule,
 /// shared with no other tensor, not handed to a hook, a custom function, <see cref="Tensor.Grad"/> or the caller, once the
-/// rule that consumed them has run. An ONNX graph run without gradients returns its dead intermediate values.</para>
-/// <para>Any other large-object array the framework allocates for a tensor (activations, outputs) comes back once the GC finds
-/// nothing references it (see <see cref="Tracked"/>): user code may hold a tensor or its array as long as it likes. Measured
-/// on the ResNet-18 CIFAR training step: fresh memory per step from 360 to 168 MiB, page faults per step from about 46,000
-/// to 12,000, the process's system time over 8 steps from 2.1-2.3 to 1.6-1.9 s, peak working set unchanged.</para>
+/// rule that consumed them has run. An ONNX graph run without gradients returns its dead intermediate values. Activations
+/// of user code are never returned: it may hold them.</para>
 /// <para>At most <see cref="Capacity"/> bytes wait here; arrays beyond it are left to the GC. <c>AUTOGRAD_POOL=0</c> turns
 /// recycling off.</para>
 /// </remarks>
@@ -28,9 +25,8 @@ internal static class StoragePool
     /// its backward's 0.3-1.2 MB gradients: 4.5 MiB, every fourth step, 12% less time in all).</summary>
     private static readonly long LargeBytes = Convert.ToInt64(GC.GetConfigurationVariables().GetValueOrDefault("LOHThreshold", 85_000L));
 
-    /// <summary>The most bytes kept for reuse at a time (at 128 MB, about 200 MB of the large arrays a ResNet-18 CIFAR
-    /// training step lets go were left to the GC for want of room; at 512 MB, none).</summary>
-    internal const long Capacity = 512L << 20;
+    /// <summary>The most bytes kept for reuse at a time.</summary>
+    internal const long Capacity = 128L << 20;
 
     /// <summary>The most bytes of arrays below the large-object threshold kept at a time.</summary>
     internal const long SmallCapacity = 16L << 20;
@@ -62,66 +58,25 @@ internal static class StoragePool
             if (!free.TryGetValue((t, n), out var stack) || !stack.TryPop(out var a)) return null;
             pooledBytes -= bytes;
             if (bytes < LargeBytes) pooledSmallBytes -= bytes;
-            else Lease(a, t);
             return a;
         }
     }
 
-    /// <summary>Arranges for a large-object array the framework allocated for a tensor's storage to come back here when
-    /// nothing references it any more (see <see cref="Tracked"/>).</summary>
-    internal static void Track(Array a, DType t)
-    {
-        if (Enabled && (long)a.Length * t.Size() >= LargeBytes)
-            lock (free) Lease(a, t);
-    }
-
-    /// <summary>Gives <paramref name="a"/> a live tracker unless it has one (one whose finalizer has not run), under
-    /// <see cref="free"/>'s lock: an array is in the pool or in use, never both, so it has at most one live tracker.</summary>
-    private static void Lease(Array a, DType t)
-    {
-        if (!leases.TryGetValue(a, out var l) || l.Done) leases.AddOrUpdate(a, new Tracked(a, t));
-    }
-
-    /// <summary>The finalizable companion of a large storage array, kept in <see cref="leases"/> under the array: the table
-    /// keeps it exactly as long as the array is reachable (an ephemeron), so its finalizer runs once the array is garbage,
-    /// and brings the array back for reuse (the finalizer resurrects it). A fresh large array from the GC costs a page fault
-    /// per 4 KB page written, as the GC hands the memory of dead large objects back to the system (measured: 2 ms to
-    /// allocate and fill 8 MB, 0.3 ms to fill it again; <c>GCRetainVM</c> and the segments GC change nothing); PyTorch's
-    /// allocator reuses freed blocks instead. Arrays below the large-object threshold are not tracked: resurrecting them
-    /// promotes them out of the young generation (measured: the training step's peak working set doubled).</summary>
-    private sealed class Tracked(Array array, DType type)
-    {
-        public bool Done;
-
-        ~Tracked()
-        {
-            lock (free)
-            {
-                Done = true;
-                Keep(array, type);
-            }
-        }
-    }
-
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Array, Tracked> leases = new();
-
     /// <summary>Keeps the storage of <paramref name="dead"/>, which no tensor, view or kernel may use any more.</summary>
     public static void Return(Tensor dead)
     {
-        if (!Enabled || (long)dead.Storage.Length * dead.DType.Size() < MinBytes) return;
-        lock (free) Keep(dead.Storage, dead.DType);
-    }
-
-    /// <summary>Adds an array to the free lists if there is room (under <see cref="free"/>'s lock).</summary>
-    private static void Keep(Array a, DType t)
-    {
-        long bytes = (long)a.Length * t.Size();
-        bool small = bytes < LargeBytes;
-        if (pooledBytes + bytes > Capacity || (small && pooledSmallBytes + bytes > SmallCapacity)) return;
-        if (!free.TryGetValue((t, a.Length), out var stack)) free[(t, a.Length)] = stack = new Stack<Array>();
-        stack.Push(a);
-        pooledBytes += bytes;
-        if (small) pooledSmallBytes += bytes;
-        returned++;
+        var a = dead.Storage;
+        long bytes = (long)a.Length * dead.DType.Size();
+        if (!Enabled || bytes < MinBytes) return;
+        lock (free)
+        {
+            bool small = bytes < LargeBytes;
+            if (pooledBytes + bytes > Capacity || (small && pooledSmallBytes + bytes > SmallCapacity)) return;
+            if (!free.TryGetValue((dead.DType, a.Length), out var stack)) free[(dead.DType, a.Length)] = stack = new Stack<Array>();
+            stack.Push(a);
+            pooledBytes += bytes;
+            if (small) pooledSmallBytes += bytes;
+            returned++;
+        }
     }
 }

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using static Autograd.Functional;
 
 namespace Tests;
@@ -189,48 +188,4 @@ public class GradAccumulationTests
         Assert.That(StoragePool.Waiting(DType.Float32, n), Is.InRange(1, StoragePool.SmallCapacity / (4L * n)));
         while (StoragePool.Take(DType.Float32, n) != null) { }
     }
-
-    [Test]
-    public void A_large_array_comes_back_for_reuse_once_when_nothing_references_it_and_never_while_something_does()
-    {
-        const int n = (1 << 21) + 12_345;   // 8 MB: a large object; a length no other test uses
-        while (StoragePool.Take(DType.Float32, n) != null) { }
-        float[] held = Storage(Filled(1f, n));
-        _ = Filled(7f, n);   // unreachable at once
-        Collect();
-        Assert.That(StoragePool.Waiting(DType.Float32, n), Is.EqualTo(1), "only the unreachable array comes back");
-        TakeAndDrop(n, held, 7f);
-        Assert.That(held, Has.All.EqualTo(1f));
-        Collect();
-        Collect();
-        Assert.That(StoragePool.Waiting(DType.Float32, n), Is.EqualTo(1), "an array handed out again comes back once, however many collections find it dead");
-        var again = Filled(3f, n);   // takes the pooled array
-        Assert.That(StoragePool.Waiting(DType.Float32, n), Is.Zero);
-        Collect();
-        Assert.That(StoragePool.Waiting(DType.Float32, n), Is.Zero, "an array in use by a live tensor stays out of the pool");
-        Assert.That(again.ToDoubleArray(), Has.All.EqualTo(3.0));
-        while (StoragePool.Take(DType.Float32, n) != null) { }
-
-        static void Collect()
-        {
-            GC.Collect();
-            GC.WaitForPendingFinalizers();
-        }
-    }
-
-    /// <summary>Takes the pooled array of length <paramref name="n"/>, checks it, and lets it go (in a frame of its own, so no
-    /// temporary of the caller keeps it alive).</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void TakeAndDrop(int n, float[] held, float expected)
-    {
-        var back = (float[])StoragePool.Take(DType.Float32, n)!;
-        Assert.That(back, Is.Not.SameAs(held));
-        Assert.That(back[0], Is.EqualTo(expected));
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static Tensor Filled(float v, int n) => Tensor.Full([n], v);
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static float[] Storage(Tensor t) => t.Data<float>();
 }
