@@ -63,7 +63,9 @@ internal static partial class Ops
         var stride = Spatial(c, "strides", nd, 1);
         var dilation = Spatial(c, "dilations", nd, 1);
         var (lo, hi) = Pads(c, x.Shape[2..], kernel, stride, dilation);
-        return ConvNd(c, nd, x, w, c.Optional(2), stride, PairPadding(lo, hi), dilation, (int)c.Int("group", 1));
+        int groups = (int)c.Int("group", 1);
+        return c.FusedRelu && nd is >= 1 and <= 3 ? ConvRelu(nd, x, w, c.Optional(2), stride, PairPadding(lo, hi), dilation, groups)
+            : ConvNd(c, nd, x, w, c.Optional(2), stride, PairPadding(lo, hi), dilation, groups);
     }
 
     /// <summary>ConvTranspose: the full transposed convolution, then cropped by the pads (or padded with zeros where

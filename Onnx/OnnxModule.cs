@@ -74,6 +74,7 @@ public sealed class OnnxModule : Module
     private readonly string baseDir;
     private (DType FloatDType, Dictionary<string, OnnxValue> Values)? folded;
     private readonly Dictionary<NodeProto, NodeProto> batchNormAfter = [];
+    private readonly Dictionary<NodeProto, NodeProto> reluAfter = [];
     private readonly Dictionary<NodeProto, (Tensor[] Sources, int[] Versions, Tensor W, Tensor B)> foldedBatchNorms = [];
     private static readonly string[] Unfoldable = ["Random", "Dropout", "Gradient", "Multinomial", "Bernoulli"];
 
@@ -112,7 +113,7 @@ public sealed class OnnxModule : Module
                 throw new OnnxUnsupportedException($"graph value '{v.Name}' is of kind {v.Kind}; only tensor inputs and outputs are supported");
         order = TopologicalOrder(g, initNames);
         foreach (var n in order) Ops.Check(n, Opset);
-        FindBatchNormsAfterConvs(g);
+        FindFusions(g);
         Eval();
     }
 
@@ -200,6 +201,11 @@ public sealed class OnnxModule : Module
             }
         bool foldBatchNorms = !Training && !AutoGrad.IsGradEnabled;
         var foldedInto = new HashSet<NodeProto>();
+        // The Relu that reads only this node's output, when the convolution can apply it as it writes (neither value wanted
+        // nor replaced).
+        NodeProto? FusedRelu(NodeProto node) =>
+            reluAfter.TryGetValue(node, out var relu) && !wanted.Contains(node.Outputs[0]) && !wanted.Contains(relu.Outputs[0])
+            && !replaced.ContainsKey(node.Outputs[0]) && !replaced.ContainsKey(relu.Outputs[0]) ? relu : null;
         // Without gradients nothing keeps an intermediate value once its last consumer has run (no Gradient node reads the
         // environment): its array goes back to the pool for the values computed after it.
         var release = !AutoGrad.IsGradEnabled && gradientTargets.Count == 0 ? new Releases(env.Values, wanted, order.Where((_, k) => run[k])) : null;
@@ -215,11 +221,23 @@ public sealed class OnnxModule : Module
                 && !replaced.ContainsKey(node.Outputs[0]) && !replaced.ContainsKey(bn.Outputs[0]))
             {
                 var (w, b) = FoldBatchNorm(node, bn, env);
-                var conv = new OpContext(node, Opset, [env[node.Inputs[0]], OnnxValue.Of(w), OnnxValue.Of(b)], false, env, floatDType, baseDir);
-                env[bn.Outputs[0]] = Ops.Run(conv)[0];
-                release?.Produced(env[bn.Outputs[0]]);
+                var relu = FusedRelu(bn);
+                var conv = new OpContext(node, Opset, [env[node.Inputs[0]], OnnxValue.Of(w), OnnxValue.Of(b)], false, env, floatDType, baseDir) { FusedRelu = relu != null };
+                var output = (relu ?? bn).Outputs[0];
+                env[output] = Ops.Run(conv)[0];
+                release?.Produced(env[output]);
                 release?.Consumed(node, env);
                 foldedInto.Add(bn);
+                if (relu != null) foldedInto.Add(relu);
+                continue;
+            }
+            if (foldBatchNorms && node.OpType == "Conv" && FusedRelu(node) is { } after)
+            {
+                var conv = new OpContext(node, Opset, node.Inputs.Select(n => n.Length == 0 ? (OnnxValue?)null : env[n]).ToArray(), false, env, floatDType, baseDir) { FusedRelu = true };
+                env[after.Outputs[0]] = Ops.Run(conv)[0];
+                release?.Produced(env[after.Outputs[0]]);
+                release?.Consumed(node, env);
+                foldedInto.Add(after);
                 continue;
             }
             var outs = RunNode(node, env, Training, floatDType);
@@ -309,8 +327,9 @@ public sealed class OnnxModule : Module
         return values;
     }
 
-    /// <summary>Finds each Conv whose only consumer is an inference BatchNormalization (one output, not a graph output).</summary>
-    private void FindBatchNormsAfterConvs(GraphProto g)
+    /// <summary>Finds each Conv whose only consumer is an inference BatchNormalization (one output, not a graph output), and
+    /// each Conv or such BatchNormalization whose only consumer is a Relu.</summary>
+    private void FindFusions(GraphProto g)
     {
         var uses = order.SelectMany(n => n.Inputs).Concat(g.Outputs.Select(o => o.Name)).GroupBy(v => v).ToDictionary(v => v.Key, v => v.Count());
         var producer = order.SelectMany(n => n.Outputs.Select(o => (o, n))).Where(p => p.o.Length > 0).ToDictionary(p => p.o, p => p.n);
@@ -320,6 +339,10 @@ public sealed class OnnxModule : Module
             if (!training && !perActivation && producer.TryGetValue(bn.Inputs[0], out var conv) && conv.OpType == "Conv" && uses[bn.Inputs[0]] == 1)
                 batchNormAfter[conv] = bn;
         }
+        foreach (var relu in order.Where(n => n.OpType == "Relu" && n.Inputs.Count == 1))
+            if (producer.TryGetValue(relu.Inputs[0], out var p) && uses[relu.Inputs[0]] == 1
+                && (p.OpType == "Conv" || (p.OpType == "BatchNormalization" && batchNormAfter.ContainsValue(p))))
+                reluAfter[p] = relu;
     }
 
     /// <summary>The weight and bias of <paramref name="conv"/> with the inference batch norm <paramref name="bn"/> that follows

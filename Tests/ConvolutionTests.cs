@@ -106,4 +106,49 @@ public class ConvolutionTests
         var e5 = Assert.Throws<ArgumentException>(() => ConvTranspose2d(Tensor.Ones(1, 1, 2, 2), Tensor.Ones(1, 1, 2, 2), stride: 2, outputPadding: 2));
         Assert.That(e5!.Message, Does.Contain("output_padding"));
     }
+
+    [Test]
+    public void A_convolution_with_its_relu_fused_equals_relu_of_the_convolution([Values(1, 2, 3)] int nd, [Values] bool float64)
+    {
+        var dtype = float64 ? DType.Float64 : DType.Float32;
+        var rng = new Random(nd);
+        for (int trial = 0; trial < 20; trial++)
+        {
+            int groups = rng.Next(2) == 0 ? 1 : 2, cin = groups * rng.Next(1, 5), cout = groups * rng.Next(1, 5), k = rng.Next(1, 4);
+            int[] spatial = [.. Enumerable.Range(0, nd).Select(_ => rng.Next(k, k + 6))];
+            var x = Tensor.Randn([rng.Next(1, 3), cin, .. spatial], trial).To(dtype);
+            var w = Tensor.Randn([cout, cin / groups, .. Enumerable.Repeat(k, nd)], trial + 100).To(dtype);
+            var b = rng.Next(2) == 0 ? null : Tensor.Randn([cout], trial + 200).To(dtype);
+            int stride = rng.Next(1, 3), pad = rng.Next(0, k);
+            Tensor expected, fused;
+            using (AutoGrad.NoGrad())
+            {
+                var y = nd switch
+                {
+                    1 => Conv1d(x, w, b, stride, pad, groups: groups),
+                    2 => Conv2d(x, w, b, stride, pad, groups: groups),
+                    _ => Conv3d(x, w, b, stride, pad, groups: groups),
+                };
+                expected = Relu(y);
+                fused = ConvRelu(nd, x, w, b, stride, pad, 1, groups);
+            }
+            Assert.That(fused.Shape, Is.EqualTo(expected.Shape));
+            Assert.That(fused.ToDoubleArray(), Is.EqualTo(expected.ToDoubleArray()).Within(float64 ? 1e-12 : 1e-5), $"trial {trial}");
+            Assert.That(fused.ToDoubleArray().Min(), Is.GreaterThanOrEqualTo(0));
+        }
+    }
+
+    [Test]
+    public void A_fused_convolution_and_relu_records_the_unfused_ops_when_a_gradient_is_wanted()
+    {
+        var x = Tensor.Randn([2, 3, 6, 6], 1).RequiresGrad_();
+        var w = Tensor.Randn([4, 3, 3, 3], 2).RequiresGrad_();
+        ConvRelu(2, x, w, null, 1, 1, 1, 1).Sum().Backward();
+        var (gx, gw) = (x.Grad!.ToDoubleArray(), w.Grad!.ToDoubleArray());
+        x.Grad = null;
+        w.Grad = null;
+        Relu(Conv2d(x, w, null, 1, 1)).Sum().Backward();
+        Assert.That(gx, Is.EqualTo(x.Grad!.ToDoubleArray()));
+        Assert.That(gw, Is.EqualTo(w.Grad!.ToDoubleArray()));
+    }
 }

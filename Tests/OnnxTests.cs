@@ -68,6 +68,38 @@ public class OnnxTests
     }
 
     [Test]
+    public void A_relu_after_a_convolution_is_applied_by_the_convolution_without_gradients_and_gives_the_same_values()
+    {
+        Generator.ManualSeed(4);
+        // Conv -> Relu twice (the first conv's output read only by its Relu, so both fuse), then a conv whose Relu is not the
+        // only reader of its output (an Add reads it too), which must not fuse.
+        var c1 = new Autograd.Layers.Conv2d(3, 8, 3, padding: 1);
+        var c2 = new Autograd.Layers.Conv2d(8, 8, 3, stride: 2, padding: 1);
+        var c3 = new Autograd.Layers.Conv2d(8, 8, 1);
+        var x = Tensor.Randn([2, 3, 12, 12], 1);
+        Tensor Net(Tensor v)
+        {
+            var h = Relu(c2.Call(Relu(c1.Call(v))));
+            var y = c3.Call(h);
+            return Relu(y) + y;
+        }
+        var direct = Net(x).ToDoubleArray();
+        var bytes = OnnxExport.ToBytes(new Autograd.Layers.Lambda(Net, ("c1", c1), ("c2", c2), ("c3", c3)), x);
+        var imported = OnnxModel.Load(bytes, Path.GetTempPath());
+        Assert.That(imported.Nodes.Count(n => n.OpType == "Relu"), Is.EqualTo(3));
+        foreach (var dtype in new[] { DType.Float32, DType.Float64 })
+        {
+            var m = dtype == DType.Float32 ? imported : OnnxModel.Load(bytes, Path.GetTempPath()).To(dtype);
+            var input = x.To(dtype);
+            var unfused = m.Call(input).ToDoubleArray();      // recording gradients: every node runs as it is
+            double[] fused;
+            using (AutoGrad.NoGrad()) fused = m.Call(input).ToDoubleArray();
+            Assert.That(fused, Is.EqualTo(unfused).Within(1e-5 * unfused.Max(Math.Abs)), $"{dtype}");
+            Assert.That(fused, Is.EqualTo(direct).Within(1e-4 * direct.Max(Math.Abs)), $"{dtype} against the module");
+        }
+    }
+
+    [Test]
     public void Constant_subgraphs_are_evaluated_once_and_a_replaced_value_wins_over_its_folded_one()
     {
         var model = OnnxModel.Load(OnnxData("light", "squeezenet", "model.onnx"));

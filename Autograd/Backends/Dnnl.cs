@@ -25,7 +25,7 @@ internal static unsafe partial class Dnnl
 {
     private const string Lib = "libdnnl.so.2";
     private const int Success = 0, F32 = 3, CpuEngine = 1, StreamDefault = 1, ForwardTraining = 64, ForwardInference = 96;
-    private const int AlgDirect = 1, AlgWinograd = 2, TagAny = 1, TagABc16b = 47, TagABcd16b = 69, TagABcde16b = 112, ScratchpadUser = 1, QueryImplInfo = 8;
+    private const int AlgDirect = 1, AlgWinograd = 2, EltwiseRelu = 0x1f, TagAny = 1, TagABc16b = 47, TagABcd16b = 69, TagABcde16b = 112, ScratchpadUser = 1, QueryImplInfo = 8;
     private const int ArgSrc = 1, ArgDst = 17, ArgWeights = 33, ArgBias = 41, ArgDiffSrc = 129, ArgDiffDst = 145, ArgDiffWeights = 161;
     private const int ArgFrom = 1, ArgTo = 17, ArgScratchpad = 80;
     private const int QuerySrc = 129, QueryDiffSrc = 130, QueryWeights = 131, QueryDiffWeights = 132, QueryDst = 133, QueryDiffDst = 134, QueryScratchpad = 136;
@@ -57,6 +57,10 @@ internal static unsafe partial class Dnnl
         void* diffDst, long* strides, long* dilates, long* padL, long* padR);
     [LibraryImport(Lib)] private static partial int dnnl_primitive_attr_create(out IntPtr attr);
     [LibraryImport(Lib)] private static partial int dnnl_primitive_attr_set_scratchpad_mode(IntPtr attr, int mode);
+    [LibraryImport(Lib)] private static partial int dnnl_post_ops_create(out IntPtr postOps);
+    [LibraryImport(Lib)] private static partial int dnnl_post_ops_append_eltwise(IntPtr postOps, float scale, int alg, float alpha, float beta);
+    [LibraryImport(Lib)] private static partial int dnnl_primitive_attr_set_post_ops(IntPtr attr, IntPtr postOps);
+    [LibraryImport(Lib)] private static partial int dnnl_post_ops_destroy(IntPtr postOps);
     [LibraryImport(Lib)] private static partial int dnnl_primitive_desc_create(out IntPtr pd, void* opDesc, IntPtr attr, IntPtr engine, IntPtr hint);
     [LibraryImport(Lib)] private static partial int dnnl_reorder_primitive_desc_create(out IntPtr pd, void* src, IntPtr srcEngine, void* dst, IntPtr dstEngine, IntPtr attr);
     [LibraryImport(Lib)] private static partial void* dnnl_primitive_desc_query_md(IntPtr pd, int what, int index);
@@ -131,16 +135,18 @@ internal static unsafe partial class Dnnl
     public static bool Active => Backend.Current is CblasBackend && engine.Value != IntPtr.Zero;
 
     /// <summary>Computes one pass of a float32 convolution into <paramref name="result"/> (see <see cref="ConvPass"/> for
-    /// the operands), adding <paramref name="bias"/> (forward pass only). False when oneDNN is not active or has no kernel
-    /// for the geometry; the caller then runs its own kernels.</summary>
+    /// the operands), adding <paramref name="bias"/> and, when <paramref name="relu"/>, applying max(0, .) as the kernel
+    /// writes (forward pass only). False when oneDNN is not active or has no kernel for the geometry; the caller then runs
+    /// its own kernels.</summary>
     /// <remarks>When <paramref name="weightVersion"/> is given (a leaf weight, in the forward and adjoint passes), the weight
     /// in the kernel's layout is kept beside the weight's version counter and reordered again only when the version changes:
     /// an optimizer step or any other in-place update bumps it. The counter, not the array, keys the cache, since an array
     /// can be recycled as another tensor's storage (<see cref="StoragePool"/>) and a counter cannot.</remarks>
-    public static bool Convolution(ConvPass pass, ConvGeometry g, float[] a, float[] b, float[]? bias, float[] result, Tensor.VersionCounter? weightVersion = null)
+    public static bool Convolution(ConvPass pass, ConvGeometry g, float[] a, float[] b, float[]? bias, float[] result, Tensor.VersionCounter? weightVersion = null,
+        bool relu = false)
     {
         if (!Active) return false;
-        var plan = PlanFor(pass, g, bias != null);
+        var plan = PlanFor(pass, g, bias != null, relu);
         if (plan == null) return false;
         fixed (float* pa = a, pb = b, pbias = bias, pr = result)
         {
@@ -194,14 +200,15 @@ internal static unsafe partial class Dnnl
 
     /// <summary>The implementation oneDNN chose for a pass (e.g. <c>jit:avx512_core</c>), or null if it has none.</summary>
     public static string? Implementation(ConvPass pass, ConvGeometry g, bool bias = false) =>
-        engine.Value == IntPtr.Zero ? null : PlanFor(pass, g, bias)?.Impl;
+        engine.Value == IntPtr.Zero ? null : PlanFor(pass, g, bias, relu: false)?.Impl;
 
     /// <summary>The cached plan of a pass for a geometry (created on first use), or null when oneDNN has no usable kernel.</summary>
-    private static Plan? PlanFor(ConvPass pass, ConvGeometry g, bool bias) => plans.GetOrAdd(Key(pass, g, bias), _ => Best(pass, g, bias));
+    private static Plan? PlanFor(ConvPass pass, ConvGeometry g, bool bias, bool relu) =>
+        plans.GetOrAdd(Key(pass, g, bias, relu), _ => Best(pass, g, bias, relu));
 
-    private static string Key(ConvPass pass, ConvGeometry g, bool bias) =>
+    private static string Key(ConvPass pass, ConvGeometry g, bool bias, bool relu) =>
         $"{pass} {g.Nd} {g.N} {g.Cin} {g.Cout} {g.Groups} {string.Join(',', g.In)} {string.Join(',', g.K)} {string.Join(',', g.Stride)} " +
-        $"{string.Join(',', g.PadLo)} {string.Join(',', g.PadHi)} {string.Join(',', g.Dilation)} {string.Join(',', g.Out)} {bias} {Backend.ConvWinograd}";
+        $"{string.Join(',', g.PadLo)} {string.Join(',', g.PadHi)} {string.Join(',', g.Dilation)} {string.Join(',', g.Out)} {bias} {relu} {Backend.ConvWinograd}";
 
     /// <summary>Runs a plan on the operands' plain-layout data; <paramref name="weight"/>, when not zero, is operand 1 already in
     /// the kernel's layout.</summary>
@@ -272,15 +279,15 @@ internal static unsafe partial class Dnnl
     /// <summary>The plan for a pass: Winograd for 3x3 stride-1 convs with enough outputs (see <see cref="Backend.ConvWinograd"/>),
     /// activations in 16-channel blocks where the channels allow, else in the layouts oneDNN prefers; none when oneDNN only has its reference loops for the geometry (hundreds of times slower than ours, e.g. the
     /// weight gradient of LeNet-5's second convolution).</summary>
-    private static Plan? Best(ConvPass pass, ConvGeometry g, bool bias)
+    private static Plan? Best(ConvPass pass, ConvGeometry g, bool bias, bool relu)
     {
-        var plan = Backend.ConvWinograd && (long)g.N * g.OutVol >= WinogradMinOutputs ? Create(pass, g, bias, blocked: true, AlgWinograd) : null;
-        if (plan == null) plan = Create(pass, g, bias, blocked: true, AlgDirect);
-        if (plan == null || plan.Impl.StartsWith("ref")) plan = Create(pass, g, bias, blocked: false, AlgDirect);
+        var plan = Backend.ConvWinograd && (long)g.N * g.OutVol >= WinogradMinOutputs ? Create(pass, g, bias, relu, blocked: true, AlgWinograd) : null;
+        if (plan == null) plan = Create(pass, g, bias, relu, blocked: true, AlgDirect);
+        if (plan == null || plan.Impl.StartsWith("ref")) plan = Create(pass, g, bias, relu, blocked: false, AlgDirect);
         return plan == null || plan.Impl.StartsWith("ref") ? null : plan;
     }
 
-    private static Plan? Create(ConvPass pass, ConvGeometry g, bool bias, bool blocked, int alg)
+    private static Plan? Create(ConvPass pass, ConvGeometry g, bool bias, bool relu, bool blocked, int alg)
     {
         int nd = g.Nd;
         int[] sp(int[] v) => v[(3 - nd)..];
@@ -314,6 +321,16 @@ internal static unsafe partial class Dnnl
             }
             Check(dnnl_primitive_attr_create(out var attr), "dnnl_primitive_attr_create");
             Check(dnnl_primitive_attr_set_scratchpad_mode(attr, ScratchpadUser), "dnnl_primitive_attr_set_scratchpad_mode");
+            if (relu)
+            {
+                Check(dnnl_post_ops_create(out var postOps), "dnnl_post_ops_create");
+                try
+                {
+                    Check(dnnl_post_ops_append_eltwise(postOps, 1f, EltwiseRelu, 0f, 0f), "dnnl_post_ops_append_eltwise");
+                    Check(dnnl_primitive_attr_set_post_ops(attr, postOps), "dnnl_primitive_attr_set_post_ops");
+                }
+                finally { dnnl_post_ops_destroy(postOps); }
+            }
             IntPtr hint = IntPtr.Zero;
             if (pass != ConvPass.Forward)
             {

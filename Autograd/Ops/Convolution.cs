@@ -36,7 +36,20 @@ public static partial class Functional
         IntTuple outputPadding = default, int groups = 1, IntTuple dilation = default) =>
         ConvTranspose("ConvTranspose3d", 3, input, weight, bias, stride, padding, outputPadding, groups, dilation);
 
-    private static Tensor Conv(string op, int nd, Tensor input, Tensor weight, Tensor? bias, IntTuple stride, Padding padding, IntTuple dilation, int groups)
+    /// <summary>relu(conv(input, weight) + bias) for a 1-d to 3-d convolution, the ReLU applied as oneDNN's kernel writes its
+    /// output where it runs the convolution (a pass over the result and its allocation saved), in place after it otherwise.
+    /// Fused only when no gradient is recorded and no trace is active; else the two ops run as usual. Used by imported ONNX
+    /// models for a Conv whose only consumer is a Relu.</summary>
+    internal static Tensor ConvRelu(int nd, Tensor input, Tensor weight, Tensor? bias, IntTuple stride, Padding padding, IntTuple dilation, int groups)
+    {
+        string op = $"Conv{nd}d";
+        bool recorded = AutoGrad.IsGradEnabled && (input.RequiresGrad || weight.RequiresGrad || bias?.RequiresGrad == true);
+        return recorded || OpTrace.Active ? Relu(Conv(op, nd, input, weight, bias, stride, padding, dilation, groups))
+            : Conv(op, nd, input, weight, bias, stride, padding, dilation, groups, relu: true);
+    }
+
+    private static Tensor Conv(string op, int nd, Tensor input, Tensor weight, Tensor? bias, IntTuple stride, Padding padding, IntTuple dilation, int groups,
+        bool relu = false)
     {
         Shape.SameDType(op, input, weight);
         Shape.Float(op, input);
@@ -48,7 +61,7 @@ public static partial class Functional
         var (lo, hi) = padding.Resolve(op, nd, weight.Dims[2..], d, s);
         var g = ConvGeometry.Create(op, nd, x.Dims, weight.Dims, s, lo, hi, d, groups);
         CheckBias(op, input, bias, g.Cout);
-        var y = ConvForward(x, weight, g, bias);
+        var y = relu ? Compute(ConvPass.Forward, g, g.OutShape, x, weight, bias, relu: true) : ConvForward(x, weight, g, bias);
         if (OpTrace.Active) OpTrace.Add("Conv", y, [x, weight, bias], ("strides", s), ("pads", (int[])[.. lo, .. hi]), ("dilations", d), ("group", groups));
         return unbatched ? y.Squeeze(0) : y;
     }
@@ -139,7 +152,7 @@ public static partial class Functional
     /// <summary>One pass of the convolution on operands (a, b) into a fresh tensor, plus the bias: float32 on oneDNN when it is
     /// active (bias fused into the forward pass) except where the direct kernels are faster; otherwise, and for float64, on
     /// this file's kernels.</summary>
-    private static Tensor Compute(ConvPass pass, ConvGeometry g, int[] shape, Tensor a, Tensor b, Tensor? bias)
+    private static Tensor Compute(ConvPass pass, ConvGeometry g, int[] shape, Tensor a, Tensor b, Tensor? bias, bool relu = false)
     {
         // The direct kernels below beat oneDNN on stride-1 convs of 1 to 3 input channels (image inputs) on AVX-512: LeNet-5's
         // first layer 1.2-1.7 ms for its three passes against 6.7, a 3-channel 32x32 layer 8.4-9.6 against 11.1-11.3; from 4
@@ -153,9 +166,10 @@ public static partial class Functional
         // A leaf weight (a parameter) keeps its reordered copy until its version changes.
         var weightVersion = pass != ConvPass.Weight && b.IsLeaf ? b.Version : null;
         var fused = pass == ConvPass.Forward ? bias : null;
-        if (native && Dnnl.Convolution(pass, g, a.Data<float>(), b.Data<float>(), fused?.Data<float>(), r.Data<float>(), weightVersion))
+        if (native && Dnnl.Convolution(pass, g, a.Data<float>(), b.Data<float>(), fused?.Data<float>(), r.Data<float>(), weightVersion, relu))
         {
             if (fused != null) bias = null;
+            relu = false;
         }
         else
         {
@@ -164,6 +178,7 @@ public static partial class Functional
             else ConvKernels<double>.Run(pass, g, a.Data<double>(), b.Data<double>(), r.Data<double>());
         }
         if (bias != null) AddBiasInPlace(r, bias);
+        if (relu) r.Relu_();
         return r;
     }
 
