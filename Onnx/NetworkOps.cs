@@ -64,7 +64,7 @@ internal static partial class Ops
         var dilation = Spatial(c, "dilations", nd, 1);
         var (lo, hi) = Pads(c, x.Shape[2..], kernel, stride, dilation);
         int groups = (int)c.Int("group", 1);
-        return c.FusedRelu && nd is >= 1 and <= 3 ? ConvRelu(nd, x, w, c.Optional(2), stride, PairPadding(lo, hi), dilation, groups)
+        return c.Inference is { } how && nd is >= 1 and <= 3 ? ConvFused(nd, x, w, c.Optional(2), stride, PairPadding(lo, hi), dilation, groups, how)
             : ConvNd(c, nd, x, w, c.Optional(2), stride, PairPadding(lo, hi), dilation, groups);
     }
 

@@ -75,6 +75,7 @@ public sealed class OnnxModule : Module
     private (DType FloatDType, Dictionary<string, OnnxValue> Values)? folded;
     private readonly Dictionary<NodeProto, NodeProto> batchNormAfter = [];
     private readonly Dictionary<NodeProto, NodeProto> reluAfter = [];
+    private readonly HashSet<string> convInputsOnly = [];
     private readonly Dictionary<NodeProto, (Tensor[] Sources, int[] Versions, Tensor W, Tensor B)> foldedBatchNorms = [];
     private static readonly string[] Unfoldable = ["Random", "Dropout", "Gradient", "Multinomial", "Bernoulli"];
 
@@ -201,6 +202,8 @@ public sealed class OnnxModule : Module
             }
         bool foldBatchNorms = !Training && !AutoGrad.IsGradEnabled;
         var foldedInto = new HashSet<NodeProto>();
+        // Values a convolution left in its kernel's layout (read only by convolutions, which take them as they are).
+        var layouts = new Dictionary<string, Backends.Dnnl.Layout>();
         // The Relu that reads only this node's output, when the convolution can apply it as it writes (neither value wanted
         // nor replaced).
         NodeProto? FusedRelu(NodeProto node) =>
@@ -217,27 +220,29 @@ public sealed class OnnxModule : Module
                 if (run[k]) release?.Consumed(node, env);
                 continue;
             }
-            if (foldBatchNorms && batchNormAfter.TryGetValue(node, out var bn) && !wanted.Contains(node.Outputs[0])
-                && !replaced.ContainsKey(node.Outputs[0]) && !replaced.ContainsKey(bn.Outputs[0]))
+            if (foldBatchNorms && node.OpType == "Conv" && !replaced.ContainsKey(node.Outputs[0]))
             {
-                var (w, b) = FoldBatchNorm(node, bn, env);
-                var relu = FusedRelu(bn);
-                var conv = new OpContext(node, Opset, [env[node.Inputs[0]], OnnxValue.Of(w), OnnxValue.Of(b)], false, env, floatDType, baseDir) { FusedRelu = relu != null };
-                var output = (relu ?? bn).Outputs[0];
-                env[output] = Ops.Run(conv)[0];
+                // An inference convolution: with the batch norm that follows folded into its weights, the Relu that follows
+                // applied as it writes, and its output left in the kernel's layout when only convolutions read it.
+                var bn = batchNormAfter.TryGetValue(node, out var next) && !wanted.Contains(node.Outputs[0]) && !replaced.ContainsKey(next.Outputs[0]) ? next : null;
+                var relu = FusedRelu(bn ?? node);
+                var output = (relu ?? bn ?? node).Outputs[0];
+                var operands = node.Inputs.Select(n => n.Length == 0 ? (OnnxValue?)null : env[n]).ToArray();
+                if (bn != null)
+                {
+                    var (w, b) = FoldBatchNorm(node, bn, env);
+                    operands = [operands[0], OnnxValue.Of(w), OnnxValue.Of(b)];
+                }
+                var how = new ConvInference
+                {
+                    Relu = relu != null, Input = layouts.GetValueOrDefault(node.Inputs[0]),
+                    KeepLayout = convInputsOnly.Contains(output) && !wanted.Contains(output) && !replaced.ContainsKey(output),
+                };
+                env[output] = Ops.Run(new OpContext(node, Opset, operands, false, env, floatDType, baseDir) { Inference = how })[0];
+                if (how.Output != null) layouts[output] = how.Output;
                 release?.Produced(env[output]);
                 release?.Consumed(node, env);
-                foldedInto.Add(bn);
-                if (relu != null) foldedInto.Add(relu);
-                continue;
-            }
-            if (foldBatchNorms && node.OpType == "Conv" && FusedRelu(node) is { } after)
-            {
-                var conv = new OpContext(node, Opset, node.Inputs.Select(n => n.Length == 0 ? (OnnxValue?)null : env[n]).ToArray(), false, env, floatDType, baseDir) { FusedRelu = true };
-                env[after.Outputs[0]] = Ops.Run(conv)[0];
-                release?.Produced(env[after.Outputs[0]]);
-                release?.Consumed(node, env);
-                foldedInto.Add(after);
+                foldedInto.UnionWith(new[] { bn, relu }.OfType<NodeProto>());
                 continue;
             }
             var outs = RunNode(node, env, Training, floatDType);
@@ -339,6 +344,12 @@ public sealed class OnnxModule : Module
             if (!training && !perActivation && producer.TryGetValue(bn.Inputs[0], out var conv) && conv.OpType == "Conv" && uses[bn.Inputs[0]] == 1)
                 batchNormAfter[conv] = bn;
         }
+        // Values whose every reader is a Conv taking them as its input (none as a weight or bias, none a graph output, no
+        // subgraph that could read them from outside).
+        if (!order.Any(n => n.Attributes.Any(a => a.G != null || a.Type == AttributeType.Graphs)))
+            foreach (var (value, readers) in order.SelectMany(n => n.Inputs.Select((v, i) => (v, n, i))).GroupBy(r => r.v).Select(gr => (gr.Key, gr.ToList())))
+                if (value.Length > 0 && readers.All(r => r.n.OpType == "Conv" && r.i == 0) && !g.Outputs.Any(o => o.Name == value))
+                    convInputsOnly.Add(value);
         foreach (var relu in order.Where(n => n.OpType == "Relu" && n.Inputs.Count == 1))
             if (producer.TryGetValue(relu.Inputs[0], out var p) && uses[relu.Inputs[0]] == 1
                 && (p.OpType == "Conv" || (p.OpType == "BatchNormalization" && batchNormAfter.ContainsValue(p))))

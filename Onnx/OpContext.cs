@@ -17,9 +17,9 @@ internal sealed class OpContext(NodeProto node, long opset, OnnxValue?[] inputs,
     /// <summary>The model's folder: tensors in attributes read their external data from there only.</summary>
     public string BaseDir { get; } = baseDir;
     public IReadOnlyDictionary<string, OnnxValue> Env { get; } = env;
-    /// <summary>Set on a Conv whose output only a Relu reads, in a run without gradients: the Conv computes relu(conv) and the
-    /// Relu node is skipped.</summary>
-    public bool FusedRelu { get; init; }
+    /// <summary>Set on a Conv in a run without gradients: how it runs inside the chain of convolutions (a fused Relu, its
+    /// input's and its output's layouts).</summary>
+    public ConvInference? Inference { get; init; }
     public int InputCount => inputs.Length;
 
     public OnnxUnsupportedException Unsupported(string detail, string? attribute = null) =>

@@ -130,7 +130,7 @@ public class ConvolutionTests
                     _ => Conv3d(x, w, b, stride, pad, groups: groups),
                 };
                 expected = Relu(y);
-                fused = ConvRelu(nd, x, w, b, stride, pad, 1, groups);
+                fused = ConvFused(nd, x, w, b, stride, pad, 1, groups, new ConvInference { Relu = true });
             }
             Assert.That(fused.Shape, Is.EqualTo(expected.Shape));
             Assert.That(fused.ToDoubleArray(), Is.EqualTo(expected.ToDoubleArray()).Within(float64 ? 1e-12 : 1e-5), $"trial {trial}");
@@ -143,12 +143,38 @@ public class ConvolutionTests
     {
         var x = Tensor.Randn([2, 3, 6, 6], 1).RequiresGrad_();
         var w = Tensor.Randn([4, 3, 3, 3], 2).RequiresGrad_();
-        ConvRelu(2, x, w, null, 1, 1, 1, 1).Sum().Backward();
+        ConvFused(2, x, w, null, 1, 1, 1, 1, new ConvInference { Relu = true }).Sum().Backward();
         var (gx, gw) = (x.Grad!.ToDoubleArray(), w.Grad!.ToDoubleArray());
         x.Grad = null;
         w.Grad = null;
         Relu(Conv2d(x, w, null, 1, 1)).Sum().Backward();
         Assert.That(gx, Is.EqualTo(x.Grad!.ToDoubleArray()));
         Assert.That(gw, Is.EqualTo(w.Grad!.ToDoubleArray()));
+    }
+
+    [Test]
+    public void Convolutions_that_pass_their_output_on_in_the_kernel_layout_give_the_values_of_plain_ones()
+    {
+        // Channels that oneDNN blocks (16, 32) and one it may not (12); 3x3, a strided 3x3 and a 1x1 (other kernels).
+        foreach (var (c1, c2) in new[] { (16, 32), (12, 16), (32, 32) })
+        {
+            var x = Tensor.Randn([2, 8, 13, 11], c1);
+            var w1 = Tensor.Randn([c1, 8, 3, 3], 1) * 0.2;
+            var w2 = Tensor.Randn([c2, c1, 3, 3], 2) * 0.2;
+            var w3 = Tensor.Randn([16, c2, 1, 1], 3) * 0.2;
+            var b2 = Tensor.Randn([c2], 4);
+            using (AutoGrad.NoGrad())
+            {
+                var expected = Conv2d(Relu(Conv2d(Relu(Conv2d(x, w1, null, 1, 1)), w2, b2, 2, 1)), w3).ToDoubleArray();
+                var first = new ConvInference { Relu = true, KeepLayout = true };
+                var h1 = ConvFused(2, x, w1, null, 1, 1, 1, 1, first);
+                var second = new ConvInference { Relu = true, Input = first.Output, KeepLayout = true };
+                var h2 = ConvFused(2, h1, w2, b2, 2, 1, 1, 1, second);
+                var y = ConvFused(2, h2, w3, null, 1, 0, 1, 1, new ConvInference { Input = second.Output });
+                Assert.That(y.ToDoubleArray(), Is.EqualTo(expected).Within(1e-4), $"{c1}, {c2}");
+                if (Autograd.Backends.Dnnl.Active && c1 % 8 == 0)
+                    Assert.That(first.Output, Is.Not.Null, "oneDNN kept a blocked output");
+            }
+        }
     }
 }

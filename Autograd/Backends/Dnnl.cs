@@ -70,7 +70,7 @@ internal static unsafe partial class Dnnl
 
     /// <summary>One operand of a cached primitive: its argument id, the plain (NCHW / OIHW) layout of the tensor, the layout
     /// the kernel wants, and the reorder between them (zero when they are the same).</summary>
-    private sealed class Operand
+    internal sealed class Operand
     {
         public required int Arg;
         public required bool Output;
@@ -157,6 +157,51 @@ internal static unsafe partial class Dnnl
         return true;
     }
 
+    /// <summary>The layout a forward kernel wrote its output in, when the caller asked to keep it (<see cref="Forward"/>): the
+    /// output operand of the producing plan, whose reorder brings the values back to NCHW.</summary>
+    internal sealed class Layout
+    {
+        internal required Operand Output;
+    }
+
+    /// <summary>The forward pass for chains of inference convolutions (an imported ONNX model's Conv feeding only Convs):
+    /// <paramref name="x"/> is in NCHW, or in <paramref name="xLayout"/> when given (a previous call's output), and the
+    /// output <paramref name="y"/> stays in the kernel's layout when <paramref name="keepLayout"/> and that layout takes no
+    /// more room than NCHW (its layout is returned in <paramref name="yLayout"/>), else it is written in NCHW. Saves the
+    /// reorder out of one kernel and into the next. False, with nothing written, when oneDNN has no kernel for the
+    /// geometry or wants the input in another layout than <paramref name="xLayout"/>.</summary>
+    public static bool Forward(ConvGeometry g, float[] x, Layout? xLayout, float[] w, float[]? bias, float[] y, bool relu, bool keepLayout,
+        Tensor.VersionCounter? weightVersion, out Layout? yLayout)
+    {
+        yLayout = null;
+        if (!Active) return false;
+        var plan = PlanFor(ConvPass.Forward, g, bias != null, relu);
+        if (plan == null) return false;
+        var (src, dst) = (plan.Operands[0], plan.Operands[^1]);
+        if (xLayout != null && (src.Reorder == IntPtr.Zero || dnnl_memory_desc_equal((void*)xLayout.Output.KernelMd, (void*)src.KernelMd) == 0)) return false;
+        bool keep = keepLayout && dst.Reorder != IntPtr.Zero && dst.Bytes == (nuint)y.Length * sizeof(float);
+        fixed (float* pa = x, pb = w, pbias = bias, pr = y)
+        {
+            Span<IntPtr> data = bias == null ? [(IntPtr)pa, (IntPtr)pb, (IntPtr)pr] : [(IntPtr)pa, (IntPtr)pb, (IntPtr)pbias, (IntPtr)pr];
+            var weight = weightVersion != null && plan.Operands[1].Reorder != IntPtr.Zero ? Reordered(plan, w, weightVersion) : null;
+            fixed (float* pw = weight) Execute(plan, data, (IntPtr)pw, srcInKernelLayout: xLayout != null, dstInKernelLayout: keep);
+        }
+        if (keep) yLayout = new Layout { Output = dst };
+        return true;
+    }
+
+    /// <summary>Brings values a forward kernel left in <paramref name="layout"/> back to NCHW.</summary>
+    public static void ToPlain(Layout layout, float[] blocked, float[] plain)
+    {
+        var buf = buffers ??= new Buffers();
+        fixed (float* from = blocked, to = plain)
+        {
+            IntPtr src = NewMemory(layout.Output.KernelMd, from), dst = NewMemory(layout.Output.UserMd, to);
+            try { Reorder(layout.Output.Reorder, Stream(buf), src, dst); }
+            finally { dnnl_memory_destroy(src); dnnl_memory_destroy(dst); }
+        }
+    }
+
     /// <summary>The weights of a plan in its kernel's layout, cached per weight storage (its version counter) and layout,
     /// refreshed when the version changes.</summary>
     private static float[] Reordered(Plan p, float[] w, Tensor.VersionCounter counter)
@@ -211,8 +256,8 @@ internal static unsafe partial class Dnnl
         $"{string.Join(',', g.PadLo)} {string.Join(',', g.PadHi)} {string.Join(',', g.Dilation)} {string.Join(',', g.Out)} {bias} {relu} {Backend.ConvWinograd}";
 
     /// <summary>Runs a plan on the operands' plain-layout data; <paramref name="weight"/>, when not zero, is operand 1 already in
-    /// the kernel's layout.</summary>
-    private static void Execute(Plan p, ReadOnlySpan<IntPtr> data, IntPtr weight)
+    /// the kernel's layout; the input (operand 0) and the output (the last) are in the kernel's layout when the flags say so.</summary>
+    private static void Execute(Plan p, ReadOnlySpan<IntPtr> data, IntPtr weight, bool srcInKernelLayout = false, bool dstInKernelLayout = false)
     {
         var buf = buffers ??= new Buffers();
         var stream = Stream(buf);
@@ -228,16 +273,16 @@ internal static unsafe partial class Dnnl
                 mems[made++] = user[i] = NewMemory(o.UserMd, (void*)data[i]);
                 args[i] = new ExecArg { Arg = o.Arg, Memory = user[i] };
                 if (o.Reorder == IntPtr.Zero) continue;
-                bool cached = i == 1 && weight != IntPtr.Zero;
-                var inKernelLayout = mems[made++] = NewMemory(o.KernelMd, cached ? (void*)weight : buf.Get(i, o.Bytes));
+                bool cached = i == 1 && weight != IntPtr.Zero, given = (i == 0 && srcInKernelLayout) || (o.Output && dstInKernelLayout);
+                var inKernelLayout = mems[made++] = NewMemory(o.KernelMd, cached ? (void*)weight : given ? (void*)data[i] : buf.Get(i, o.Bytes));
                 args[i].Memory = inKernelLayout;
-                if (!o.Output && !cached) Reorder(o.Reorder, stream, user[i], inKernelLayout);
+                if (!o.Output && !cached && !given) Reorder(o.Reorder, stream, user[i], inKernelLayout);
             }
             var scratch = mems[made++] = NewMemory(p.ScratchMd, buf.Get(n, Math.Max(p.Scratch, 64)));
             args[n] = new ExecArg { Arg = ArgScratchpad, Memory = scratch };
             Check(dnnl_primitive_execute(p.Primitive, stream, n + 1, args), "dnnl_primitive_execute");
-            for (int i = 0; i < n; i++)
-                if (p.Operands[i].Output && p.Operands[i].Reorder != IntPtr.Zero) Reorder(p.Operands[i].Reorder, stream, args[i].Memory, user[i]);
+            var output = p.Operands[^1];
+            if (output.Reorder != IntPtr.Zero && !dstInKernelLayout) Reorder(output.Reorder, stream, args[n - 1].Memory, user[n - 1]);
         }
         finally
         {

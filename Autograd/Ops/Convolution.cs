@@ -36,20 +36,29 @@ public static partial class Functional
         IntTuple outputPadding = default, int groups = 1, IntTuple dilation = default) =>
         ConvTranspose("ConvTranspose3d", 3, input, weight, bias, stride, padding, outputPadding, groups, dilation);
 
-    /// <summary>relu(conv(input, weight) + bias) for a 1-d to 3-d convolution, the ReLU applied as oneDNN's kernel writes its
-    /// output where it runs the convolution (a pass over the result and its allocation saved), in place after it otherwise.
-    /// Fused only when no gradient is recorded and no trace is active; else the two ops run as usual. Used by imported ONNX
-    /// models for a Conv whose only consumer is a Relu.</summary>
-    internal static Tensor ConvRelu(int nd, Tensor input, Tensor weight, Tensor? bias, IntTuple stride, Padding padding, IntTuple dilation, int groups)
+    /// <summary>A 1-d to 3-d convolution run for inference as <paramref name="how"/> says (its ReLU fused, its input in a
+    /// kernel layout, its output kept in one: see <see cref="ConvInference"/>). When a gradient is recorded or a trace is
+    /// active the ops run as usual instead (conv, then relu). Used by imported ONNX models.</summary>
+    internal static Tensor ConvFused(int nd, Tensor input, Tensor weight, Tensor? bias, IntTuple stride, Padding padding, IntTuple dilation, int groups,
+        ConvInference how)
     {
         string op = $"Conv{nd}d";
         bool recorded = AutoGrad.IsGradEnabled && (input.RequiresGrad || weight.RequiresGrad || bias?.RequiresGrad == true);
-        return recorded || OpTrace.Active ? Relu(Conv(op, nd, input, weight, bias, stride, padding, dilation, groups))
-            : Conv(op, nd, input, weight, bias, stride, padding, dilation, groups, relu: true);
+        if (!recorded && !OpTrace.Active) return Conv(op, nd, input, weight, bias, stride, padding, dilation, groups, how);
+        var y = Conv(op, nd, how.Input != null ? Plain(input, how.Input) : input, weight, bias, stride, padding, dilation, groups);
+        return how.Relu ? Relu(y) : y;
+    }
+
+    /// <summary>A copy in NCHW of values a convolution kernel left in its own layout.</summary>
+    private static Tensor Plain(Tensor blocked, Dnnl.Layout layout)
+    {
+        var plain = Tensor.Uninitialized(DType.Float32, blocked.Dims);
+        Dnnl.ToPlain(layout, blocked.Data<float>(), plain.Data<float>());
+        return plain;
     }
 
     private static Tensor Conv(string op, int nd, Tensor input, Tensor weight, Tensor? bias, IntTuple stride, Padding padding, IntTuple dilation, int groups,
-        bool relu = false)
+        ConvInference? how = null)
     {
         Shape.SameDType(op, input, weight);
         Shape.Float(op, input);
@@ -61,7 +70,7 @@ public static partial class Functional
         var (lo, hi) = padding.Resolve(op, nd, weight.Dims[2..], d, s);
         var g = ConvGeometry.Create(op, nd, x.Dims, weight.Dims, s, lo, hi, d, groups);
         CheckBias(op, input, bias, g.Cout);
-        var y = relu ? Compute(ConvPass.Forward, g, g.OutShape, x, weight, bias, relu: true) : ConvForward(x, weight, g, bias);
+        var y = how == null ? ConvForward(x, weight, g, bias) : Inference(g, x, weight, bias, how);
         if (OpTrace.Active) OpTrace.Add("Conv", y, [x, weight, bias], ("strides", s), ("pads", (int[])[.. lo, .. hi]), ("dilations", d), ("group", groups));
         return unbatched ? y.Squeeze(0) : y;
     }
@@ -149,18 +158,38 @@ public static partial class Functional
             .. b == null ? (Tensor?[])[] : [b.RequiresGrad ? BiasGrad(gx) : null]], b == null ? [u, w] : [u, w, b]);
     }
 
-    /// <summary>One pass of the convolution on operands (a, b) into a fresh tensor, plus the bias: float32 on oneDNN when it is
-    /// active (bias fused into the forward pass) except where the direct kernels are faster; otherwise, and for float64, on
-    /// this file's kernels.</summary>
-    private static Tensor Compute(ConvPass pass, ConvGeometry g, int[] shape, Tensor a, Tensor b, Tensor? bias, bool relu = false)
+    /// <summary>The forward pass of <see cref="ConvFused"/>: through <see cref="Dnnl.Forward"/> when oneDNN runs the geometry
+    /// and takes the input's layout, else as <see cref="Compute"/> on the input in NCHW.</summary>
+    private static Tensor Inference(ConvGeometry g, Tensor x, Tensor w, Tensor? bias, ConvInference how)
     {
+        if (Native(g, x.DType))
+        {
+            var y = Tensor.Uninitialized(DType.Float32, g.OutShape);
+            if (Dnnl.Forward(g, x.Data<float>(), how.Input, w.Data<float>(), bias?.Data<float>(), y.Data<float>(), how.Relu, how.KeepLayout,
+                w.IsLeaf ? w.Version : null, out var layout))
+            {
+                how.Output = layout;
+                return y;
+            }
+        }
+        return Compute(ConvPass.Forward, g, g.OutShape, how.Input != null ? Plain(x, how.Input) : x, w, bias, how.Relu);
+    }
+
+    /// <summary>Whether a float32 pass goes to oneDNN: when it is active, except where the direct kernels are faster.</summary>
+    private static bool Native(ConvGeometry g, DType dtype) =>
         // The direct kernels below beat oneDNN on stride-1 convs of 1 to 3 input channels (image inputs) on AVX-512: LeNet-5's
         // first layer 1.2-1.7 ms for its three passes against 6.7, a 3-channel 32x32 layer 8.4-9.6 against 11.1-11.3; from 4
         // channels on oneDNN wins (LeNet-5's second layer 1.0 against 1.6). With 256-bit vectors (AVX2, Zen 3) they win only
         // for few output channels: LeNet-5's first layer 2.6 against 6.0 ms, but the 3->64 32x32 layer at batch 32 takes
         // 5.5 ms forward and 17-19 ms for three passes against oneDNN's 3.1 and 14.6-15.5.
-        bool direct = ConvKernels<float>.Direct(g) && g.Cin <= 3 && (Vector512.IsHardwareAccelerated || g.Cout <= 16);
-        bool native = a.DType == DType.Float32 && Dnnl.Active && !direct;
+        dtype == DType.Float32 && Dnnl.Active && !(ConvKernels<float>.Direct(g) && g.Cin <= 3 && (Vector512.IsHardwareAccelerated || g.Cout <= 16));
+
+    /// <summary>One pass of the convolution on operands (a, b) into a fresh tensor, plus the bias (and max(0, .) when
+    /// <paramref name="relu"/>): float32 on oneDNN where <see cref="Native"/> (bias and relu fused into the forward pass),
+    /// otherwise, and for float64, on this file's kernels.</summary>
+    private static Tensor Compute(ConvPass pass, ConvGeometry g, int[] shape, Tensor a, Tensor b, Tensor? bias, bool relu = false)
+    {
+        bool native = Native(g, a.DType);
         // oneDNN writes every element, so its result needs no zeroing; this file's kernels get a zeroed one.
         var r = native ? Tensor.Uninitialized(DType.Float32, shape) : Tensor.Empty(a.DType, shape);
         // A leaf weight (a parameter) keeps its reordered copy until its version changes.
@@ -740,4 +769,16 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
         int kh = t % g.K[1]; t /= g.K[1];
         return (t / g.K[0], t % g.K[0], kh, kw);
     }
+}
+
+/// <summary>How <see cref="Functional.ConvFused"/> runs an inference convolution inside a chain of them (an imported ONNX
+/// model without gradients): with max(0, .) applied as the kernel writes (<see cref="Relu"/>), its input in the layout a
+/// previous convolution left it in (<see cref="Input"/>), and its output kept in the kernel's layout when every reader is
+/// such a convolution (<see cref="KeepLayout"/>; the layout is then in <see cref="Output"/>).</summary>
+internal sealed class ConvInference
+{
+    public bool Relu { get; init; }
+    public Dnnl.Layout? Input { get; init; }
+    public bool KeepLayout { get; init; }
+    public Dnnl.Layout? Output { get; set; }
 }
