@@ -75,6 +75,7 @@ public sealed class OnnxModule : Module
     private (DType FloatDType, Dictionary<string, OnnxValue> Values)? folded;
     private readonly Dictionary<NodeProto, NodeProto> batchNormAfter = [];
     private readonly Dictionary<NodeProto, NodeProto> reluAfter = [];
+    private readonly Dictionary<NodeProto, NodeProto> sumAfter = [];
     private readonly HashSet<string> convInputsOnly = [];
     private readonly Dictionary<NodeProto, (Tensor[] Sources, int[] Versions, Tensor W, Tensor B)> foldedBatchNorms = [];
     private static readonly string[] Unfoldable = ["Random", "Dropout", "Gradient", "Multinomial", "Bernoulli"];
@@ -204,6 +205,12 @@ public sealed class OnnxModule : Module
         var foldedInto = new HashSet<NodeProto>();
         // Values a convolution left in its kernel's layout (read only by convolutions, which take them as they are).
         var layouts = new Dictionary<string, Backends.Dnnl.Layout>();
+        // The residual Sum that reads only this node's output, when its other term is computed already (in NCHW) and the float
+        // type is the graph's.
+        NodeProto? FusedSum(NodeProto node) =>
+            sumAfter.TryGetValue(node, out var sum) && !wanted.Contains(node.Outputs[0]) && !replaced.ContainsKey(node.Outputs[0]) && !replaced.ContainsKey(sum.Outputs[0])
+            && sum.Inputs.First(i => i != node.Outputs[0]) is var other && !layouts.ContainsKey(other)
+            && env.TryGetValue(other, out var v) && v.Tensor.DType == floatDType ? sum : null;
         // The Relu that reads only this node's output, when the convolution can apply it as it writes (neither value wanted
         // nor replaced).
         NodeProto? FusedRelu(NodeProto node) =>
@@ -225,8 +232,9 @@ public sealed class OnnxModule : Module
                 // An inference convolution: with the batch norm that follows folded into its weights, the Relu that follows
                 // applied as it writes, and its output left in the kernel's layout when only convolutions read it.
                 var bn = batchNormAfter.TryGetValue(node, out var next) && !wanted.Contains(node.Outputs[0]) && !replaced.ContainsKey(next.Outputs[0]) ? next : null;
-                var relu = FusedRelu(bn ?? node);
-                var output = (relu ?? bn ?? node).Outputs[0];
+                var sum = FusedSum(bn ?? node);
+                var relu = FusedRelu(sum ?? bn ?? node);
+                var output = (relu ?? sum ?? bn ?? node).Outputs[0];
                 var operands = node.Inputs.Select(n => n.Length == 0 ? (OnnxValue?)null : env[n]).ToArray();
                 if (bn != null)
                 {
@@ -235,6 +243,7 @@ public sealed class OnnxModule : Module
                 }
                 var how = new ConvInference
                 {
+                    Add = sum == null ? null : env[sum.Inputs.First(i => i != (bn ?? node).Outputs[0])].Tensor,
                     Relu = relu != null, Input = layouts.GetValueOrDefault(node.Inputs[0]),
                     KeepLayout = convInputsOnly.Contains(output) && !wanted.Contains(output) && !replaced.ContainsKey(output),
                 };
@@ -242,7 +251,7 @@ public sealed class OnnxModule : Module
                 if (how.Output != null) layouts[output] = how.Output;
                 release?.Produced(env[output]);
                 release?.Consumed(node, env);
-                foldedInto.UnionWith(new[] { bn, relu }.OfType<NodeProto>());
+                foldedInto.UnionWith(new[] { bn, sum, relu }.OfType<NodeProto>());
                 continue;
             }
             var outs = RunNode(node, env, Training, floatDType);
@@ -350,9 +359,14 @@ public sealed class OnnxModule : Module
             foreach (var (value, readers) in order.SelectMany(n => n.Inputs.Select((v, i) => (v, n, i))).GroupBy(r => r.v).Select(gr => (gr.Key, gr.ToList())))
                 if (value.Length > 0 && readers.All(r => r.n.OpType == "Conv" && r.i == 0) && !g.Outputs.Any(o => o.Name == value))
                     convInputsOnly.Add(value);
+        bool ConvLike(NodeProto p) => p.OpType == "Conv" || (p.OpType == "BatchNormalization" && batchNormAfter.ContainsValue(p));
+        // A two-term Sum or Add of a convolution's output (read by nothing else) and another value: the residual connection.
+        foreach (var sum in order.Where(n => (n.OpType == "Sum" || n.OpType == "Add") && n.Inputs.Count == 2 && n.Inputs[0] != n.Inputs[1]))
+            foreach (var input in sum.Inputs)
+                if (producer.TryGetValue(input, out var p) && uses[input] == 1 && ConvLike(p))
+                    sumAfter[p] = sum;
         foreach (var relu in order.Where(n => n.OpType == "Relu" && n.Inputs.Count == 1))
-            if (producer.TryGetValue(relu.Inputs[0], out var p) && uses[relu.Inputs[0]] == 1
-                && (p.OpType == "Conv" || (p.OpType == "BatchNormalization" && batchNormAfter.ContainsValue(p))))
+            if (producer.TryGetValue(relu.Inputs[0], out var p) && uses[relu.Inputs[0]] == 1 && (ConvLike(p) || sumAfter.ContainsValue(p)))
                 reluAfter[p] = relu;
     }
 

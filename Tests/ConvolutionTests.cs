@@ -153,7 +153,7 @@ public class ConvolutionTests
     }
 
     [Test]
-    public void Convolutions_that_pass_their_output_on_in_the_kernel_layout_give_the_values_of_plain_ones()
+    public void Convolutions_that_pass_their_output_on_in_the_kernel_layout_and_add_a_residual_give_the_values_of_plain_ones()
     {
         // Channels that oneDNN blocks (16, 32) and one it may not (12); 3x3, a strided 3x3 and a 1x1 (other kernels).
         foreach (var (c1, c2) in new[] { (16, 32), (12, 16), (32, 32) })
@@ -165,13 +165,18 @@ public class ConvolutionTests
             var b2 = Tensor.Randn([c2], 4);
             using (AutoGrad.NoGrad())
             {
-                var expected = Conv2d(Relu(Conv2d(Relu(Conv2d(x, w1, null, 1, 1)), w2, b2, 2, 1)), w3).ToDoubleArray();
+                var h = Conv2d(Relu(Conv2d(Relu(Conv2d(x, w1, null, 1, 1)), w2, b2, 2, 1)), w3);
+                var residual = Tensor.Randn(h.Shape, 5);
                 var first = new ConvInference { Relu = true, KeepLayout = true };
                 var h1 = ConvFused(2, x, w1, null, 1, 1, 1, 1, first);
                 var second = new ConvInference { Relu = true, Input = first.Output, KeepLayout = true };
                 var h2 = ConvFused(2, h1, w2, b2, 2, 1, 1, 1, second);
-                var y = ConvFused(2, h2, w3, null, 1, 0, 1, 1, new ConvInference { Input = second.Output });
-                Assert.That(y.ToDoubleArray(), Is.EqualTo(expected).Within(1e-4), $"{c1}, {c2}");
+                var y = ConvFused(2, h2, w3, null, 1, 0, 1, 1, new ConvInference { Input = second.Output, Add = residual, Relu = true });
+                Assert.That(y.ToDoubleArray(), Is.EqualTo(Relu(h + residual).ToDoubleArray()).Within(1e-4), $"{c1}, {c2}");
+                // An addend that broadcasts is added after the kernel.
+                var perChannel = Tensor.Randn([1, 16, 1, 1], 6);
+                y = ConvFused(2, h2, w3, null, 1, 0, 1, 1, new ConvInference { Input = second.Output, Add = perChannel });
+                Assert.That(y.ToDoubleArray(), Is.EqualTo((h + perChannel).ToDoubleArray()).Within(1e-4), $"{c1}, {c2} broadcast");
                 if (Autograd.Backends.Dnnl.Active && c1 % 8 == 0)
                     Assert.That(first.Output, Is.Not.Null, "oneDNN kept a blocked output");
             }

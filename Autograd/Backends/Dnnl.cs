@@ -58,6 +58,7 @@ internal static unsafe partial class Dnnl
     [LibraryImport(Lib)] private static partial int dnnl_primitive_attr_create(out IntPtr attr);
     [LibraryImport(Lib)] private static partial int dnnl_primitive_attr_set_scratchpad_mode(IntPtr attr, int mode);
     [LibraryImport(Lib)] private static partial int dnnl_post_ops_create(out IntPtr postOps);
+    [LibraryImport(Lib)] private static partial int dnnl_post_ops_append_sum(IntPtr postOps, float scale);
     [LibraryImport(Lib)] private static partial int dnnl_post_ops_append_eltwise(IntPtr postOps, float scale, int alg, float alpha, float beta);
     [LibraryImport(Lib)] private static partial int dnnl_primitive_attr_set_post_ops(IntPtr attr, IntPtr postOps);
     [LibraryImport(Lib)] private static partial int dnnl_post_ops_destroy(IntPtr postOps);
@@ -75,6 +76,8 @@ internal static unsafe partial class Dnnl
         public required int Arg;
         public required bool Output;
         public required IntPtr UserMd, KernelMd, Reorder;
+        /// <summary>For the output of a plan that adds into it: the reorder from the plain layout into the kernel's.</summary>
+        public IntPtr ReorderIn;
         public required nuint Bytes;
     }
 
@@ -146,7 +149,7 @@ internal static unsafe partial class Dnnl
         bool relu = false)
     {
         if (!Active) return false;
-        var plan = PlanFor(pass, g, bias != null, relu);
+        var plan = PlanFor(pass, g, bias != null, relu, sum: false);
         if (plan == null) return false;
         fixed (float* pa = a, pb = b, pbias = bias, pr = result)
         {
@@ -166,25 +169,26 @@ internal static unsafe partial class Dnnl
 
     /// <summary>The forward pass for chains of inference convolutions (an imported ONNX model's Conv feeding only Convs):
     /// <paramref name="x"/> is in NCHW, or in <paramref name="xLayout"/> when given (a previous call's output), and the
-    /// output <paramref name="y"/> stays in the kernel's layout when <paramref name="keepLayout"/> and that layout takes no
+    /// output <paramref name="y"/> (plus <paramref name="add"/>, NCHW, when given, before the ReLU) stays in the kernel's
+    /// layout when <paramref name="keepLayout"/> and that layout takes no
     /// more room than NCHW (its layout is returned in <paramref name="yLayout"/>), else it is written in NCHW. Saves the
     /// reorder out of one kernel and into the next. False, with nothing written, when oneDNN has no kernel for the
     /// geometry or wants the input in another layout than <paramref name="xLayout"/>.</summary>
-    public static bool Forward(ConvGeometry g, float[] x, Layout? xLayout, float[] w, float[]? bias, float[] y, bool relu, bool keepLayout,
+    public static bool Forward(ConvGeometry g, float[] x, Layout? xLayout, float[] w, float[]? bias, float[]? add, float[] y, bool relu, bool keepLayout,
         Tensor.VersionCounter? weightVersion, out Layout? yLayout)
     {
         yLayout = null;
         if (!Active) return false;
-        var plan = PlanFor(ConvPass.Forward, g, bias != null, relu);
+        var plan = PlanFor(ConvPass.Forward, g, bias != null, relu, add != null);
         if (plan == null) return false;
         var (src, dst) = (plan.Operands[0], plan.Operands[^1]);
         if (xLayout != null && (src.Reorder == IntPtr.Zero || dnnl_memory_desc_equal((void*)xLayout.Output.KernelMd, (void*)src.KernelMd) == 0)) return false;
         bool keep = keepLayout && dst.Reorder != IntPtr.Zero && dst.Bytes == (nuint)y.Length * sizeof(float);
-        fixed (float* pa = x, pb = w, pbias = bias, pr = y)
+        fixed (float* pa = x, pb = w, pbias = bias, pr = y, padd = add)
         {
             Span<IntPtr> data = bias == null ? [(IntPtr)pa, (IntPtr)pb, (IntPtr)pr] : [(IntPtr)pa, (IntPtr)pb, (IntPtr)pbias, (IntPtr)pr];
             var weight = weightVersion != null && plan.Operands[1].Reorder != IntPtr.Zero ? Reordered(plan, w, weightVersion) : null;
-            fixed (float* pw = weight) Execute(plan, data, (IntPtr)pw, srcInKernelLayout: xLayout != null, dstInKernelLayout: keep);
+            fixed (float* pw = weight) Execute(plan, data, (IntPtr)pw, srcInKernelLayout: xLayout != null, dstInKernelLayout: keep, (IntPtr)padd);
         }
         if (keep) yLayout = new Layout { Output = dst };
         return true;
@@ -245,26 +249,28 @@ internal static unsafe partial class Dnnl
 
     /// <summary>The implementation oneDNN chose for a pass (e.g. <c>jit:avx512_core</c>), or null if it has none.</summary>
     public static string? Implementation(ConvPass pass, ConvGeometry g, bool bias = false) =>
-        engine.Value == IntPtr.Zero ? null : PlanFor(pass, g, bias, relu: false)?.Impl;
+        engine.Value == IntPtr.Zero ? null : PlanFor(pass, g, bias, relu: false, sum: false)?.Impl;
 
     /// <summary>The cached plan of a pass for a geometry (created on first use), or null when oneDNN has no usable kernel.</summary>
-    private static Plan? PlanFor(ConvPass pass, ConvGeometry g, bool bias, bool relu) =>
-        plans.GetOrAdd(Key(pass, g, bias, relu), _ => Best(pass, g, bias, relu));
+    private static Plan? PlanFor(ConvPass pass, ConvGeometry g, bool bias, bool relu, bool sum) =>
+        plans.GetOrAdd(Key(pass, g, bias, relu, sum), _ => Best(pass, g, bias, relu, sum));
 
-    private static string Key(ConvPass pass, ConvGeometry g, bool bias, bool relu) =>
+    private static string Key(ConvPass pass, ConvGeometry g, bool bias, bool relu, bool sum) =>
         $"{pass} {g.Nd} {g.N} {g.Cin} {g.Cout} {g.Groups} {string.Join(',', g.In)} {string.Join(',', g.K)} {string.Join(',', g.Stride)} " +
-        $"{string.Join(',', g.PadLo)} {string.Join(',', g.PadHi)} {string.Join(',', g.Dilation)} {string.Join(',', g.Out)} {bias} {relu} {Backend.ConvWinograd}";
+        $"{string.Join(',', g.PadLo)} {string.Join(',', g.PadHi)} {string.Join(',', g.Dilation)} {string.Join(',', g.Out)} {bias} {relu} {sum} {Backend.ConvWinograd}";
 
     /// <summary>Runs a plan on the operands' plain-layout data; <paramref name="weight"/>, when not zero, is operand 1 already in
-    /// the kernel's layout; the input (operand 0) and the output (the last) are in the kernel's layout when the flags say so.</summary>
-    private static void Execute(Plan p, ReadOnlySpan<IntPtr> data, IntPtr weight, bool srcInKernelLayout = false, bool dstInKernelLayout = false)
+    /// the kernel's layout; the input (operand 0) and the output (the last) are in the kernel's layout when the flags say so;
+    /// <paramref name="add"/>, when not zero, is the NCHW addend of a plan whose kernel adds into its output.</summary>
+    private static void Execute(Plan p, ReadOnlySpan<IntPtr> data, IntPtr weight, bool srcInKernelLayout = false, bool dstInKernelLayout = false,
+        IntPtr add = default)
     {
         var buf = buffers ??= new Buffers();
         var stream = Stream(buf);
         int n = p.Operands.Length, made = 0;
         var args = stackalloc ExecArg[n + 1];
         var user = stackalloc IntPtr[n];
-        var mems = stackalloc IntPtr[2 * n];
+        var mems = stackalloc IntPtr[2 * n + 1];
         try
         {
             for (int i = 0; i < n; i++)
@@ -277,6 +283,17 @@ internal static unsafe partial class Dnnl
                 var inKernelLayout = mems[made++] = NewMemory(o.KernelMd, cached ? (void*)weight : given ? (void*)data[i] : buf.Get(i, o.Bytes));
                 args[i].Memory = inKernelLayout;
                 if (!o.Output && !cached && !given) Reorder(o.Reorder, stream, user[i], inKernelLayout);
+            }
+            if (add != IntPtr.Zero)
+            {
+                // The kernel adds its result into what the output holds: the addend, in the output's layout.
+                var o = p.Operands[n - 1];
+                if (o.ReorderIn == IntPtr.Zero) Buffer.MemoryCopy((void*)add, (void*)data[n - 1], o.Bytes, o.Bytes);
+                else
+                {
+                    var addend = mems[made++] = NewMemory(o.UserMd, (void*)add);
+                    Reorder(o.ReorderIn, stream, addend, args[n - 1].Memory);
+                }
             }
             var scratch = mems[made++] = NewMemory(p.ScratchMd, buf.Get(n, Math.Max(p.Scratch, 64)));
             args[n] = new ExecArg { Arg = ArgScratchpad, Memory = scratch };
@@ -324,15 +341,15 @@ internal static unsafe partial class Dnnl
     /// <summary>The plan for a pass: Winograd for 3x3 stride-1 convs with enough outputs (see <see cref="Backend.ConvWinograd"/>),
     /// activations in 16-channel blocks where the channels allow, else in the layouts oneDNN prefers; none when oneDNN only has its reference loops for the geometry (hundreds of times slower than ours, e.g. the
     /// weight gradient of LeNet-5's second convolution).</summary>
-    private static Plan? Best(ConvPass pass, ConvGeometry g, bool bias, bool relu)
+    private static Plan? Best(ConvPass pass, ConvGeometry g, bool bias, bool relu, bool sum)
     {
-        var plan = Backend.ConvWinograd && (long)g.N * g.OutVol >= WinogradMinOutputs ? Create(pass, g, bias, relu, blocked: true, AlgWinograd) : null;
-        if (plan == null) plan = Create(pass, g, bias, relu, blocked: true, AlgDirect);
-        if (plan == null || plan.Impl.StartsWith("ref")) plan = Create(pass, g, bias, relu, blocked: false, AlgDirect);
+        var plan = Backend.ConvWinograd && (long)g.N * g.OutVol >= WinogradMinOutputs ? Create(pass, g, bias, relu, sum, blocked: true, AlgWinograd) : null;
+        if (plan == null) plan = Create(pass, g, bias, relu, sum, blocked: true, AlgDirect);
+        if (plan == null || plan.Impl.StartsWith("ref")) plan = Create(pass, g, bias, relu, sum, blocked: false, AlgDirect);
         return plan == null || plan.Impl.StartsWith("ref") ? null : plan;
     }
 
-    private static Plan? Create(ConvPass pass, ConvGeometry g, bool bias, bool relu, bool blocked, int alg)
+    private static Plan? Create(ConvPass pass, ConvGeometry g, bool bias, bool relu, bool sum, bool blocked, int alg)
     {
         int nd = g.Nd;
         int[] sp(int[] v) => v[(3 - nd)..];
@@ -366,12 +383,13 @@ internal static unsafe partial class Dnnl
             }
             Check(dnnl_primitive_attr_create(out var attr), "dnnl_primitive_attr_create");
             Check(dnnl_primitive_attr_set_scratchpad_mode(attr, ScratchpadUser), "dnnl_primitive_attr_set_scratchpad_mode");
-            if (relu)
+            if (relu || sum)
             {
                 Check(dnnl_post_ops_create(out var postOps), "dnnl_post_ops_create");
                 try
                 {
-                    Check(dnnl_post_ops_append_eltwise(postOps, 1f, EltwiseRelu, 0f, 0f), "dnnl_post_ops_append_eltwise");
+                    if (sum) Check(dnnl_post_ops_append_sum(postOps, 1f), "dnnl_post_ops_append_sum");
+                    if (relu) Check(dnnl_post_ops_append_eltwise(postOps, 1f, EltwiseRelu, 0f, 0f), "dnnl_post_ops_append_eltwise");
                     Check(dnnl_primitive_attr_set_post_ops(attr, postOps), "dnnl_primitive_attr_set_post_ops");
                 }
                 finally { dnnl_post_ops_destroy(postOps); }
@@ -410,7 +428,17 @@ internal static unsafe partial class Dnnl
                     Check(dnnl_reorder_primitive_desc_create(out var rpd, (void*)from, engine.Value, (void*)to, engine.Value, IntPtr.Zero), "dnnl_reorder_primitive_desc_create");
                     Check(dnnl_primitive_create(out reorder, rpd), "dnnl_primitive_create (reorder)");
                 }
-                operands[i] = new Operand { Arg = ops[i].Arg, Output = output, UserMd = ops[i].User, KernelMd = kernel, Reorder = reorder, Bytes = dnnl_memory_desc_get_size((void*)kernel) };
+                var reorderIn = IntPtr.Zero;
+                if (output && sum && reorder != IntPtr.Zero)
+                {
+                    Check(dnnl_reorder_primitive_desc_create(out var rpd, (void*)ops[i].User, engine.Value, (void*)kernel, engine.Value, IntPtr.Zero), "dnnl_reorder_primitive_desc_create");
+                    Check(dnnl_primitive_create(out reorderIn, rpd), "dnnl_primitive_create (reorder)");
+                }
+                operands[i] = new Operand
+                {
+                    Arg = ops[i].Arg, Output = output, UserMd = ops[i].User, KernelMd = kernel, Reorder = reorder, ReorderIn = reorderIn,
+                    Bytes = dnnl_memory_desc_get_size((void*)kernel),
+                };
             }
             Check(dnnl_primitive_create(out var prim, pd), "dnnl_primitive_create");
             byte* impl = null;

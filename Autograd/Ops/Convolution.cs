@@ -46,6 +46,7 @@ public static partial class Functional
         bool recorded = AutoGrad.IsGradEnabled && (input.RequiresGrad || weight.RequiresGrad || bias?.RequiresGrad == true);
         if (!recorded && !OpTrace.Active) return Conv(op, nd, input, weight, bias, stride, padding, dilation, groups, how);
         var y = Conv(op, nd, how.Input != null ? Plain(input, how.Input) : input, weight, bias, stride, padding, dilation, groups);
+        if (how.Add != null) y += how.Add;
         return how.Relu ? Relu(y) : y;
     }
 
@@ -162,17 +163,24 @@ public static partial class Functional
     /// and takes the input's layout, else as <see cref="Compute"/> on the input in NCHW.</summary>
     private static Tensor Inference(ConvGeometry g, Tensor x, Tensor w, Tensor? bias, ConvInference how)
     {
-        if (Native(g, x.DType))
+        bool addInPlace = how.Add == null || Shape.Same(how.Add.Dims, g.OutShape);
+        if (Native(g, x.DType) && addInPlace)
         {
             var y = Tensor.Uninitialized(DType.Float32, g.OutShape);
-            if (Dnnl.Forward(g, x.Data<float>(), how.Input, w.Data<float>(), bias?.Data<float>(), y.Data<float>(), how.Relu, how.KeepLayout,
-                w.IsLeaf ? w.Version : null, out var layout))
+            if (Dnnl.Forward(g, x.Data<float>(), how.Input, w.Data<float>(), bias?.Data<float>(), how.Add?.Data<float>(), y.Data<float>(), how.Relu,
+                how.KeepLayout, w.IsLeaf ? w.Version : null, out var layout))
             {
                 how.Output = layout;
                 return y;
             }
         }
-        return Compute(ConvPass.Forward, g, g.OutShape, how.Input != null ? Plain(x, how.Input) : x, w, bias, how.Relu);
+        var r = Compute(ConvPass.Forward, g, g.OutShape, how.Input != null ? Plain(x, how.Input) : x, w, bias, how.Relu && how.Add == null);
+        if (how.Add != null)
+        {
+            r = addInPlace ? r.Add_(how.Add) : r + how.Add;   // an addend that broadcasts may make a larger result
+            if (how.Relu) r.Relu_();
+        }
+        return r;
     }
 
     /// <summary>Whether a float32 pass goes to oneDNN: when it is active, except where the direct kernels are faster.</summary>
@@ -772,11 +780,15 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
 }
 
 /// <summary>How <see cref="Functional.ConvFused"/> runs an inference convolution inside a chain of them (an imported ONNX
-/// model without gradients): with max(0, .) applied as the kernel writes (<see cref="Relu"/>), its input in the layout a
+/// model without gradients): with a residual added (<see cref="Add"/>) and max(0, .) applied as the kernel writes
+/// (<see cref="Relu"/>), its input in the layout a
 /// previous convolution left it in (<see cref="Input"/>), and its output kept in the kernel's layout when every reader is
 /// such a convolution (<see cref="KeepLayout"/>; the layout is then in <see cref="Output"/>).</summary>
 internal sealed class ConvInference
 {
+    /// <summary>Added to the convolution's output before the ReLU (NCHW; fused into the kernel when it has the output's shape,
+    /// else broadcast): a residual connection.</summary>
+    public Tensor? Add { get; init; }
     public bool Relu { get; init; }
     public Dnnl.Layout? Input { get; init; }
     public bool KeepLayout { get; init; }
