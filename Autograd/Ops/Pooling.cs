@@ -255,11 +255,12 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
         int i = 0, n = row.Length, lanes = Vector<T>.Count;
         ref var x0 = ref MemoryMarshal.GetArrayDataReference(x);
         ref var r0 = ref MemoryMarshal.GetReference(row);
-        for (; i + lanes <= n; i += lanes)
+        for (; i + lanes <= n; i += lanes) RowsMaxBlock(ref x0, rows, ref r0, i);
+        // A partial last block is done as the whole block ending at the row's end (its first elements again).
+        if (i < n && n >= lanes)
         {
-            var m = Vector.LoadUnsafe(ref x0, (nuint)(rows[0] + i));
-            for (int t = 1; t < rows.Length; t++) m = Vector.Max(m, Vector.LoadUnsafe(ref x0, (nuint)(rows[t] + i)));
-            m.StoreUnsafe(ref r0, (nuint)i);
+            RowsMaxBlock(ref x0, rows, ref r0, n - lanes);
+            i = n;
         }
         for (; i < n; i++)
         {
@@ -269,18 +270,27 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void RowsMaxBlock(ref T x0, ReadOnlySpan<int> rows, ref T r0, int i)
+    {
+        var m = Vector.LoadUnsafe(ref x0, (nuint)(rows[0] + i));
+        for (int t = 1; t < rows.Length; t++) m = Vector.Max(m, Vector.LoadUnsafe(ref x0, (nuint)(rows[t] + i)));
+        m.StoreUnsafe(ref r0, (nuint)i);
+    }
+
     /// <summary>dst[o] = the maximum of buf[origin + o * stride + c * step] over c &lt; k; buf holds every such element.</summary>
     private static void SlidingMax(T[] buf, int origin, int stride, int k, int step, Span<T> dst)
     {
         int o = 0, lanes = Vector<T>.Count;
         ref var b0 = ref MemoryMarshal.GetArrayDataReference(buf);
-        if (stride == 1)
-            for (; o + lanes <= dst.Length; o += lanes)
-            {
-                var m = Vector.LoadUnsafe(ref b0, (nuint)(origin + o));
-                for (int c = 1; c < k; c++) m = Vector.Max(m, Vector.LoadUnsafe(ref b0, (nuint)(origin + o + c * step)));
-                m.StoreUnsafe(ref MemoryMarshal.GetReference(dst), (nuint)o);
-            }
+        if (stride == 1 && dst.Length >= lanes)
+        {
+            ref var d0 = ref MemoryMarshal.GetReference(dst);
+            for (; o + lanes <= dst.Length; o += lanes) SlidingMaxBlock(ref b0, origin, k, step, ref d0, o);
+            // A partial last block overlaps the one before.
+            if (o < dst.Length) SlidingMaxBlock(ref b0, origin, k, step, ref d0, dst.Length - lanes);
+            o = dst.Length;
+        }
         for (; o < dst.Length; o++)
         {
             int at = origin + o * stride;
@@ -288,6 +298,14 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
             for (int c = 1; c < k; c++) m = Max1(m, buf[at + c * step]);
             dst[o] = m;
         }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SlidingMaxBlock(ref T b0, int origin, int k, int step, ref T d0, int o)
+    {
+        var m = Vector.LoadUnsafe(ref b0, (nuint)(origin + o));
+        for (int c = 1; c < k; c++) m = Vector.Max(m, Vector.LoadUnsafe(ref b0, (nuint)(origin + o + c * step)));
+        m.StoreUnsafe(ref d0, (nuint)o);
     }
 
     /// <summary>T.Max (NaN wins) without its branches, which mispredict half the time on random data.</summary>
