@@ -204,9 +204,10 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
         int[] start2 = g.Start[2], len2 = g.Len[2];
         int kw = len2[0], sw = o2 > 1 ? start2[1] - start2[0] : 1;
         bool sliding = Enumerable.Range(0, o2).All(ow => start2[ow] == start2[0] + ow * sw && len2[ow] == kw);
-        // The padded row: padL of -inf, the row, then -inf up to the furthest read (vector reads of the last outputs included).
+        // The padded row: padL of -inf, the row, then -inf up to the furthest read (vector reads of the last outputs included,
+        // and at stride 2 the odd float after the last even one).
         int padL = Math.Max(0, -start2[0]), origin = padL + start2[0];
-        int width = sliding ? Math.Max(padL + in2, origin + ((o2 + lanes - 1) / lanes * lanes - 1) * sw + (kw - 1) * step2 + 1) : in2;
+        int width = sliding ? Math.Max(padL + in2, origin + ((o2 + lanes - 1) / lanes * lanes - 1) * sw + (kw - 1) * step2 + 2) : in2;
         // Otherwise each output's column taps clipped to the row, once for all planes.
         var cols = new (int Lo, int Hi)[sliding ? 0 : o2];
         for (int ow = 0; ow < cols.Length; ow++) cols[ow] = Shape.InRange(start2[ow], step2, in2, len2[ow]);
@@ -291,6 +292,14 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
             if (o < dst.Length) SlidingMaxBlock(ref b0, origin, k, step, ref d0, dst.Length - lanes);
             o = dst.Length;
         }
+        else if (stride == 2 && typeof(T) == typeof(float) && Avx2.IsSupported && dst.Length >= 8)
+        {
+            ref var f0 = ref Unsafe.As<T, float>(ref b0);
+            ref var d0 = ref Unsafe.As<T, float>(ref MemoryMarshal.GetReference(dst));
+            for (; o + 8 <= dst.Length; o += 8) Stride2MaxBlock(ref f0, origin, k, step, ref d0, o);
+            if (o < dst.Length) Stride2MaxBlock(ref f0, origin, k, step, ref d0, dst.Length - 8);
+            o = dst.Length;
+        }
         for (; o < dst.Length; o++)
         {
             int at = origin + o * stride;
@@ -307,6 +316,20 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
         for (int c = 1; c < k; c++) m = Vector.Max(m, Vector.LoadUnsafe(ref b0, (nuint)(origin + o + c * step)));
         m.StoreUnsafe(ref d0, (nuint)o);
     }
+
+    /// <summary>Eight outputs of <see cref="SlidingMax"/> at stride 2: each window element is the even floats of two loads.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Stride2MaxBlock(ref float b0, int origin, int k, int step, ref float d0, int o)
+    {
+        var m = Evens(ref Unsafe.Add(ref b0, origin + 2 * o));
+        for (int c = 1; c < k; c++) m = Vector256.Max(m, Evens(ref Unsafe.Add(ref b0, origin + 2 * o + c * step)));
+        m.StoreUnsafe(ref d0, (nuint)o);
+    }
+
+    /// <summary>p[0], p[2], ..., p[14] (AVX2: a shuffle of two loads and a lane permute).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Evens(ref float p) =>
+        Avx2.Permute4x64(Avx.Shuffle(Vector256.LoadUnsafe(ref p), Vector256.LoadUnsafe(ref p, 8), 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle();
 
     /// <summary>T.Max (NaN wins) without its branches, which mispredict half the time on random data.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -467,8 +490,7 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
             {
                 int e = at + b * rowStep + c * colStep;
                 ref var p = ref Unsafe.Add(ref x0, e);
-                var v = stride == 1 ? Vector256.LoadUnsafe(ref p)
-                    : Avx2.Permute4x64(Avx.Shuffle(Vector256.LoadUnsafe(ref p), Vector256.LoadUnsafe(ref p, 8), 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle();
+                var v = stride == 1 ? Vector256.LoadUnsafe(ref p) : Evens(ref p);
                 var take = Avx.And(Avx.Compare(v, bv, FloatComparisonMode.UnorderedNotLessThanOrEqualNonSignaling),
                     Avx.Compare(bv, bv, FloatComparisonMode.OrderedNonSignaling));
                 bv = Avx.BlendVariable(bv, v, take);
