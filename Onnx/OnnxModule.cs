@@ -77,6 +77,8 @@ public sealed class OnnxModule : Module
     private readonly Dictionary<NodeProto, NodeProto> reluAfter = [];
     private readonly Dictionary<NodeProto, NodeProto> sumAfter = [];
     private readonly HashSet<string> convInputsOnly = [];
+    private readonly Dictionary<string, NodeProto> concatOf = [];
+    private readonly Dictionary<string, NodeProto> convOf = [];
     private readonly Dictionary<NodeProto, (Tensor[] Sources, int[] Versions, Tensor W, Tensor B)> foldedBatchNorms = [];
     private static readonly string[] Unfoldable = ["Random", "Dropout", "Gradient", "Multinomial", "Bernoulli"];
 
@@ -216,6 +218,20 @@ public sealed class OnnxModule : Module
         NodeProto? FusedRelu(NodeProto node) =>
             reluAfter.TryGetValue(node, out var relu) && !wanted.Contains(node.Outputs[0]) && !wanted.Contains(relu.Outputs[0])
             && !replaced.ContainsKey(node.Outputs[0]) && !replaced.ContainsKey(relu.Outputs[0]) ? relu : null;
+        // Concatenations whose terms the convolutions write in place (at batch 1 a term is a contiguous slice), and the terms
+        // written so far.
+        var concats = new Dictionary<NodeProto, (Tensor Result, HashSet<string> Written)>();
+        (Tensor, int)? Slice(string term, int[] shape)
+        {
+            if (!concatOf.TryGetValue(term, out var concat) || wanted.Contains(term) || replaced.ContainsKey(term) || shape[0] != 1) return null;
+            var channels = concat.Inputs.Select(i => env[convOf[i].Inputs[1]].Tensor.Dims[0]).ToArray();
+            if (!concats.TryGetValue(concat, out var c))
+                concats[concat] = c = (Tensor.Uninitialized(floatDType, [1, channels.Sum(), .. shape[2..]]), []);
+            int at = concat.Inputs.IndexOf(term), plane = Shape.Numel(shape[2..]);
+            if (!Shape.Same(c.Result.Dims[2..], shape[2..]) || shape[1] != channels[at]) return null;
+            c.Written.Add(term);
+            return (c.Result, channels.Take(at).Sum() * plane);
+        }
         // Without gradients nothing keeps an intermediate value once its last consumer has run (no Gradient node reads the
         // environment): its array goes back to the pool for the values computed after it.
         var release = !AutoGrad.IsGradEnabled && gradientTargets.Count == 0 ? new Releases(env.Values, wanted, order.Where((_, k) => run[k])) : null;
@@ -246,12 +262,33 @@ public sealed class OnnxModule : Module
                     Add = sum == null ? null : env[sum.Inputs.First(i => i != (bn ?? node).Outputs[0])].Tensor,
                     Relu = relu != null, Input = layouts.GetValueOrDefault(node.Inputs[0]),
                     KeepLayout = convInputsOnly.Contains(output) && !wanted.Contains(output) && !replaced.ContainsKey(output),
+                    Into = shape => Slice(output, shape),
                 };
-                env[output] = Ops.Run(new OpContext(node, Opset, operands, false, env, floatDType, baseDir) { Inference = how })[0];
-                if (how.Output != null) layouts[output] = how.Output;
-                release?.Produced(env[output]);
+                var result = Ops.Run(new OpContext(node, Opset, operands, false, env, floatDType, baseDir) { Inference = how })[0];
+                bool inConcat = concatOf.TryGetValue(output, out var concat) && concats.TryGetValue(concat, out var c) && c.Written.Contains(output);
+                if (!inConcat)
+                {
+                    env[output] = result;
+                    if (how.Output != null) layouts[output] = how.Output;
+                    release?.Produced(result);
+                }
                 release?.Consumed(node, env);
                 foldedInto.UnionWith(new[] { bn, sum, relu }.OfType<NodeProto>());
+                continue;
+            }
+            if (concats.TryGetValue(node, out var written))
+            {
+                // Terms not written in place (e.g. computed with a gradient-free fallback that did not run) are copied in.
+                int offset = 0;
+                foreach (var term in node.Inputs)
+                {
+                    int size = written.Result.Numel / written.Result.Dims[1] * env[convOf[term].Inputs[1]].Tensor.Dims[0];
+                    if (!written.Written.Contains(term)) Array.Copy(env[term].Tensor.Storage, 0, written.Result.Storage, offset, size);
+                    offset += size;
+                }
+                env[node.Outputs[0]] = OnnxValue.Of(written.Result);
+                release?.Produced(env[node.Outputs[0]]);
+                release?.Consumed(node, env);
                 continue;
             }
             var outs = RunNode(node, env, Training, floatDType);
@@ -368,6 +405,19 @@ public sealed class OnnxModule : Module
         foreach (var relu in order.Where(n => n.OpType == "Relu" && n.Inputs.Count == 1))
             if (producer.TryGetValue(relu.Inputs[0], out var p) && uses[relu.Inputs[0]] == 1 && (ConvLike(p) || sumAfter.ContainsValue(p)))
                 reluAfter[p] = relu;
+        // The Conv at the head of each value a convolution group may end with (the Conv's, its folded batch norm's, or their
+        // fused Relu's output), so a concatenation of such values knows every term's channels before the first one runs.
+        foreach (var conv in order.Where(n => n.OpType == "Conv"))
+        {
+            var group = new List<NodeProto> { conv };
+            if (batchNormAfter.TryGetValue(conv, out var bn)) group.Add(bn);
+            if (reluAfter.TryGetValue(group[^1], out var relu)) group.Add(relu);
+            foreach (var n in group) convOf[n.Outputs[0]] = conv;
+        }
+        // Values read only by a Concat along the channels, all of whose terms are such values: written into its result.
+        foreach (var concat in order.Where(n => n.OpType == "Concat" && n.Inputs.Count >= 2 && n.Inputs.Distinct().Count() == n.Inputs.Count))
+            if (concat.Attributes.FirstOrDefault(a => a.Name == "axis")?.I == 1 && concat.Inputs.All(i => convOf.ContainsKey(i) && uses[i] == 1))
+                foreach (var input in concat.Inputs) concatOf[input] = concat;
     }
 
     /// <summary>The weight and bias of <paramref name="conv"/> with the inference batch norm <paramref name="bn"/> that follows

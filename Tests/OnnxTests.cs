@@ -100,6 +100,39 @@ public class OnnxTests
     }
 
     [Test]
+    public void Convolutions_concatenated_along_the_channels_write_into_the_concatenation_and_give_the_same_values()
+    {
+        Generator.ManualSeed(5);
+        // An Inception-like module: three branches (one a 1x1 -> 3x3 chain, one with a batch norm) concatenated, and a second
+        // concatenation with a pooling branch; convolutions read both.
+        var a = new Autograd.Layers.Conv2d(4, 8, 1);
+        var b1 = new Autograd.Layers.Conv2d(4, 8, 1);
+        var b2 = new Autograd.Layers.Conv2d(8, 16, 3, padding: 1);
+        var c = new Autograd.Layers.Conv2d(4, 8, 3, padding: 1, bias: false);
+        var bn = new Autograd.Layers.BatchNorm2d(8);
+        var head = new Autograd.Layers.Conv2d(32, 4, 1);
+        var pool = new Autograd.Layers.Conv2d(44, 4, 1);
+        bn.Eval();
+        Tensor Net(Tensor v)
+        {
+            var convs = Cat([Relu(a.Call(v)), Relu(b2.Call(Relu(b1.Call(v)))), Relu(bn.Call(c.Call(v)))], 1);
+            var withPool = Cat([convs, MaxPool2d(v, 3, 1, 1), Relu(a.Call(v))], 1);   // terms no convolution makes: copied as usual
+            return head.Call(convs) + pool.Call(withPool);
+        }
+        var x1 = Tensor.Randn([1, 4, 9, 9], 1);
+        var model = new Autograd.Layers.Lambda(Net, ("a", a), ("b1", b1), ("b2", b2), ("c", c), ("bn", bn), ("head", head), ("pool", pool));
+        var imported = OnnxModel.Load(OnnxExport.ToBytes(model, x1), Path.GetTempPath());
+        Assert.That(imported.Nodes.Count(n => n.OpType == "Concat"), Is.EqualTo(2));
+        foreach (var x in new[] { x1, Tensor.Randn([2, 4, 9, 9], 2) })
+        {
+            var unfused = imported.Call(x).ToDoubleArray();      // recording gradients: every node runs as it is
+            double[] fused;
+            using (AutoGrad.NoGrad()) fused = imported.Call(x).ToDoubleArray();
+            Assert.That(fused, Is.EqualTo(unfused).Within(1e-5 * unfused.Max(Math.Abs)), $"batch {x.Shape[0]}");
+        }
+    }
+
+    [Test]
     public void Constant_subgraphs_are_evaluated_once_and_a_replaced_value_wins_over_its_folded_one()
     {
         var model = OnnxModel.Load(OnnxData("light", "squeezenet", "model.onnx"));

@@ -169,13 +169,14 @@ internal static unsafe partial class Dnnl
 
     /// <summary>The forward pass for chains of inference convolutions (an imported ONNX model's Conv feeding only Convs):
     /// <paramref name="x"/> is in NCHW, or in <paramref name="xLayout"/> when given (a previous call's output), and the
-    /// output <paramref name="y"/> (plus <paramref name="add"/>, NCHW, when given, before the ReLU) stays in the kernel's
+    /// output, written to <paramref name="y"/> from <paramref name="yOffset"/> on (plus <paramref name="add"/>, NCHW, when
+    /// given, before the ReLU), stays in the kernel's
     /// layout when <paramref name="keepLayout"/> and that layout takes no
     /// more room than NCHW (its layout is returned in <paramref name="yLayout"/>), else it is written in NCHW. Saves the
     /// reorder out of one kernel and into the next. False, with nothing written, when oneDNN has no kernel for the
     /// geometry or wants the input in another layout than <paramref name="xLayout"/>.</summary>
-    public static bool Forward(ConvGeometry g, float[] x, Layout? xLayout, float[] w, float[]? bias, float[]? add, float[] y, bool relu, bool keepLayout,
-        Tensor.VersionCounter? weightVersion, out Layout? yLayout)
+    public static bool Forward(ConvGeometry g, float[] x, Layout? xLayout, float[] w, float[]? bias, float[]? add, float[] y, int yOffset, bool relu,
+        bool keepLayout, Tensor.VersionCounter? weightVersion, out Layout? yLayout)
     {
         yLayout = null;
         if (!Active) return false;
@@ -183,9 +184,10 @@ internal static unsafe partial class Dnnl
         if (plan == null) return false;
         var (src, dst) = (plan.Operands[0], plan.Operands[^1]);
         if (xLayout != null && (src.Reorder == IntPtr.Zero || dnnl_memory_desc_equal((void*)xLayout.Output.KernelMd, (void*)src.KernelMd) == 0)) return false;
-        bool keep = keepLayout && dst.Reorder != IntPtr.Zero && dst.Bytes == (nuint)y.Length * sizeof(float);
-        fixed (float* pa = x, pb = w, pbias = bias, pr = y, padd = add)
+        bool keep = keepLayout && yOffset == 0 && dst.Reorder != IntPtr.Zero && dst.Bytes == (nuint)y.Length * sizeof(float);
+        fixed (float* pa = x, pb = w, pbias = bias, py = y, padd = add)
         {
+            var pr = py + yOffset;
             Span<IntPtr> data = bias == null ? [(IntPtr)pa, (IntPtr)pb, (IntPtr)pr] : [(IntPtr)pa, (IntPtr)pb, (IntPtr)pbias, (IntPtr)pr];
             var weight = weightVersion != null && plan.Operands[1].Reorder != IntPtr.Zero ? Reordered(plan, w, weightVersion) : null;
             fixed (float* pw = weight) Execute(plan, data, (IntPtr)pw, srcInKernelLayout: xLayout != null, dstInKernelLayout: keep, (IntPtr)padd);

@@ -164,11 +164,12 @@ public static partial class Functional
     private static Tensor Inference(ConvGeometry g, Tensor x, Tensor w, Tensor? bias, ConvInference how)
     {
         bool addInPlace = how.Add == null || Shape.Same(how.Add.Dims, g.OutShape);
+        var into = addInPlace ? how.Into?.Invoke(g.OutShape) : null;
         if (Native(g, x.DType) && addInPlace)
         {
-            var y = Tensor.Uninitialized(DType.Float32, g.OutShape);
-            if (Dnnl.Forward(g, x.Data<float>(), how.Input, w.Data<float>(), bias?.Data<float>(), how.Add?.Data<float>(), y.Data<float>(), how.Relu,
-                how.KeepLayout, w.IsLeaf ? w.Version : null, out var layout))
+            var y = into?.Target ?? Tensor.Uninitialized(DType.Float32, g.OutShape);
+            if (Dnnl.Forward(g, x.Data<float>(), how.Input, w.Data<float>(), bias?.Data<float>(), how.Add?.Data<float>(), y.Data<float>(), into?.Offset ?? 0,
+                how.Relu, how.KeepLayout, w.IsLeaf ? w.Version : null, out var layout))
             {
                 how.Output = layout;
                 return y;
@@ -180,7 +181,9 @@ public static partial class Functional
             r = addInPlace ? r.Add_(how.Add) : r + how.Add;   // an addend that broadcasts may make a larger result
             if (how.Relu) r.Relu_();
         }
-        return r;
+        if (into is not { } target) return r;
+        Array.Copy(r.Storage, 0, target.Target.Storage, target.Offset, r.Numel);
+        return target.Target;
     }
 
     /// <summary>Whether a float32 pass goes to oneDNN: when it is active, except where the direct kernels are faster.</summary>
@@ -792,5 +795,9 @@ internal sealed class ConvInference
     public bool Relu { get; init; }
     public Dnnl.Layout? Input { get; init; }
     public bool KeepLayout { get; init; }
+    /// <summary>Given the output's shape, where to write the output instead of a fresh tensor: a larger tensor and the offset
+    /// of the output's first element in it (a slice of a concatenation along channels at batch 1), or null. The convolution
+    /// then returns that larger tensor.</summary>
+    public Func<int[], (Tensor Target, int Offset)?>? Into { get; init; }
     public Dnnl.Layout? Output { get; set; }
 }
