@@ -76,7 +76,7 @@ public sealed class OnnxModule : Module
     private readonly Dictionary<NodeProto, NodeProto> batchNormAfter = [];
     private readonly Dictionary<NodeProto, NodeProto> reluAfter = [];
     private readonly Dictionary<NodeProto, NodeProto> sumAfter = [];
-    private readonly HashSet<string> convInputsOnly = [];
+    private readonly HashSet<string> convInputs = [];
     private readonly Dictionary<string, NodeProto> concatOf = [];
     private readonly Dictionary<string, NodeProto> convOf = [];
     private readonly Dictionary<NodeProto, (Tensor[] Sources, int[] Versions, Tensor W, Tensor B)> foldedBatchNorms = [];
@@ -205,14 +205,27 @@ public sealed class OnnxModule : Module
             }
         bool foldBatchNorms = !Training && !AutoGrad.IsGradEnabled;
         var foldedInto = new HashSet<NodeProto>();
-        // Values a convolution left in its kernel's layout (read only by convolutions, which take them as they are).
+        // Without gradients nothing keeps an intermediate value once its last consumer has run (no Gradient node reads the
+        // environment): its array goes back to the pool for the values computed after it.
+        var release = !AutoGrad.IsGradEnabled && gradientTargets.Count == 0 ? new Releases(env.Values, wanted, order.Where((_, k) => run[k])) : null;
+        // Values a convolution left in its kernel's layout: a Conv takes one as it is (as its input); any other reader first
+        // replaces it with its NCHW copy.
         var layouts = new Dictionary<string, Backends.Dnnl.Layout>();
-        // The residual Sum that reads only this node's output, when its other term is computed already (in NCHW) and the float
-        // type is the graph's.
+        OnnxValue Value(string name)
+        {
+            if (layouts.Remove(name, out var layout))
+            {
+                var blocked = env[name].Tensor;
+                env[name] = OnnxValue.Of(Functional.Plain(blocked, layout));
+                release?.Replaced(blocked, env[name]);
+            }
+            return env[name];
+        }
+        // The residual Sum that reads only this node's output, when its other term is computed already and the float type is
+        // the graph's.
         NodeProto? FusedSum(NodeProto node) =>
             sumAfter.TryGetValue(node, out var sum) && !wanted.Contains(node.Outputs[0]) && !replaced.ContainsKey(node.Outputs[0]) && !replaced.ContainsKey(sum.Outputs[0])
-            && sum.Inputs.First(i => i != node.Outputs[0]) is var other && !layouts.ContainsKey(other)
-            && env.TryGetValue(other, out var v) && v.Tensor.DType == floatDType ? sum : null;
+            && sum.Inputs.First(i => i != node.Outputs[0]) is var other && env.TryGetValue(other, out var v) && v.Tensor.DType == floatDType ? sum : null;
         // The Relu that reads only this node's output, when the convolution can apply it as it writes (neither value wanted
         // nor replaced).
         NodeProto? FusedRelu(NodeProto node) =>
@@ -232,9 +245,6 @@ public sealed class OnnxModule : Module
             c.Written.Add(term);
             return (c.Result, channels.Take(at).Sum() * plane);
         }
-        // Without gradients nothing keeps an intermediate value once its last consumer has run (no Gradient node reads the
-        // environment): its array goes back to the pool for the values computed after it.
-        var release = !AutoGrad.IsGradEnabled && gradientTargets.Count == 0 ? new Releases(env.Values, wanted, order.Where((_, k) => run[k])) : null;
         for (int k = 0; k < order.Count; k++)
         {
             var node = order[k];
@@ -251,17 +261,18 @@ public sealed class OnnxModule : Module
                 var sum = FusedSum(bn ?? node);
                 var relu = FusedRelu(sum ?? bn ?? node);
                 var output = (relu ?? sum ?? bn ?? node).Outputs[0];
-                var operands = node.Inputs.Select(n => n.Length == 0 ? (OnnxValue?)null : env[n]).ToArray();
+                var operands = node.Inputs.Select((n, i) => n.Length == 0 ? (OnnxValue?)null : i == 0 ? env[n] : Value(n)).ToArray();
                 if (bn != null)
                 {
                     var (w, b) = FoldBatchNorm(node, bn, env);
                     operands = [operands[0], OnnxValue.Of(w), OnnxValue.Of(b)];
                 }
+                var addend = sum?.Inputs.First(i => i != (bn ?? node).Outputs[0]);
                 var how = new ConvInference
                 {
-                    Add = sum == null ? null : env[sum.Inputs.First(i => i != (bn ?? node).Outputs[0])].Tensor,
+                    Add = addend == null ? null : env[addend].Tensor, AddLayout = addend == null ? null : layouts.GetValueOrDefault(addend),
                     Relu = relu != null, Input = layouts.GetValueOrDefault(node.Inputs[0]),
-                    KeepLayout = convInputsOnly.Contains(output) && !wanted.Contains(output) && !replaced.ContainsKey(output),
+                    KeepLayout = convInputs.Contains(output) && !wanted.Contains(output) && !replaced.ContainsKey(output),
                     Into = shape => Slice(output, shape),
                 };
                 var result = Ops.Run(new OpContext(node, Opset, operands, false, env, floatDType, baseDir) { Inference = how })[0];
@@ -283,7 +294,7 @@ public sealed class OnnxModule : Module
                 foreach (var term in node.Inputs)
                 {
                     int size = written.Result.Numel / written.Result.Dims[1] * env[convOf[term].Inputs[1]].Tensor.Dims[0];
-                    if (!written.Written.Contains(term)) Array.Copy(env[term].Tensor.Storage, 0, written.Result.Storage, offset, size);
+                    if (!written.Written.Contains(term)) Array.Copy(Value(term).Tensor.Storage, 0, written.Result.Storage, offset, size);
                     offset += size;
                 }
                 env[node.Outputs[0]] = OnnxValue.Of(written.Result);
@@ -291,6 +302,7 @@ public sealed class OnnxModule : Module
                 release?.Consumed(node, env);
                 continue;
             }
+            foreach (var input in node.Inputs.Where(layouts.ContainsKey)) Value(input);
             var outs = RunNode(node, env, Training, floatDType);
             for (int i = 0; i < node.Outputs.Count && i < outs.Length; i++)
                 if (node.Outputs[i].Length > 0 && !replaced.ContainsKey(node.Outputs[i]))
@@ -329,6 +341,15 @@ public sealed class OnnxModule : Module
         {
             var a = value.Tensor.Storage;
             sharers[a] = sharers.GetValueOrDefault(a) + 1;
+        }
+
+        /// <summary>Counts a value's array given up for another one under the same name (its NCHW copy).</summary>
+        public void Replaced(Tensor old, OnnxValue now)
+        {
+            var a = old.Storage;
+            if (sharers.TryGetValue(a, out int n) && n > 1) sharers[a] = n - 1;
+            else if (sharers.Remove(a) && !kept.Contains(a)) StoragePool.Return(old);
+            Produced(now);
         }
 
         /// <summary>Counts <paramref name="node"/>'s reads done (it ran, or was folded into another node).</summary>
@@ -390,12 +411,11 @@ public sealed class OnnxModule : Module
             if (!training && !perActivation && producer.TryGetValue(bn.Inputs[0], out var conv) && conv.OpType == "Conv" && uses[bn.Inputs[0]] == 1)
                 batchNormAfter[conv] = bn;
         }
-        // Values whose every reader is a Conv taking them as its input (none as a weight or bias, none a graph output, no
-        // subgraph that could read them from outside).
+        // Values some Conv takes as its input (not graph outputs; none in a graph with subgraphs, which could read them from
+        // outside): a convolution producing one leaves it in its kernel's layout, and other readers get NCHW back.
         if (!order.Any(n => n.Attributes.Any(a => a.G != null || a.Type == AttributeType.Graphs)))
-            foreach (var (value, readers) in order.SelectMany(n => n.Inputs.Select((v, i) => (v, n, i))).GroupBy(r => r.v).Select(gr => (gr.Key, gr.ToList())))
-                if (value.Length > 0 && readers.All(r => r.n.OpType == "Conv" && r.i == 0) && !g.Outputs.Any(o => o.Name == value))
-                    convInputsOnly.Add(value);
+            foreach (var conv in order.Where(n => n.OpType == "Conv" && n.Inputs.Count > 0))
+                if (!g.Outputs.Any(o => o.Name == conv.Inputs[0])) convInputs.Add(conv.Inputs[0]);
         bool ConvLike(NodeProto p) => p.OpType == "Conv" || (p.OpType == "BatchNormalization" && batchNormAfter.ContainsValue(p));
         // A two-term Sum or Add of a convolution's output (read by nothing else) and another value: the residual connection.
         foreach (var sum in order.Where(n => (n.OpType == "Sum" || n.OpType == "Add") && n.Inputs.Count == 2 && n.Inputs[0] != n.Inputs[1]))

@@ -179,6 +179,11 @@ public class ConvolutionTests
                 Assert.That(y.ToDoubleArray(), Is.EqualTo((h + perChannel).ToDoubleArray()).Within(1e-4), $"{c1}, {c2} broadcast");
                 if (Autograd.Backends.Dnnl.Active && c1 % 8 == 0)
                     Assert.That(first.Output, Is.Not.Null, "oneDNN kept a blocked output");
+                // A residual block: the blocked output is both the input and the addend of the next convolution.
+                var wr = Tensor.Randn([c1, c1, 3, 3], 7) * 0.2;
+                var block = ConvFused(2, h1, wr, null, 1, 1, 1, 1, new ConvInference { Input = first.Output, Add = h1, AddLayout = first.Output, Relu = true });
+                var plainH1 = Relu(Conv2d(x, w1, null, 1, 1));
+                Assert.That(block.ToDoubleArray(), Is.EqualTo(Relu(Conv2d(plainH1, wr, null, 1, 1) + plainH1).ToDoubleArray()).Within(1e-4), $"{c1} residual");
             }
         }
     }

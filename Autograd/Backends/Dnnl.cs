@@ -170,13 +170,13 @@ internal static unsafe partial class Dnnl
     /// <summary>The forward pass for chains of inference convolutions (an imported ONNX model's Conv feeding only Convs):
     /// <paramref name="x"/> is in NCHW, or in <paramref name="xLayout"/> when given (a previous call's output), and the
     /// output, written to <paramref name="y"/> from <paramref name="yOffset"/> on (plus <paramref name="add"/>, NCHW, when
-    /// given, before the ReLU), stays in the kernel's
+    /// given, before the ReLU; in <paramref name="addLayout"/> when given, which must be the output's), stays in the kernel's
     /// layout when <paramref name="keepLayout"/> and that layout takes no
     /// more room than NCHW (its layout is returned in <paramref name="yLayout"/>), else it is written in NCHW. Saves the
     /// reorder out of one kernel and into the next. False, with nothing written, when oneDNN has no kernel for the
     /// geometry or wants the input in another layout than <paramref name="xLayout"/>.</summary>
-    public static bool Forward(ConvGeometry g, float[] x, Layout? xLayout, float[] w, float[]? bias, float[]? add, float[] y, int yOffset, bool relu,
-        bool keepLayout, Tensor.VersionCounter? weightVersion, out Layout? yLayout)
+    public static bool Forward(ConvGeometry g, float[] x, Layout? xLayout, float[] w, float[]? bias, float[]? add, Layout? addLayout, float[] y, int yOffset,
+        bool relu, bool keepLayout, Tensor.VersionCounter? weightVersion, out Layout? yLayout)
     {
         yLayout = null;
         if (!Active) return false;
@@ -184,13 +184,14 @@ internal static unsafe partial class Dnnl
         if (plan == null) return false;
         var (src, dst) = (plan.Operands[0], plan.Operands[^1]);
         if (xLayout != null && (src.Reorder == IntPtr.Zero || dnnl_memory_desc_equal((void*)xLayout.Output.KernelMd, (void*)src.KernelMd) == 0)) return false;
+        if (addLayout != null && (dst.Reorder == IntPtr.Zero || dnnl_memory_desc_equal((void*)addLayout.Output.KernelMd, (void*)dst.KernelMd) == 0)) return false;
         bool keep = keepLayout && yOffset == 0 && dst.Reorder != IntPtr.Zero && dst.Bytes == (nuint)y.Length * sizeof(float);
         fixed (float* pa = x, pb = w, pbias = bias, py = y, padd = add)
         {
             var pr = py + yOffset;
             Span<IntPtr> data = bias == null ? [(IntPtr)pa, (IntPtr)pb, (IntPtr)pr] : [(IntPtr)pa, (IntPtr)pb, (IntPtr)pbias, (IntPtr)pr];
             var weight = weightVersion != null && plan.Operands[1].Reorder != IntPtr.Zero ? Reordered(plan, w, weightVersion) : null;
-            fixed (float* pw = weight) Execute(plan, data, (IntPtr)pw, srcInKernelLayout: xLayout != null, dstInKernelLayout: keep, (IntPtr)padd);
+            fixed (float* pw = weight) Execute(plan, data, (IntPtr)pw, srcInKernelLayout: xLayout != null, dstInKernelLayout: keep, (IntPtr)padd, addLayout != null);
         }
         if (keep) yLayout = new Layout { Output = dst };
         return true;
@@ -263,9 +264,10 @@ internal static unsafe partial class Dnnl
 
     /// <summary>Runs a plan on the operands' plain-layout data; <paramref name="weight"/>, when not zero, is operand 1 already in
     /// the kernel's layout; the input (operand 0) and the output (the last) are in the kernel's layout when the flags say so;
-    /// <paramref name="add"/>, when not zero, is the NCHW addend of a plan whose kernel adds into its output.</summary>
+    /// <paramref name="add"/>, when not zero, is the addend of a plan whose kernel adds into its output, NCHW or (when
+    /// <paramref name="addInKernelLayout"/>) in the output's layout.</summary>
     private static void Execute(Plan p, ReadOnlySpan<IntPtr> data, IntPtr weight, bool srcInKernelLayout = false, bool dstInKernelLayout = false,
-        IntPtr add = default)
+        IntPtr add = default, bool addInKernelLayout = false)
     {
         var buf = buffers ??= new Buffers();
         var stream = Stream(buf);
@@ -291,6 +293,8 @@ internal static unsafe partial class Dnnl
                 // The kernel adds its result into what the output holds: the addend, in the output's layout.
                 var o = p.Operands[n - 1];
                 if (o.ReorderIn == IntPtr.Zero) Buffer.MemoryCopy((void*)add, (void*)data[n - 1], o.Bytes, o.Bytes);
+                else if (addInKernelLayout)
+                    Buffer.MemoryCopy((void*)add, dstInKernelLayout ? (void*)data[n - 1] : buf.Get(n - 1, o.Bytes), o.Bytes, o.Bytes);
                 else
                 {
                     var addend = mems[made++] = NewMemory(o.UserMd, (void*)add);

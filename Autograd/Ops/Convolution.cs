@@ -46,12 +46,12 @@ public static partial class Functional
         bool recorded = AutoGrad.IsGradEnabled && (input.RequiresGrad || weight.RequiresGrad || bias?.RequiresGrad == true);
         if (!recorded && !OpTrace.Active) return Conv(op, nd, input, weight, bias, stride, padding, dilation, groups, how);
         var y = Conv(op, nd, how.Input != null ? Plain(input, how.Input) : input, weight, bias, stride, padding, dilation, groups);
-        if (how.Add != null) y += how.Add;
+        if (how.Add != null) y += how.AddLayout != null ? Plain(how.Add, how.AddLayout) : how.Add;
         return how.Relu ? Relu(y) : y;
     }
 
     /// <summary>A copy in NCHW of values a convolution kernel left in its own layout.</summary>
-    private static Tensor Plain(Tensor blocked, Dnnl.Layout layout)
+    internal static Tensor Plain(Tensor blocked, Dnnl.Layout layout)
     {
         var plain = Tensor.Uninitialized(DType.Float32, blocked.Dims);
         Dnnl.ToPlain(layout, blocked.Data<float>(), plain.Data<float>());
@@ -165,20 +165,29 @@ public static partial class Functional
     {
         bool addInPlace = how.Add == null || Shape.Same(how.Add.Dims, g.OutShape);
         var into = addInPlace ? how.Into?.Invoke(g.OutShape) : null;
+        var add = how.Add;
+        var addLayout = how.AddLayout;
         if (Native(g, x.DType) && addInPlace)
         {
             var y = into?.Target ?? Tensor.Uninitialized(DType.Float32, g.OutShape);
-            if (Dnnl.Forward(g, x.Data<float>(), how.Input, w.Data<float>(), bias?.Data<float>(), how.Add?.Data<float>(), y.Data<float>(), into?.Offset ?? 0,
-                how.Relu, how.KeepLayout, w.IsLeaf ? w.Version : null, out var layout))
+            // An addend in another layout than the kernel writes is brought back to NCHW and the kernel asked again.
+            for (int attempt = 0; attempt < 2; attempt++)
             {
-                how.Output = layout;
-                return y;
+                if (Dnnl.Forward(g, x.Data<float>(), how.Input, w.Data<float>(), bias?.Data<float>(), add?.Data<float>(), addLayout, y.Data<float>(),
+                    into?.Offset ?? 0, how.Relu, how.KeepLayout, w.IsLeaf ? w.Version : null, out var layout))
+                {
+                    how.Output = layout;
+                    return y;
+                }
+                if (addLayout == null) break;
+                (add, addLayout) = (Plain(add!, addLayout), null);
             }
         }
-        var r = Compute(ConvPass.Forward, g, g.OutShape, how.Input != null ? Plain(x, how.Input) : x, w, bias, how.Relu && how.Add == null);
-        if (how.Add != null)
+        if (addLayout != null) add = Plain(add!, addLayout);
+        var r = Compute(ConvPass.Forward, g, g.OutShape, how.Input != null ? Plain(x, how.Input) : x, w, bias, how.Relu && add == null);
+        if (add != null)
         {
-            r = addInPlace ? r.Add_(how.Add) : r + how.Add;   // an addend that broadcasts may make a larger result
+            r = addInPlace ? r.Add_(add) : r + add;   // an addend that broadcasts may make a larger result
             if (how.Relu) r.Relu_();
         }
         if (into is not { } target) return r;
@@ -792,6 +801,8 @@ internal sealed class ConvInference
     /// <summary>Added to the convolution's output before the ReLU (NCHW; fused into the kernel when it has the output's shape,
     /// else broadcast): a residual connection.</summary>
     public Tensor? Add { get; init; }
+    /// <summary>The layout <see cref="Add"/> is in when a convolution left it in its kernel's, else null.</summary>
+    public Dnnl.Layout? AddLayout { get; init; }
     public bool Relu { get; init; }
     public Dnnl.Layout? Input { get; init; }
     public bool KeepLayout { get; init; }
