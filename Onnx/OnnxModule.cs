@@ -255,8 +255,9 @@ public sealed class OnnxModule : Module
             }
             if (foldBatchNorms && node.OpType == "Conv" && !replaced.ContainsKey(node.Outputs[0]))
             {
-                // An inference convolution: with the batch norm that follows folded into its weights, the Relu that follows
-                // applied as it writes, and its output left in the kernel's layout when only convolutions read it.
+                // An inference convolution: with the batch norm that follows folded into its weights, the residual Sum and the
+                // Relu that follow applied as it writes, its output left in the kernel's layout when a convolution reads it,
+                // or written into the channel Concat that is its only reader.
                 var bn = batchNormAfter.TryGetValue(node, out var next) && !wanted.Contains(node.Outputs[0]) && !replaced.ContainsKey(next.Outputs[0]) ? next : null;
                 var sum = FusedSum(bn ?? node);
                 var relu = FusedRelu(sum ?? bn ?? node);
@@ -289,7 +290,7 @@ public sealed class OnnxModule : Module
             }
             if (concats.TryGetValue(node, out var written))
             {
-                // Terms not written in place (e.g. computed with a gradient-free fallback that did not run) are copied in.
+                // Terms their convolution could not write in place (e.g. one adding a residual that broadcasts) are copied in.
                 int offset = 0;
                 foreach (var term in node.Inputs)
                 {
