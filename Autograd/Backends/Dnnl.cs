@@ -167,14 +167,14 @@ internal static unsafe partial class Dnnl
         internal required Operand Output;
     }
 
-    /// <summary>The forward pass for chains of inference convolutions (an imported ONNX model's Conv feeding only Convs):
-    /// <paramref name="x"/> is in NCHW, or in <paramref name="xLayout"/> when given (a previous call's output), and the
-    /// output, written to <paramref name="y"/> from <paramref name="yOffset"/> on (plus <paramref name="add"/>, NCHW, when
-    /// given, before the ReLU; in <paramref name="addLayout"/> when given, which must be the output's), stays in the kernel's
-    /// layout when <paramref name="keepLayout"/> and that layout takes no
-    /// more room than NCHW (its layout is returned in <paramref name="yLayout"/>), else it is written in NCHW. Saves the
-    /// reorder out of one kernel and into the next. False, with nothing written, when oneDNN has no kernel for the
-    /// geometry or wants the input in another layout than <paramref name="xLayout"/>.</summary>
+    /// <summary>The forward pass for chains of inference convolutions (an imported ONNX model's Conv feeding Convs):
+    /// <paramref name="x"/> is in NCHW, or in <paramref name="xLayout"/> when given (a previous call's output). The output
+    /// is written to <paramref name="y"/> from <paramref name="yOffset"/> on, plus <paramref name="add"/> when given (before
+    /// the ReLU; NCHW, or in <paramref name="addLayout"/>, which must be the output's). It stays in the kernel's layout when
+    /// <paramref name="keepLayout"/> and that layout takes no more room than NCHW (the layout is returned in
+    /// <paramref name="yLayout"/>), else it is written in NCHW: this saves the reorder out of one kernel and into the next.
+    /// False, with nothing written, when oneDNN has no kernel for the geometry or wants the input or the addend in another
+    /// layout than the one given.</summary>
     public static bool Forward(ConvGeometry g, float[] x, Layout? xLayout, float[] w, float[]? bias, float[]? add, Layout? addLayout, float[] y, int yOffset,
         bool relu, bool keepLayout, Tensor.VersionCounter? weightVersion, out Layout? yLayout)
     {
