@@ -198,13 +198,18 @@ internal static unsafe partial class Dnnl
     }
 
     /// <summary>Brings values a forward kernel left in <paramref name="layout"/> back to NCHW.</summary>
-    public static void ToPlain(Layout layout, float[] blocked, float[] plain)
+    public static void ToPlain(Layout layout, float[] blocked, float[] plain) =>
+        Reorder(layout.Output.Reorder, layout.Output.KernelMd, blocked, layout.Output.UserMd, plain);
+
+    /// <summary>Runs <paramref name="reorder"/> from array <paramref name="from"/> (laid out as <paramref name="fromMd"/>) to
+    /// array <paramref name="to"/> (as <paramref name="toMd"/>), on this thread's stream.</summary>
+    private static void Reorder(IntPtr reorder, IntPtr fromMd, float[] from, IntPtr toMd, float[] to)
     {
         var buf = buffers ??= new Buffers();
-        fixed (float* from = blocked, to = plain)
+        fixed (float* pf = from, pt = to)
         {
-            IntPtr src = NewMemory(layout.Output.KernelMd, from), dst = NewMemory(layout.Output.UserMd, to);
-            try { Reorder(layout.Output.Reorder, Stream(buf), src, dst); }
+            IntPtr src = NewMemory(fromMd, pf), dst = NewMemory(toMd, pt);
+            try { Reorder(reorder, Stream(buf), src, dst); }
             finally { dnnl_memory_destroy(src); dnnl_memory_destroy(dst); }
         }
     }
@@ -222,13 +227,7 @@ internal static unsafe partial class Dnnl
             if (e == null) entries.Add(e = new CachedWeight { Md = o.KernelMd, Data = GC.AllocateUninitializedArray<float>((int)(o.Bytes / sizeof(float)), pinned: true) });
             if (e.Version != version)
             {
-                var buf = buffers ??= new Buffers();
-                fixed (float* from = w, to = e.Data)
-                {
-                    IntPtr src = NewMemory(o.UserMd, from), dst = NewMemory(o.KernelMd, to);
-                    try { Reorder(o.Reorder, Stream(buf), src, dst); }
-                    finally { dnnl_memory_destroy(src); dnnl_memory_destroy(dst); }
-                }
+                Reorder(o.Reorder, o.UserMd, w, o.KernelMd, e.Data);
                 e.Version = version;
             }
             return e.Data;
@@ -292,14 +291,9 @@ internal static unsafe partial class Dnnl
             {
                 // The kernel adds its result into what the output holds: the addend, in the output's layout.
                 var o = p.Operands[n - 1];
-                if (o.ReorderIn == IntPtr.Zero) Buffer.MemoryCopy((void*)add, (void*)data[n - 1], o.Bytes, o.Bytes);
-                else if (addInKernelLayout)
-                    Buffer.MemoryCopy((void*)add, dstInKernelLayout ? (void*)data[n - 1] : buf.Get(n - 1, o.Bytes), o.Bytes, o.Bytes);
-                else
-                {
-                    var addend = mems[made++] = NewMemory(o.UserMd, (void*)add);
-                    Reorder(o.ReorderIn, stream, addend, args[n - 1].Memory);
-                }
+                void* into = o.Reorder == IntPtr.Zero || dstInKernelLayout ? (void*)data[n - 1] : buf.Get(n - 1, o.Bytes);
+                if (o.ReorderIn == IntPtr.Zero || addInKernelLayout) Buffer.MemoryCopy((void*)add, into, o.Bytes, o.Bytes);
+                else Reorder(o.ReorderIn, stream, mems[made++] = NewMemory(o.UserMd, (void*)add), args[n - 1].Memory);
             }
             var scratch = mems[made++] = NewMemory(p.ScratchMd, buf.Get(n, Math.Max(p.Scratch, 64)));
             args[n] = new ExecArg { Arg = ArgScratchpad, Memory = scratch };
@@ -319,6 +313,15 @@ internal static unsafe partial class Dnnl
         args[0] = new ExecArg { Arg = ArgFrom, Memory = from };
         args[1] = new ExecArg { Arg = ArgTo, Memory = to };
         Check(dnnl_primitive_execute(reorder, stream, 2, args), "dnnl_primitive_execute (reorder)");
+    }
+
+    /// <summary>A reorder primitive from layout <paramref name="from"/> to layout <paramref name="to"/> (kept for the life of
+    /// the process, as the plans are).</summary>
+    private static IntPtr NewReorder(IntPtr from, IntPtr to)
+    {
+        Check(dnnl_reorder_primitive_desc_create(out var rpd, (void*)from, engine.Value, (void*)to, engine.Value, IntPtr.Zero), "dnnl_reorder_primitive_desc_create");
+        Check(dnnl_primitive_create(out var reorder, rpd), "dnnl_primitive_create (reorder)");
+        return reorder;
     }
 
     private static IntPtr NewMemory(void* md, void* handle)
@@ -429,17 +432,8 @@ internal static unsafe partial class Dnnl
                 var kernel = ops[i].Query < 0 ? ops[i].User : (IntPtr)dnnl_primitive_desc_query_md(pd, ops[i].Query, 0);
                 var reorder = IntPtr.Zero;
                 if (dnnl_memory_desc_equal((void*)kernel, (void*)ops[i].User) == 0)
-                {
-                    var (from, to) = output ? (kernel, ops[i].User) : (ops[i].User, kernel);
-                    Check(dnnl_reorder_primitive_desc_create(out var rpd, (void*)from, engine.Value, (void*)to, engine.Value, IntPtr.Zero), "dnnl_reorder_primitive_desc_create");
-                    Check(dnnl_primitive_create(out reorder, rpd), "dnnl_primitive_create (reorder)");
-                }
-                var reorderIn = IntPtr.Zero;
-                if (output && sum && reorder != IntPtr.Zero)
-                {
-                    Check(dnnl_reorder_primitive_desc_create(out var rpd, (void*)ops[i].User, engine.Value, (void*)kernel, engine.Value, IntPtr.Zero), "dnnl_reorder_primitive_desc_create");
-                    Check(dnnl_primitive_create(out reorderIn, rpd), "dnnl_primitive_create (reorder)");
-                }
+                    reorder = output ? NewReorder(kernel, ops[i].User) : NewReorder(ops[i].User, kernel);
+                var reorderIn = output && sum && reorder != IntPtr.Zero ? NewReorder(ops[i].User, kernel) : IntPtr.Zero;
                 operands[i] = new Operand
                 {
                     Arg = ops[i].Arg, Output = output, UserMd = ops[i].User, KernelMd = kernel, Reorder = reorder, ReorderIn = reorderIn,
