@@ -33,6 +33,15 @@ internal static unsafe class Threads
         }
     }
 
+    /// <summary><see cref="For(int, Action{int})"/> when the loop touches at least 2^15 elements in all
+    /// (<paramref name="work"/>; 0 for a loop that must stay on its thread, e.g. inside another parallel loop), else a plain
+    /// loop on the calling thread: waking the team costs more than smaller loops.</summary>
+    public static void For(int n, long work, Action<int> body)
+    {
+        if (n >= 2 && work >= 1 << 15) For(n, body);
+        else for (int i = 0; i < n; i++) body(i);
+    }
+
     /// <summary>Runs <paramref name="range"/>(part, start, end) for <paramref name="parts"/> contiguous, nearly equal parts of
     /// [0, n) in parallel (a single part on the calling thread).</summary>
     public static void Ranges(int n, int parts, Action<int, int, int> range)

@@ -264,18 +264,13 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
         public int Ld(ConvGeometry g) => Nb * g.OutVol;
     }
 
-    private static void Parallel2(bool allowed, int n, long work, Action<int> body)
-    {
-        if (allowed && n >= 2 && work >= 1 << 15) Threads.For(n, body);
-        else for (int i = 0; i < n; i++) body(i);
-    }
 
     /// <summary>Copies rows [CoutG, OutVol] of the tile's samples of <paramref name="full"/> ([N, Cout, OutVol]) into a
     /// [CoutG, Nb*OutVol] tile, or back when <paramref name="toTile"/> is false.</summary>
     private static void Shuffle(ConvGeometry g, T[] full, T[] tile, TileCtx c, bool toTile)
     {
         int ld = c.Ld(g);
-        Parallel2(c.Inner, c.Nb * g.CoutG, (long)c.Nb * g.CoutG * g.OutVol, i =>
+        Threads.For(c.Nb * g.CoutG, c.Inner ? (long)c.Nb * g.CoutG * g.OutVol : 0, i =>
         {
             int s = i / g.CoutG, co = i % g.CoutG;
             var a = full.AsSpan(((c.N0 + s) * g.Cout + c.Group * g.CoutG + co) * g.OutVol, g.OutVol);
@@ -410,7 +405,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
     {
         int rows = g.Cg * g.KVol, ld = t.Ld(g);
         T[] col = t.Col;
-        Parallel2(t.Inner, t.Nb * rows, (long)t.Nb * rows * g.OutVol, i =>
+        Threads.For(t.Nb * rows, t.Inner ? (long)t.Nb * rows * g.OutVol : 0, i =>
         {
             int s = i / rows, r = i % rows;
             var (c, kd, kh, kw) = Split(g, r);
@@ -442,7 +437,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
     private static void Col2Im(ConvGeometry g, T[] col, T[] x, TileCtx t)
     {
         int ld = t.Ld(g);
-        Parallel2(t.Inner, t.Nb * g.Cg, (long)t.Nb * g.Cg * g.KVol * g.OutVol, i =>
+        Threads.For(t.Nb * g.Cg, t.Inner ? (long)t.Nb * g.Cg * g.KVol * g.OutVol : 0, i =>
         {
             int s = i / g.Cg, c = i % g.Cg;
             int xOff = ((t.N0 + s) * g.Cin + t.Group * g.Cg + c) * g.InVol;
@@ -730,7 +725,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
         if (mode == Mode.Adjoint) Array.Clear(x);
         // Forward and adjoint write one plane each (parallel over planes); the weight gradient reduces over samples (parallel over channels).
         int units = mode == Mode.Weight ? c : planes;
-        Parallel2(true, units, (long)planes * g.KVol * g.OutVol, unit =>
+        Threads.For(units, (long)planes * g.KVol * g.OutVol, unit =>
         {
             for (int n = mode == Mode.Weight ? 0 : unit / c; n < (mode == Mode.Weight ? g.N : unit / c + 1); n++)
             {

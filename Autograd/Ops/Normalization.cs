@@ -263,7 +263,7 @@ public static partial class Functional
 /// and local response normalization, which divides by a power of such a sum.</summary>
 internal static class ChannelWindow<T> where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
 {
-    public static void Sum(T[] t, T[] s, int n, int c, int inner, int before, int after) => Planes(n, c, inner, i =>
+    public static void Sum(T[] t, T[] s, int n, int c, int inner, int before, int after) => Threads.For(n * c, (long)n * c * inner, i =>
     {
         int b = i / c, ch = i % c, lo = Math.Max(0, ch - before), hi = Math.Min(c - 1, ch + after);
         var dst = s.AsSpan(i * inner, inner);
@@ -292,22 +292,12 @@ internal static class ChannelWindow<T> where T : unmanaged, System.Numerics.IFlo
         TensorPrimitives.Divide(x, y, y);
     }
 
-    private static void Planes(int n, int c, int inner, Action<int> plane)
-    {
-        if (n * c >= 2 && (long)n * c * inner >= 1 << 15) Threads.For(n * c, plane);
-        else for (int i = 0; i < n * c; i++) plane(i);
-    }
 }
 
 /// <summary>Fused per-channel batch-norm loops over [N, C, inner], parallel over channels: vectorized within each row of
 /// <c>inner</c> elements (accumulating in T, with the mean subtracted first so nothing cancels), rows summed in double.</summary>
 internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
 {
-    private static void ForChannels(int c, long work, Action<int> body)
-    {
-        if (c >= 2 && work >= 1 << 15) Threads.For(c, body);
-        else for (int ch = 0; ch < c; ch++) body(ch);
-    }
 
     /// <summary>Σ (a_i - ma)(b_i - mb) over one row.</summary>
     private static double CenteredDot(ReadOnlySpan<T> a, T ma, ReadOnlySpan<T> b, T mb)
@@ -372,7 +362,7 @@ internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.I
 
     /// <summary>Per channel: the mean (in double) and the sum of squared deviations from the mean rounded to T.</summary>
     public static void Statistics(T[] x, double[] mean, double[] squares, int n, int c, int inner) =>
-        ForChannels(c, x.Length, ch =>
+        Threads.For(c, x.Length, ch =>
         {
             double sum = 0, sq = 0;
             for (int s = 0; s < n; s++) sum += double.CreateTruncating(TensorPrimitives.Sum<T>(x.AsSpan((s * c + ch) * inner, inner)));
@@ -390,7 +380,7 @@ internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.I
     /// <summary>y = x * scale + shift per channel, scale = w / sqrt(var + eps), shift = b - mean * scale; also stores the
     /// statistics rounded to T.</summary>
     public static void Normalize(T[] x, T[]? w, T[]? b, T[] y, double[] mu, double[] var, T[] mean, T[] variance, int n, int c, int inner, double eps) =>
-        ForChannels(c, x.Length, ch =>
+        Threads.For(c, x.Length, ch =>
         {
             double invstd = 1 / Math.Sqrt(var[ch] + eps);
             mean[ch] = T.CreateTruncating(mu[ch]);
@@ -406,7 +396,7 @@ internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.I
 
     /// <summary>y = x * scale[ch] + shift[ch] per channel plane.</summary>
     public static void ChannelAffine(T[] x, T[] scale, T[] shift, T[] y, int n, int c, int inner) =>
-        ForChannels(c, x.Length, ch =>
+        Threads.For(c, x.Length, ch =>
         {
             for (int s = 0; s < n; s++)
             {
@@ -417,7 +407,7 @@ internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.I
 
     /// <summary>Per channel: sums[ch] = sum of g, sums[c + ch] = sum of g (x - mean); gw = the latter times invstd, gb = the former.</summary>
     public static void GradStatistics(T[] x, T[] g, T[] mean, T[] variance, double[] sums, T[] gw, T[] gb, int n, int c, int inner, double eps) =>
-        ForChannels(c, x.Length, ch =>
+        Threads.For(c, x.Length, ch =>
         {
             double mu = double.CreateTruncating(mean[ch]), sumG = 0, sumGX = 0;
             for (int s = 0; s < n; s++)
@@ -435,7 +425,7 @@ internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.I
     /// <summary>gx = w invstd (g - mean(g) - xhat mean(g xhat)) = a g - k x + c0 per channel, the means over
     /// <paramref name="count"/> values whose sums are <paramref name="sums"/>.</summary>
     public static void GradInput(T[] x, T[] g, T[]? w, T[] mean, T[] variance, double[] sums, T[] gx, int n, int c, int inner, double count, double eps) =>
-        ForChannels(c, x.Length, ch =>
+        Threads.For(c, x.Length, ch =>
         {
             double mu = double.CreateTruncating(mean[ch]), invstd = 1 / Math.Sqrt(double.CreateTruncating(variance[ch]) + eps);
             double sumG = sums[ch], sumGX = sums[c + ch], wv = w == null ? 1 : double.CreateTruncating(w[ch]);
