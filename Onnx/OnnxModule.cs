@@ -233,17 +233,20 @@ public sealed class OnnxModule : Module
             && !replaced.ContainsKey(node.Outputs[0]) && !replaced.ContainsKey(relu.Outputs[0]) ? relu : null;
         // Concatenations whose terms the convolutions write in place (at batch 1 a term is a contiguous slice), and the terms
         // written so far.
-        var concats = new Dictionary<NodeProto, (Tensor Result, HashSet<string> Written)>();
+        // Each term's channels come from its convolution's weight, so the result is made when the first term runs.
+        var concats = new Dictionary<NodeProto, (Tensor Result, int[] Channels, HashSet<string> Written)>();
         (Tensor, int)? Slice(string term, int[] shape)
         {
             if (!concatOf.TryGetValue(term, out var concat) || wanted.Contains(term) || replaced.ContainsKey(term) || shape[0] != 1) return null;
-            var channels = concat.Inputs.Select(i => env[convOf[i].Inputs[1]].Tensor.Dims[0]).ToArray();
             if (!concats.TryGetValue(concat, out var c))
-                concats[concat] = c = (Tensor.Uninitialized(floatDType, [1, channels.Sum(), .. shape[2..]]), []);
-            int at = concat.Inputs.IndexOf(term), plane = Shape.Numel(shape[2..]);
-            if (!Shape.Same(c.Result.Dims[2..], shape[2..]) || shape[1] != channels[at]) return null;
+            {
+                var channels = concat.Inputs.Select(i => env[convOf[i].Inputs[1]].Tensor.Dims[0]).ToArray();
+                concats[concat] = c = (Tensor.Uninitialized(floatDType, [1, channels.Sum(), .. shape[2..]]), channels, []);
+            }
+            int at = concat.Inputs.IndexOf(term);
+            if (!Shape.Same(c.Result.Dims[2..], shape[2..]) || shape[1] != c.Channels[at]) return null;
             c.Written.Add(term);
-            return (c.Result, channels.Take(at).Sum() * plane);
+            return (c.Result, c.Channels.Take(at).Sum() * Shape.Numel(shape[2..]));
         }
         for (int k = 0; k < order.Count; k++)
         {
@@ -291,11 +294,11 @@ public sealed class OnnxModule : Module
             if (concats.TryGetValue(node, out var written))
             {
                 // Terms their convolution could not write in place (e.g. one adding a residual that broadcasts) are copied in.
-                int offset = 0;
-                foreach (var term in node.Inputs)
+                int offset = 0, plane = written.Result.Numel / written.Result.Dims[1];
+                for (int i = 0; i < node.Inputs.Count; i++)
                 {
-                    int size = written.Result.Numel / written.Result.Dims[1] * env[convOf[term].Inputs[1]].Tensor.Dims[0];
-                    if (!written.Written.Contains(term)) Array.Copy(Value(term).Tensor.Storage, 0, written.Result.Storage, offset, size);
+                    int size = plane * written.Channels[i];
+                    if (!written.Written.Contains(node.Inputs[i])) Array.Copy(Value(node.Inputs[i]).Tensor.Storage, 0, written.Result.Storage, offset, size);
                     offset += size;
                 }
                 env[node.Outputs[0]] = OnnxValue.Of(written.Result);

@@ -36,9 +36,10 @@ public static partial class Functional
         IntTuple outputPadding = default, int groups = 1, IntTuple dilation = default) =>
         ConvTranspose("ConvTranspose3d", 3, input, weight, bias, stride, padding, outputPadding, groups, dilation);
 
-    /// <summary>A 1-d to 3-d convolution run for inference as <paramref name="how"/> says (its ReLU fused, its input in a
-    /// kernel layout, its output kept in one: see <see cref="ConvInference"/>). When a gradient is recorded or a trace is
-    /// active the ops run as usual instead (conv, then relu). Used by imported ONNX models.</summary>
+    /// <summary>A 1-d to 3-d convolution run for inference as <paramref name="how"/> says (a residual added and its ReLU
+    /// fused, its input in a kernel layout, its output kept in one or written into a larger tensor: see
+    /// <see cref="ConvInference"/>). When a gradient is recorded or a trace is active the ops run as usual instead (conv,
+    /// add, relu). Used by imported ONNX models.</summary>
     internal static Tensor ConvFused(int nd, Tensor input, Tensor weight, Tensor? bias, IntTuple stride, Padding padding, IntTuple dilation, int groups,
         ConvInference how)
     {
@@ -788,9 +789,9 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
 
 /// <summary>How <see cref="Functional.ConvFused"/> runs an inference convolution inside a chain of them (an imported ONNX
 /// model without gradients): with a residual added (<see cref="Add"/>) and max(0, .) applied as the kernel writes
-/// (<see cref="Relu"/>), its input in the layout a
-/// previous convolution left it in (<see cref="Input"/>), and its output kept in the kernel's layout when every reader is
-/// such a convolution (<see cref="KeepLayout"/>; the layout is then in <see cref="Output"/>).</summary>
+/// (<see cref="Relu"/>), its input in the layout a previous convolution left it in (<see cref="Input"/>), its output kept
+/// in the kernel's layout for a convolution that reads it (<see cref="KeepLayout"/>; the layout is then in
+/// <see cref="Output"/>) or written into a larger tensor (<see cref="Into"/>).</summary>
 internal sealed class ConvInference
 {
     /// <summary>Added to the convolution's output before the ReLU (NCHW; fused into the kernel when it has the output's shape,
