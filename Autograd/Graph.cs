@@ -18,6 +18,7 @@ internal sealed class Node
     public Node(string op, Tensor[] inputs, Tensor output, Saves saves, Func<Tensor, Tensor?[]> rule)
     {
         Op = op; Inputs = inputs; Rule = rule; Foreign = saves.HasFlag(Saves.Foreign);
+        foreach (var x in inputs) x.Consumed = true;
         if (AutoGrad.IsAnomalyEnabled) CreatedAt = CallerTrace();
         var s = new List<(Tensor, string, int)>();
         if (saves.HasFlag(Saves.Inputs))

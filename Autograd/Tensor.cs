@@ -29,12 +29,26 @@ public sealed partial class Tensor
 
     /// <summary>Counts in-place modifications of the storage; shared by every tensor viewing the same storage,
     /// so backward can tell that a value it saved has changed.</summary>
-    internal sealed class VersionCounter { public int Value; }
+    internal sealed class VersionCounter
+    {
+        public int Value;
+        /// <summary>Whether a view (<see cref="ShareStorage"/>) has been made of the storage: a recorded in-place op would
+        /// change a tensor whose history does not say so.</summary>
+        public bool Viewed;
+    }
 
     internal readonly VersionCounter Version;
 
     /// <summary>A tensor over the same storage (a view), sharing its version counter.</summary>
-    internal Tensor ShareStorage(int[] dims) => new(Storage, dims, DType, Version);
+    internal Tensor ShareStorage(int[] dims)
+    {
+        Version.Viewed = true;
+        return new(Storage, dims, DType, Version);
+    }
+
+    /// <summary>Whether a recorded op has taken this tensor as an input: its gradient reaches this tensor's history, which an
+    /// in-place op recorded now would wrongly put in between.</summary>
+    internal bool Consumed;
 
     internal static Tensor Empty(DType dtype, params int[] shape) => new(DTypes.Allocate(dtype, Autograd.Shape.Numel(shape)), shape, dtype);
 

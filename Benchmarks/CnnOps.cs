@@ -82,9 +82,9 @@ internal static class CnnOps
                 () =>
                 {
                     var tnet = torch.nn.Sequential(
-                        torch.nn.Conv2d(1, 6, 5, padding: 2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-                        torch.nn.Conv2d(6, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
-                        torch.nn.Linear(400, 120), torch.nn.ReLU(), torch.nn.Linear(120, 84), torch.nn.ReLU(), torch.nn.Linear(84, 10));
+                        torch.nn.Conv2d(1, 6, 5, padding: 2), torch.nn.ReLU(inplace: true), torch.nn.MaxPool2d(2),
+                        torch.nn.Conv2d(6, 16, 5), torch.nn.ReLU(inplace: true), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+                        torch.nn.Linear(400, 120), torch.nn.ReLU(inplace: true), torch.nn.Linear(120, 84), torch.nn.ReLU(inplace: true), torch.nn.Linear(84, 10));
                     var topt = torch.optim.SGD(tnet.parameters(), 0.01, momentum: 0.9);
                     var tx = torch.randn([64, 1, 28, 28]);
                     var ty = torch.randint(0, 10, [64]);

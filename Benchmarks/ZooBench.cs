@@ -28,9 +28,9 @@ internal static class ZooBench
 
         public override torch.Tensor forward(torch.Tensor x)
         {
-            var o = TF.relu(bn1.call(conv1.call(x)));
+            var o = TF.relu(bn1.call(conv1.call(x)), inplace: true);
             o = bn2.call(conv2.call(o));
-            return TF.relu(o + (downsample?.call(x) ?? x));
+            return TF.relu(o + (downsample?.call(x) ?? x), inplace: true);
         }
     }
 
@@ -41,8 +41,8 @@ internal static class ZooBench
         public TResNet18(bool cifar, long classes) : base("resnet18")
         {
             stem = cifar
-                ? nn.Sequential(nn.Conv2d(3, 64, 3, padding: 1, bias: false), nn.BatchNorm2d(64), nn.ReLU())
-                : nn.Sequential(nn.Conv2d(3, 64, 7, stride: 2, padding: 3, bias: false), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1));
+                ? nn.Sequential(nn.Conv2d(3, 64, 3, padding: 1, bias: false), nn.BatchNorm2d(64), nn.ReLU(inplace: true))
+                : nn.Sequential(nn.Conv2d(3, 64, 7, stride: 2, padding: 3, bias: false), nn.BatchNorm2d(64), nn.ReLU(inplace: true), nn.MaxPool2d(3, 2, 1));
             var blocks = new List<nn.Module<torch.Tensor, torch.Tensor>>();
             long inp = 64;
             foreach (var (planes, stride) in new[] { (64L, 1L), (128L, 2L), (256L, 2L), (512L, 2L) })

@@ -18,10 +18,9 @@ public sealed class Sigmoid() : Activation("Sigmoid", Functional.Sigmoid);
 /// <summary>nn.Tanh</summary>
 public sealed class Tanh() : Activation("Tanh", Functional.Tanh);
 /// <summary>nn.ReLU</summary>
-/// <remarks>With <c>inplace: true</c> (as torchvision's models build it) the input is overwritten when no gradient is recorded
-/// for it (inference under <see cref="AutoGrad.NoGrad"/>), saving the output's allocation; while gradients are recorded the
-/// result is a new tensor with the same values (the input is left as it was).</remarks>
-public sealed class ReLU(bool inplace = false) : Activation("ReLU", x => inplace && x.MayOverwrite ? x.Relu_() : Relu(x), inplace ? "inplace=True" : "");
+/// <remarks>With <c>inplace: true</c> (as torchvision's models build it) the input is overwritten where that is allowed,
+/// saving the output's allocation: see <see cref="Functional.Relu(Tensor, bool)"/>.</remarks>
+public sealed class ReLU(bool inplace = false) : Activation("ReLU", x => Relu(x, inplace), inplace ? "inplace=True" : "");
 /// <summary>nn.LeakyReLU</summary>
 public sealed class LeakyReLU(double negativeSlope = 0.01) : Activation("LeakyReLU", x => LeakyRelu(x, negativeSlope), $"negative_slope={negativeSlope}");
 /// <summary>nn.ELU</summary>

@@ -20,7 +20,7 @@ public class ZooTests1
 
     // ---------------- LeNet-5 ----------------
 
-    [TestCase(LeNetActivation.ReLU, "ReLU()")]
+    [TestCase(LeNetActivation.ReLU, "ReLU(inplace=True)")]
     [TestCase(LeNetActivation.Tanh, "Tanh()")]
     public void LeNet5_has_61706_parameters_and_maps_28x28_digits_to_10_logits(LeNetActivation activation, string printed)
     {

@@ -28,6 +28,23 @@ public static partial class Functional
         return AutoGrad.Record(r, "Relu", Saves.Output, g => [ReluBackward(g, r)], x);
     }
 
+    /// <summary>max(x, 0), as <c>F.relu(x, inplace)</c>: with <paramref name="inplace"/>, written over x itself (returned) where
+    /// that is allowed: when no gradient is recorded for x, or when <see cref="Tensor.Relu_"/> can record it (x is the fresh
+    /// output of a recorded op, as after a convolution or batch norm, with no view or other use yet). Otherwise, and when
+    /// an ONNX export traces the call, a new tensor and x is left as it was.</summary>
+    public static Tensor Relu(Tensor x, bool inplace) => inplace && x.MayOverwrite ? x.Relu_() : Relu(x);
+
+    /// <summary>max(x, 0) written over <paramref name="x"/>, a tensor made by a recorded op (checked by <see
+    /// cref="Tensor.Relu_"/>): its history moves to a new tensor over the same storage, the relu's input, and x becomes the
+    /// relu's output. The backward reads only the output, as <see cref="Relu(Tensor)"/>'s.</summary>
+    internal static Tensor ReluInPlace(Tensor x)
+    {
+        var before = new Tensor(x.Storage, x.Dims, x.DType, x.Version) { GradFn = x.GradFn };
+        x.GradFn = null;
+        x.ReluKernel();
+        return AutoGrad.Record(x, "Relu_", Saves.Output, g => [ReluBackward(g, x)], before);
+    }
+
     /// <summary>g where the relu output r is positive (exactly where x &gt; 0), else 0, in one pass. It is linear in g and
     /// piecewise constant in r, so its derivative is itself applied to the incoming gradient.</summary>
     private static Tensor ReluBackward(Tensor g, Tensor r)
@@ -144,7 +161,7 @@ public static partial class Functional
 
 public sealed partial class Tensor
 {
-    /// <summary>See <see cref="Functional.Relu"/>.</summary>
+    /// <summary>See <see cref="Functional.Relu(Tensor)"/>.</summary>
     public Tensor Relu() => Functional.Relu(this);
     /// <summary>See <see cref="Functional.Sigmoid"/>.</summary>
     public Tensor Sigmoid() => Functional.Sigmoid(this);

@@ -64,19 +64,42 @@ public sealed partial class Tensor
     }
 
     /// <summary>max(x, 0) in place (<c>torch.relu_</c>), keeping NaN.</summary>
+    /// <remarks>On a tensor that is part of a recorded graph, the op is recorded as PyTorch records it: the tensor becomes the
+    /// relu's output and its earlier history the relu's input. That needs a tensor made by a recorded op that no recorded op
+    /// has used yet, of which no view was made and that has no hooks; anything else is an error.</remarks>
     public Tensor Relu_()
     {
         if (!DType.IsFloat()) return InPlace("Relu_", () => Functional.Relu(this));
+        if (AutoGrad.IsGradEnabled && RequiresGrad && !IsLeaf && !OpTrace.Active)
+        {
+            if (WhyNotRecordable() is string why)
+                throw new InvalidOperationException($"Relu_: tensor {Autograd.Shape.Str(Dims)} (output of {GradFn!.Op}) cannot be modified in place while gradients are recorded: {why}; use the out-of-place Relu");
+            return Functional.ReluInPlace(this);
+        }
         CheckInPlace("Relu_");
-        if (DType == DType.Float32) TensorPrimitives.Max(Span<float>(), 0f, Span<float>());
-        else TensorPrimitives.Max(Span<double>(), 0.0, Span<double>());
-        Version.Value++;
+        ReluKernel();
         return this;
     }
 
+    /// <summary>max(x, 0) over the storage, bumping the version.</summary>
+    internal void ReluKernel()
+    {
+        if (DType == DType.Float32) TensorPrimitives.Max(Span<float>(), 0f, Span<float>());
+        else TensorPrimitives.Max(Span<double>(), 0.0, Span<double>());
+        Version.Value++;
+    }
+
+    /// <summary>Why a recorded in-place op on this non-leaf tensor would make backward wrong, or null if it would not.</summary>
+    private string? WhyNotRecordable() =>
+        Consumed ? "a recorded op has already used it, and its gradient would go through the in-place op"
+        : Version.Viewed ? "it shares its storage with a view or a detached tensor, whose history would not show the change"
+        : HasGradHooks || RetainsGrad ? "it has a gradient hook or retains its gradient"
+        : null;
+
     /// <summary>Whether an activation layer built with <c>inplace: true</c> may overwrite its input: nothing records a
-    /// gradient or traces the call (an ONNX export traces out-of-place ops only).</summary>
-    internal bool MayOverwrite => !(AutoGrad.IsGradEnabled && RequiresGrad) && !OpTrace.Active;
+    /// gradient for it, or the in-place op can be recorded (see <see cref="Relu_"/>); and no ONNX export traces the call
+    /// (it traces out-of-place ops only).</summary>
+    internal bool MayOverwrite => !OpTrace.Active && (!(AutoGrad.IsGradEnabled && RequiresGrad) || (!IsLeaf && WhyNotRecordable() == null));
 
     /// <summary>Copies <paramref name="source"/> (broadcast, converted to this dtype) into this tensor.</summary>
     public Tensor Copy_(Tensor source) => InPlace("Copy_", () => source.To(DType).Expand(Dims));

@@ -241,7 +241,12 @@ public static class OpRegistry
         // ---- activations ----
         Unary("Sigmoid", Sigmoid),
         Unary("Tanh", Tanh),
-        Unary("Relu", Relu, Values.Distinct),
+        // Half the cases in place (F.relu(inplace=True)), recorded over the fresh output of a Mul.
+        new("Relu", d =>
+        {
+            bool inplace = d.PickB(2) == 1;
+            return new OpCase(t => inplace ? Relu(t[0] * 2, inplace: true) : Relu(t[0]), new Input(d.Shape(), Values.Distinct));
+        }),
         new("LeakyRelu", d => new OpCase(t => LeakyRelu(t[0], 0.01 + 0.1 * d.PickA(3)), new Input(d.Shape(), Values.Distinct))),
         new("Elu", d => new OpCase(t => Elu(t[0], 0.5 + d.PickA(3) * 0.5), new Input(d.Shape(), Values.Distinct))),
         Unary("Selu", Selu, Values.Distinct),

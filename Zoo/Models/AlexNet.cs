@@ -17,15 +17,15 @@ public sealed class AlexNet : Module
     {
         if (numClasses < 1) throw new ArgumentException($"AlexNet: numClasses must be positive, got {numClasses}");
         features = Register("features", new Sequential(
-            new Conv2d(3, 64, 11, stride: 4, padding: 2), new ReLU(), new MaxPool2d(3, stride: 2),
-            new Conv2d(64, 192, 5, padding: 2), new ReLU(), new MaxPool2d(3, stride: 2),
-            new Conv2d(192, 384, 3, padding: 1), new ReLU(),
-            new Conv2d(384, 256, 3, padding: 1), new ReLU(),
-            new Conv2d(256, 256, 3, padding: 1), new ReLU(), new MaxPool2d(3, stride: 2)));
+            new Conv2d(3, 64, 11, stride: 4, padding: 2), new ReLU(inplace: true), new MaxPool2d(3, stride: 2),
+            new Conv2d(64, 192, 5, padding: 2), new ReLU(inplace: true), new MaxPool2d(3, stride: 2),
+            new Conv2d(192, 384, 3, padding: 1), new ReLU(inplace: true),
+            new Conv2d(384, 256, 3, padding: 1), new ReLU(inplace: true),
+            new Conv2d(256, 256, 3, padding: 1), new ReLU(inplace: true), new MaxPool2d(3, stride: 2)));
         avgpool = Register("avgpool", new AdaptiveAvgPool2d(6));
         classifier = Register("classifier", new Sequential(
-            new Dropout(dropout), new Linear(256 * 6 * 6, 4096), new ReLU(),
-            new Dropout(dropout), new Linear(4096, 4096), new ReLU(),
+            new Dropout(dropout), new Linear(256 * 6 * 6, 4096), new ReLU(inplace: true),
+            new Dropout(dropout), new Linear(4096, 4096), new ReLU(inplace: true),
             new Linear(4096, numClasses)));
     }
 

@@ -3,7 +3,7 @@ using static Autograd.Functional;
 
 namespace Autograd.Zoo;
 
-/// <summary>Convolution without bias, batch norm (eps 0.001) and ReLU: torchvision's <c>BasicConv2d</c> of GoogLeNet and
+/// <summary>Convolution without bias, batch norm (eps 0.001) and ReLU (in place, as torchvision's): torchvision's <c>BasicConv2d</c> of GoogLeNet and
 /// Inception v3 (children <c>conv</c> and <c>bn</c>).</summary>
 public sealed class BasicConv2d : Module
 {
@@ -19,5 +19,5 @@ public sealed class BasicConv2d : Module
     }
 
     /// <inheritdoc/>
-    public override Tensor Forward(Tensor input) => Relu(bn.Call(conv.Call(input)));
+    public override Tensor Forward(Tensor input) => Relu(bn.Call(conv.Call(input)), inplace: true);
 }

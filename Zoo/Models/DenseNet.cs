@@ -34,7 +34,7 @@ public sealed class DenseNet : Module
         features = Register("features", new Sequential(
             ("conv0", new Conv2d(3, numInitFeatures, 7, stride: 2, padding: 3, bias: false)),
             ("norm0", new BatchNorm2d(numInitFeatures)),
-            ("relu0", new ReLU()),
+            ("relu0", new ReLU(inplace: true)),
             ("pool0", new MaxPool2d(3, stride: 2, padding: 1))));
         int channels = numInitFeatures;
         for (int i = 0; i < blockConfig.Length; i++)
@@ -103,10 +103,10 @@ public sealed class DenseNet : Module
         public DenseLayer(int numInputFeatures, int growthRate, int bnSize, double dropRate)
         {
             norm1 = Register("norm1", new BatchNorm2d(numInputFeatures));
-            relu1 = Register("relu1", new ReLU());
+            relu1 = Register("relu1", new ReLU(inplace: true));
             conv1 = Register("conv1", new Conv2d(numInputFeatures, bnSize * growthRate, 1, bias: false));
             norm2 = Register("norm2", new BatchNorm2d(bnSize * growthRate));
-            relu2 = Register("relu2", new ReLU());
+            relu2 = Register("relu2", new ReLU(inplace: true));
             conv2 = Register("conv2", new Conv2d(bnSize * growthRate, growthRate, 3, padding: 1, bias: false));
             this.dropRate = dropRate;
         }
@@ -164,7 +164,7 @@ public sealed class DenseNet : Module
         public Transition(int numInputFeatures, int numOutputFeatures)
         {
             norm = Register("norm", new BatchNorm2d(numInputFeatures));
-            relu = Register("relu", new ReLU());
+            relu = Register("relu", new ReLU(inplace: true));
             conv = Register("conv", new Conv2d(numInputFeatures, numOutputFeatures, 1, bias: false));
             pool = Register("pool", new AvgPool2d(2, stride: 2));
         }

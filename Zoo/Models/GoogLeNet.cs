@@ -180,7 +180,7 @@ public sealed class GoogLeNet : Module
         public override Tensor Forward(Tensor input)
         {
             var x = conv.Call(AdaptiveAvgPool2d(input, 4)).Flatten(1);
-            return fc2.Call(dropout.Call(Relu(fc1.Call(x))));
+            return fc2.Call(dropout.Call(Relu(fc1.Call(x), inplace: true)));
         }
     }
 }

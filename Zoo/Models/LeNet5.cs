@@ -27,7 +27,7 @@ public sealed class LeNet5 : Module
     public LeNet5(int numClasses = 10, LeNetActivation activation = LeNetActivation.ReLU)
     {
         if (numClasses < 1) throw new ArgumentException($"LeNet5: numClasses must be positive, got {numClasses}");
-        Module Act() => activation == LeNetActivation.Tanh ? new Tanh() : new ReLU();
+        Module Act() => activation == LeNetActivation.Tanh ? new Tanh() : new ReLU(inplace: true);
         features = Register("features", new Sequential(
             new Conv2d(1, 6, 5, padding: 2), Act(), new MaxPool2d(2),
             new Conv2d(6, 16, 5), Act(), new MaxPool2d(2)));

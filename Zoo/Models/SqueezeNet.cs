@@ -13,11 +13,11 @@ public sealed class Fire : Module
     public Fire(int inplanes, int squeezePlanes, int expand1x1Planes, int expand3x3Planes)
     {
         squeeze = Register("squeeze", new Conv2d(inplanes, squeezePlanes, 1));
-        squeezeActivation = Register("squeeze_activation", new ReLU());
+        squeezeActivation = Register("squeeze_activation", new ReLU(inplace: true));
         expand1x1 = Register("expand1x1", new Conv2d(squeezePlanes, expand1x1Planes, 1));
-        expand1x1Activation = Register("expand1x1_activation", new ReLU());
+        expand1x1Activation = Register("expand1x1_activation", new ReLU(inplace: true));
         expand3x3 = Register("expand3x3", new Conv2d(squeezePlanes, expand3x3Planes, 3, padding: 1));
-        expand3x3Activation = Register("expand3x3_activation", new ReLU());
+        expand3x3Activation = Register("expand3x3_activation", new ReLU(inplace: true));
     }
 
     /// <inheritdoc/>
@@ -44,14 +44,14 @@ public sealed class SqueezeNet : Module
         features = Register("features", version switch
         {
             "1_0" or "1.0" => new Sequential(
-                new Conv2d(3, 96, 7, stride: 2), new ReLU(), new MaxPool2d(3, stride: 2, ceilMode: true),
+                new Conv2d(3, 96, 7, stride: 2), new ReLU(inplace: true), new MaxPool2d(3, stride: 2, ceilMode: true),
                 new Fire(96, 16, 64, 64), new Fire(128, 16, 64, 64), new Fire(128, 32, 128, 128),
                 new MaxPool2d(3, stride: 2, ceilMode: true),
                 new Fire(256, 32, 128, 128), new Fire(256, 48, 192, 192), new Fire(384, 48, 192, 192), new Fire(384, 64, 256, 256),
                 new MaxPool2d(3, stride: 2, ceilMode: true),
                 new Fire(512, 64, 256, 256)),
             "1_1" or "1.1" => new Sequential(
-                new Conv2d(3, 64, 3, stride: 2), new ReLU(), new MaxPool2d(3, stride: 2, ceilMode: true),
+                new Conv2d(3, 64, 3, stride: 2), new ReLU(inplace: true), new MaxPool2d(3, stride: 2, ceilMode: true),
                 new Fire(64, 16, 64, 64), new Fire(128, 16, 64, 64),
                 new MaxPool2d(3, stride: 2, ceilMode: true),
                 new Fire(128, 32, 128, 128), new Fire(256, 32, 128, 128),
@@ -60,7 +60,7 @@ public sealed class SqueezeNet : Module
             _ => throw new ArgumentException($"SqueezeNet: unsupported version \"{version}\": 1_0 or 1_1 expected"),
         });
         var finalConv = new Conv2d(512, numClasses, 1);
-        classifier = Register("classifier", new Sequential(new Dropout(dropout), finalConv, new ReLU(), new AdaptiveAvgPool2d(1)));
+        classifier = Register("classifier", new Sequential(new Dropout(dropout), finalConv, new ReLU(inplace: true), new AdaptiveAvgPool2d(1)));
 
         foreach (var m in Modules())
             if (m is Conv2d conv)

@@ -41,8 +41,8 @@ public sealed class VGG : Module
         {
             avgpool = Register("avgpool", new AdaptiveAvgPool2d(7));
             classifier = Register("classifier", new Sequential(
-                new Linear(512 * 7 * 7, 4096), new ReLU(), new Dropout(dropout),
-                new Linear(4096, 4096), new ReLU(), new Dropout(dropout),
+                new Linear(512 * 7 * 7, 4096), new ReLU(inplace: true), new Dropout(dropout),
+                new Linear(4096, 4096), new ReLU(inplace: true), new Dropout(dropout),
                 new Linear(4096, numClasses)));
         }
         if (initWeights) TorchvisionInit.KaimingConvsNormalLinears(this);
@@ -59,7 +59,7 @@ public sealed class VGG : Module
             if (v == 0) { layers.Add(new MaxPool2d(2, stride: 2)); continue; }
             layers.Add(new Conv2d(inChannels, v, 3, padding: 1));
             if (batchNorm) layers.Add(new BatchNorm2d(v));
-            layers.Add(new ReLU());
+            layers.Add(new ReLU(inplace: true));
             inChannels = v;
         }
         return new Sequential([.. layers]);
