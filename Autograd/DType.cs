@@ -33,20 +33,31 @@ internal static class DTypes
     /// <summary>An array whose contents are garbage: the GC skips zeroing it (which, for the large arrays of activations
     /// and gradients, is a whole extra pass over memory), or a recycled one from <see cref="StoragePool"/>. Only for
     /// kernels that write every element.</summary>
-    public static Array AllocateUninitialized(DType t, int n) => StoragePool.Take(t, n) ?? t switch
+    public static Array AllocateUninitialized(DType t, int n)
     {
-        DType.Float32 => GC.AllocateUninitializedArray<float>(n),
-        DType.Float64 => GC.AllocateUninitializedArray<double>(n),
-        _ => GC.AllocateUninitializedArray<long>(n),
-    };
+        if (StoragePool.Take(t, n) is Array a) return a;
+        a = t switch
+        {
+            DType.Float32 => GC.AllocateUninitializedArray<float>(n),
+            DType.Float64 => GC.AllocateUninitializedArray<double>(n),
+            _ => GC.AllocateUninitializedArray<long>(n),
+        };
+        Backends.Native.HugePages(a, (long)n * t.Size());
+        return a;
+    }
 
     /// <summary>The size of an element in bytes.</summary>
     public static int Size(this DType t) => t == DType.Float32 ? 4 : 8;
 
-    private static Array New(DType t, int n) => t switch
+    private static Array New(DType t, int n)
     {
-        DType.Float32 => new float[n],
-        DType.Float64 => new double[n],
-        _ => new long[n],
-    };
+        Array a = t switch
+        {
+            DType.Float32 => new float[n],
+            DType.Float64 => new double[n],
+            _ => new long[n],
+        };
+        Backends.Native.HugePages(a, (long)n * t.Size());
+        return a;
+    }
 }

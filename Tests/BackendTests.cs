@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Autograd.Backends;
 
 namespace Tests;
@@ -7,6 +9,36 @@ public class BackendTests
     public static IEnumerable<string> Names => ["mkl", "openblas", "managed"];
 
     private static IBackend Load(string name) => Backend.TryCreate(name, out var why) ?? throw new IgnoreException($"{name} unavailable: {why}");
+
+    [Test]
+    public unsafe void Large_tensors_ask_Linux_for_transparent_huge_pages_over_their_whole_2MB_pages()
+    {
+        if (!File.Exists("/sys/kernel/mm/transparent_hugepage/enabled") || Environment.GetEnvironmentVariable("AUTOGRAD_THP") == "0")
+            Assert.Ignore("no transparent huge pages here");
+        foreach (var t in new[] { Tensor.Uninitialized(DType.Float32, 3 << 20), Tensor.Empty(DType.Float64, 1 << 20) })
+        {
+            long start = (long)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(t.Storage)), page = 2 << 20;
+            long first = (start + page - 1) & ~(page - 1), last = ((start + t.Numel * t.DType.Size()) & ~(page - 1)) - 1;
+            Assert.That(last, Is.GreaterThan(first), "a whole huge page lies inside the array");
+            // The mappings holding the first and last byte of those pages carry the madvise flag ("hg").
+            Assert.That(Flags(first), Does.Contain("hg"), $"VmFlags at {first:x}");
+            Assert.That(Flags(last), Does.Contain("hg"), $"VmFlags at {last:x}");
+        }
+
+        static string[] Flags(long address)
+        {
+            bool inside = false;
+            foreach (var line in File.ReadLines("/proc/self/smaps"))
+            {
+                var range = line.Split(' ')[0].Split('-');
+                if (range.Length == 2 && long.TryParse(range[0], System.Globalization.NumberStyles.HexNumber, null, out long lo)
+                    && long.TryParse(range[1], System.Globalization.NumberStyles.HexNumber, null, out long hi))
+                    inside = lo <= address && address < hi;
+                else if (inside && line.StartsWith("VmFlags:")) return line["VmFlags:".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            }
+            return [];
+        }
+    }
 
     [Test]
     public void The_cached_reordered_weight_of_a_convolution_follows_in_place_updates_of_the_weight()

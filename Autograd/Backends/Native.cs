@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace Autograd.Backends;
@@ -23,6 +24,23 @@ internal static partial class Native
     {
         try { SetEnv(name, value, 0); }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
+    }
+
+    [LibraryImport("libc", EntryPoint = "madvise")]
+    private static partial int MAdvise(IntPtr address, nuint length, int advice);
+
+    private const int MadvHugepage = 14;
+    private const long HugePage = 2 << 20;
+    private static bool hugePages = OperatingSystem.IsLinux() && Environment.GetEnvironmentVariable("AUTOGRAD_THP") != "0";
+
+    /// <summary>Asks Linux to back the whole 2 MB pages inside the array with transparent huge pages.</summary>
+    public static unsafe void HugePages(Array a, long bytes)
+    {
+        if (!hugePages || bytes < 2 * HugePage) return;
+        long start = (long)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(a));
+        long lo = (start + HugePage - 1) & ~(HugePage - 1), hi = (start + bytes) & ~(HugePage - 1);
+        try { MAdvise((IntPtr)lo, (nuint)(hi - lo), MadvHugepage); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { hugePages = false; }
     }
 
     /// <summary>Opens a library globally; returns zero and the loader's message on failure.</summary>
