@@ -47,7 +47,11 @@ public class PoolingTests
     [TestCase(13, 3, 0, 1)]
     [TestCase(10, 2, 0, 1)]
     [TestCase(30, 3, 1, 1)]
-    public void Max_windows_pick_the_first_maximum_or_first_NaN_of_each_window(int width, int k, int pad, int stride)
+    // Enough planes to run in parallel, in runs of planes whose rows' extra lanes spill into the next row (LeNet-5's pools).
+    [TestCase(28, 2, 0, 2, 600)]
+    [TestCase(10, 2, 0, 2, 2000)]
+    [TestCase(13, 3, 0, 1, 700)]
+    public void Max_windows_pick_the_first_maximum_or_first_NaN_of_each_window(int width, int k, int pad, int stride, int planes = 3)
     {
         // Stride 1 (GoogLeNet's 3x3 pools) compares eight windows of a row at a time on AVX2.
         // With padding (ResNet's 3x3 stride-2 padding-1 stem pool) the windows whose rows and columns lie inside take the
@@ -55,7 +59,7 @@ public class PoolingTests
         // The float path compares sixteen (on AVX2 for rows of at most eight, eight) stride-2 windows of a row at a time, a
         // row narrower than that (LeNet's 14 and 5 windows) in one block whose extra lanes are dropped; values from a small set (with -inf and NaN) make ties common.
         var g = new Generator(3);
-        int planes = 3, height = 7, oh = (height + 2 * pad - k) / stride + 1, ow = (width + 2 * pad - k) / stride + 1;
+        int height = 7, oh = (height + 2 * pad - k) / stride + 1, ow = (width + 2 * pad - k) / stride + 1;
         var v = Enumerable.Range(0, planes * height * width).Select(_ => g.NextLong(10) switch
         {
             0 => float.NaN,

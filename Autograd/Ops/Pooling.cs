@@ -186,10 +186,18 @@ public static partial class Functional
 /// <summary>Window loops over lifted 3-d planes, parallel over planes.</summary>
 internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private static void ForPlanes(PoolGeometry g, Action<int> plane)
+    private static void ForPlanes(PoolGeometry g, Action<int> plane) => ForPlaneRuns(g, (p0, p1) =>
     {
-        if (g.Planes >= 2 && (long)g.Planes * g.OutVol >= 1 << 14) Threads.For(g.Planes, plane);
-        else for (int p = 0; p < g.Planes; p++) plane(p);
+        for (int p = p0; p < p1; p++) plane(p);
+    });
+
+    /// <summary>Runs <paramref name="planes"/>(p0, p1) over contiguous runs of planes covering them all, in parallel when the
+    /// output has at least 2^14 elements (eight runs per core).</summary>
+    private static void ForPlaneRuns(PoolGeometry g, Action<int, int> planes)
+    {
+        if (g.Planes >= 2 && (long)g.Planes * g.OutVol >= 1 << 14)
+            Threads.Ranges(g.Planes, Math.Min(g.Planes, 8 * Environment.ProcessorCount), (_, p0, p1) => planes(p0, p1));
+        else planes(0, g.Planes);
     }
 
     /// <summary>The maximum of each window, as <see cref="ArgMax"/>'s values (NaN if the window holds one, 0 for a window with no
@@ -342,7 +350,7 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
         var map = GC.AllocateUninitializedArray<int>(g.Planes * g.OutVol);
         if (g.In[0] == 1 && Regular(g, 1, out int sh) && Regular(g, 2, out int sw))
         {
-            ForPlanes(g, p => ArgMaxRows(g, sh, sw, x, map, values, p));
+            ForPlaneRuns(g, (p0, p1) => ArgMaxRows(g, sh, sw, x, map, values, p0, p1));
             return map;
         }
         // Each window's columns clipped to the row, once for all planes.
@@ -367,33 +375,40 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
     /// at a time (sixteen with stride 2, or eight on AVX2 for rows of at most eight; eight with stride 1), writing the
     /// offsets and values of the maxima: each window element in row-major window order is compared
     /// across them (so the first maximum wins). A row's last block may run past its end (rows narrower than a block, like
-    /// LeNet's 14 and 5, are one such block): its extra lanes read the next row and are dropped. The windows whose block
+    /// LeNet's 14 and 5, are one such block): its extra lanes read the next row and are stored over the start of the next
+    /// row's outputs, which are written after them (only the last row of a run of planes copies out its own lanes: the next
+    /// run may be another thread's). The windows whose block
     /// would read past the end of the input go one at a time with the running maximum in registers, 2x2 windows unrolled.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ArgMaxRows(PoolGeometry g, int sh, int sw, T[] x, int[] map, T[] values, int p)
+    private static void ArgMaxRows(PoolGeometry g, int sh, int sw, T[] x, int[] map, T[] values, int p0, int p1)
     {
         int kh = g.Len[1][0], kw = g.Len[2][0], d1 = g.Step[1], d2 = g.Step[2], in2 = g.In[2], wo = g.Out[2];
         // Windows per block and floats a block advances (and reads past its furthest window element).
-        int lanes = sw == 2 && (Vector512.IsHardwareAccelerated || wo > 8) ? 16 : 8, span = lanes * sw;
+        int lanes = sw == 2 && (Vector512.IsHardwareAccelerated || wo > 8) ? 16 : 8, span = lanes * sw, rowBlocks = (wo + lanes - 1) / lanes;
         bool vector = sw == 2 ? VectorStride2 : sw == 1 && VectorStride1(wo);
         bool twoByTwo = kh == 2 && kw == 2 && d1 == 1 && d2 == 1;
         Span<int> partial = stackalloc int[16];
         Span<float> partialValues = stackalloc float[16];
         var xf = Unsafe.As<T[], float[]>(ref x);
+        for (int p = p0; p < p1; p++)
         for (int oh = 0; oh < g.Out[1]; oh++)
         {
             int o = p * g.OutVol + oh * wo, row0 = p * g.InVol + (g.Start[1][0] + oh * sh) * in2 + g.Start[2][0], done = 0;
-            var best = map.AsSpan(o, wo);
-            var bestValues = values.AsSpan(o, wo);
+            // A block may write its extra lanes over the start of the next row (of this plane or the next of the run), which
+            // is written after it.
+            int room = oh + 1 < g.Out[1] || p + 1 < p1 ? 2 * wo : wo;
+            var best = map.AsSpan(o, room);
+            var bestValues = values.AsSpan(o, room);
             if (vector)
             {
                 // Blocks whose reads stay inside x for the last (furthest) window element.
                 int last = row0 + (kh - 1) * d1 * in2 + (kw - 1) * d2;
-                int blocks = x.Length - last < span ? 0 : Math.Min((wo + lanes - 1) / lanes, (x.Length - last - span) / span + 1);
+                int blocks = last + rowBlocks * span <= x.Length ? rowBlocks
+                    : x.Length - last < span ? 0 : Math.Min(rowBlocks, (x.Length - last - span) / span + 1);
                 for (int j = 0; j < blocks; j++)
                 {
                     int n = Math.Min(lanes, wo - lanes * j);
-                    bool whole = n == lanes;
+                    bool whole = lanes * (j + 1) <= room;
                     var into = whole ? best.Slice(lanes * j, lanes) : partial;
                     var intoValues = whole ? MemoryMarshal.Cast<T, float>(bestValues.Slice(lanes * j, lanes)) : partialValues;
                     if (lanes == 16) Sixteen(xf, row0 + span * j, kh, kw, d1 * in2, d2, into, intoValues);
