@@ -41,6 +41,35 @@ public class BackendTests
     }
 
     [Test]
+    public void A_convolution_backward_sharing_its_output_gradient_reorder_gives_the_gradients_of_separate_passes()
+    {
+        // Two layers, so the second's input gradient is the first's output gradient; the first pass of each backward leaves
+        // the reordered gradient in the shared slot for the second.
+        var x = Tensor.Randn([4, 16, 12, 12], 1).RequiresGrad_();
+        var w1 = (Tensor.Randn([24, 16, 3, 3], 2) * 0.1).RequiresGrad_();
+        var w2 = (Tensor.Randn([32, 24, 3, 3], 3) * 0.1).RequiresGrad_();
+        var up = Tensor.Randn([4, 32, 12, 12], 4);
+        Tensor Loss(Tensor a, Tensor b, Tensor c) => (Functional.Conv2d(Functional.Conv2d(a, b, padding: 1), c, padding: 1) * up).Sum();
+        var both = AutoGrad.Grad([Loss(x, w1, w2)], [x, w1, w2]);
+        // With the other operands detached, each backward runs one pass.
+        var dx = AutoGrad.Grad([Loss(x, w1.Detach(), w2.Detach())], [x])[0]!;
+        var dw1 = AutoGrad.Grad([Loss(x.Detach(), w1, w2.Detach())], [w1])[0]!;
+        var dw2 = AutoGrad.Grad([Loss(x.Detach(), w1.Detach(), w2)], [w2])[0]!;
+        Assert.That(both[0]!.ToFloatArray(), Is.EqualTo(dx.ToFloatArray()));
+        Assert.That(both[1]!.ToFloatArray(), Is.EqualTo(dw1.ToFloatArray()));
+        Assert.That(both[2]!.ToFloatArray(), Is.EqualTo(dw2.ToFloatArray()));
+        // And they are the gradients: float64 runs on this library's own kernels.
+        var (x64, w164, w264) = (x.Detach().To(DType.Float64).RequiresGrad_(), w1.Detach().To(DType.Float64).RequiresGrad_(), w2.Detach().To(DType.Float64).RequiresGrad_());
+        var exact = AutoGrad.Grad([(Functional.Conv2d(Functional.Conv2d(x64, w164, padding: 1), w264, padding: 1) * up.To(DType.Float64)).Sum()], [x64, w164, w264]);
+        for (int i = 0; i < 3; i++)
+        {
+            double[] got = both[i]!.ToDoubleArray(), want = exact[i]!.ToDoubleArray();
+            double scale = want.Max(Math.Abs);
+            Assert.That(got.Zip(want, (a, b) => Math.Abs(a - b)).Max(), Is.LessThan(1e-4 * scale), $"gradient {i}");
+        }
+    }
+
+    [Test]
     public void The_cached_reordered_weight_of_a_convolution_follows_in_place_updates_of_the_weight()
     {
         var x = Tensor.Randn([2, 32, 10, 10], 1);

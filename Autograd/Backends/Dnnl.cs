@@ -151,14 +151,39 @@ internal static unsafe partial class Dnnl
         if (!Active) return false;
         var plan = PlanFor(pass, g, bias != null, relu, sum: false);
         if (plan == null) return false;
+        // Inside a SharingOutputGradient scope the output gradient (operand 0 of the adjoint pass, 1 of the weight pass) is
+        // reordered once for both: into the shared slot, where the other pass finds it.
+        var scope = sharing;
+        int shared = scope == null ? -1 : pass == ConvPass.Adjoint ? 0 : pass == ConvPass.Weight ? 1 : -1;
+        var sharedArray = shared == 0 ? a : b;
+        bool ready = shared >= 0 && scope!.Array == sharedArray && dnnl_memory_desc_equal((void*)scope.Md, (void*)plan.Operands[shared].KernelMd) == 1;
         fixed (float* pa = a, pb = b, pbias = bias, pr = result)
         {
             Span<IntPtr> data = bias == null ? [(IntPtr)pa, (IntPtr)pb, (IntPtr)pr] : [(IntPtr)pa, (IntPtr)pb, (IntPtr)pbias, (IntPtr)pr];
             var weight = pass != ConvPass.Weight && weightVersion != null && plan.Operands[1].Reorder != IntPtr.Zero ? Reordered(plan, b, weightVersion) : null;
-            fixed (float* pw = weight) Execute(plan, data, (IntPtr)pw);
+            fixed (float* pw = weight) Execute(plan, data, (IntPtr)pw, sharedOperand: shared, sharedReady: ready);
         }
+        if (shared >= 0 && !ready && plan.Operands[shared].Reorder != IntPtr.Zero) (scope!.Array, scope.Md) = (sharedArray, plan.Operands[shared].KernelMd);
         return true;
     }
+
+    /// <summary>While disposed of later, the adjoint and weight passes of one convolution's backward on this thread share the
+    /// reorder of their output gradient into the kernels' layout (as PyTorch's backward does), when both kernels want the
+    /// same layout. The gradient must not change inside the scope.</summary>
+    public static IDisposable SharingOutputGradient() => sharing = new SharedReorder();
+
+    [ThreadStatic] private static SharedReorder? sharing;
+
+    /// <summary>The array whose reorder the shared buffer slot holds, and its layout there.</summary>
+    private sealed class SharedReorder : IDisposable
+    {
+        public float[]? Array;
+        public IntPtr Md;
+        public void Dispose() => sharing = null;
+    }
+
+    /// <summary>The buffer slot of the shared output gradient (operands and the scratchpad use the first five).</summary>
+    private const int SharedSlot = 7;
 
     /// <summary>The layout a forward kernel wrote its output in, when the caller asked to keep it (<see cref="Forward"/>): the
     /// output operand of the producing plan, whose reorder brings the values back to NCHW.</summary>
@@ -266,7 +291,7 @@ internal static unsafe partial class Dnnl
     /// <paramref name="add"/>, when not zero, is the addend of a plan whose kernel adds into its output, NCHW or (when
     /// <paramref name="addInKernelLayout"/>) in the output's layout.</summary>
     private static void Execute(Plan p, ReadOnlySpan<IntPtr> data, IntPtr weight, bool srcInKernelLayout = false, bool dstInKernelLayout = false,
-        IntPtr add = default, bool addInKernelLayout = false)
+        IntPtr add = default, bool addInKernelLayout = false, int sharedOperand = -1, bool sharedReady = false)
     {
         var buf = buffers ??= new Buffers();
         var stream = Stream(buf);
@@ -283,9 +308,10 @@ internal static unsafe partial class Dnnl
                 args[i] = new ExecArg { Arg = o.Arg, Memory = user[i] };
                 if (o.Reorder == IntPtr.Zero) continue;
                 bool cached = i == 1 && weight != IntPtr.Zero, given = (i == 0 && srcInKernelLayout) || (o.Output && dstInKernelLayout);
-                var inKernelLayout = mems[made++] = NewMemory(o.KernelMd, cached ? (void*)weight : given ? (void*)data[i] : buf.Get(i, o.Bytes));
+                bool shared = i == sharedOperand && !cached;
+                var inKernelLayout = mems[made++] = NewMemory(o.KernelMd, cached ? (void*)weight : given ? (void*)data[i] : buf.Get(shared ? SharedSlot : i, o.Bytes));
                 args[i].Memory = inKernelLayout;
-                if (!o.Output && !cached && !given) Reorder(o.Reorder, stream, user[i], inKernelLayout);
+                if (!o.Output && !cached && !given && !(shared && sharedReady)) Reorder(o.Reorder, stream, user[i], inKernelLayout);
             }
             if (add != IntPtr.Zero)
             {

@@ -149,8 +149,12 @@ public static partial class Functional
     private static Tensor ConvForward(Tensor x, Tensor w, ConvGeometry g, Tensor? b = null)
     {
         var y = Compute(ConvPass.Forward, g, g.OutShape, x, w, b);
-        return AutoGrad.Record(y, "Conv", gy => [x.RequiresGrad ? ConvAdjoint(gy, w, g) : null, w.RequiresGrad ? ConvWeight(x, gy, g) : null,
-            .. b == null ? (Tensor?[])[] : [b.RequiresGrad ? BiasGrad(gy) : null]], b == null ? [x, w] : [x, w, b]);
+        return AutoGrad.Record(y, "Conv", gy =>
+        {
+            using var shared = Dnnl.SharingOutputGradient();
+            return [x.RequiresGrad ? ConvAdjoint(gy, w, g) : null, w.RequiresGrad ? ConvWeight(x, gy, g) : null,
+                .. b == null ? (Tensor?[])[] : [b.RequiresGrad ? BiasGrad(gy) : null]];
+        }, b == null ? [x, w] : [x, w, b]);
     }
 
     private static Tensor ConvAdjoint(Tensor u, Tensor w, ConvGeometry g, Tensor? b = null)
