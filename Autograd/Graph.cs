@@ -9,6 +9,8 @@ internal sealed class Node
     public Func<Tensor, Tensor?[]>? Rule;
     /// <summary>Whether the rule is user code (<see cref="Saves.Foreign"/>).</summary>
     public readonly bool Foreign;
+    /// <summary>Whether the rule reads the op's output (<see cref="Saves.Output"/>), which an in-place op must then leave alone.</summary>
+    public readonly bool ReadsOutput;
     /// <summary>Where the op was called, captured only under <see cref="AutoGrad.DetectAnomaly"/>.</summary>
     public readonly string? CreatedAt;
     // The tensors whose values the rule reads, with their versions when the op ran: backward refuses to run
@@ -17,7 +19,7 @@ internal sealed class Node
 
     public Node(string op, Tensor[] inputs, Tensor output, Saves saves, Func<Tensor, Tensor?[]> rule)
     {
-        Op = op; Inputs = inputs; Rule = rule; Foreign = saves.HasFlag(Saves.Foreign);
+        Op = op; Inputs = inputs; Rule = rule; Foreign = saves.HasFlag(Saves.Foreign); ReadsOutput = saves.HasFlag(Saves.Output);
         foreach (var x in inputs) x.Consumed = true;
         if (AutoGrad.IsAnomalyEnabled) CreatedAt = CallerTrace();
         var s = new List<(Tensor, string, int)>();

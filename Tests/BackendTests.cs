@@ -15,7 +15,8 @@ public class BackendTests
     {
         if (!File.Exists("/sys/kernel/mm/transparent_hugepage/enabled") || Environment.GetEnvironmentVariable("AUTOGRAD_THP") == "0")
             Assert.Ignore("no transparent huge pages here");
-        foreach (var t in new[] { Tensor.Uninitialized(DType.Float32, 3 << 20), Tensor.Empty(DType.Float64, 1 << 20) })
+        // Odd lengths, so no recycled array of another test comes back from the pool (recycled arrays are not advised again).
+        foreach (var t in new[] { Tensor.Uninitialized(DType.Float32, (3 << 20) + 123), Tensor.Empty(DType.Float64, (1 << 20) + 77) })
         {
             long start = (long)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(t.Storage)), page = 2 << 20;
             long first = (start + page - 1) & ~(page - 1), last = ((start + t.Numel * t.DType.Size()) & ~(page - 1)) - 1;

@@ -141,22 +141,27 @@ public class InPlaceTests
     }
 
     [Test]
-    public void Relu_in_place_over_a_value_its_producer_saved_fails_in_backward()
+    public void Relu_in_place_over_a_value_its_producer_reads_in_backward_is_refused_and_the_layer_makes_a_new_tensor()
     {
         var x = Tensor.From(new[] { -1.0, 2 }, 2).RequiresGrad_();
-        var s = Functional.Sigmoid(x) - 0.6;   // Sub saves nothing: fine
+        var s = Functional.Sigmoid(x) - 0.6;   // Sub reads nothing: fine
         s.Relu_().Sum().Backward();
         Assert.That(x.Grad!.ToDoubleArray()[0], Is.EqualTo(0.0));
         Assert.That(x.Grad!.ToDoubleArray()[1], Is.GreaterThan(0.0));
 
-        var saved = Functional.Sigmoid(x);     // Sigmoid's backward reads its output
-        var loss = saved.Relu_().Sum();
-        var e = Assert.Throws<InvalidOperationException>(() => loss.Backward());
-        Assert.That(e!.Message, Does.Contain("Sigmoid").And.Contain("modified by an in-place operation"));
+        // Tanh's backward reads its output (PyTorch fails in backward: "modified by an inplace operation").
+        var t = Functional.Tanh(x);
+        var e = Assert.Throws<InvalidOperationException>(() => t.Relu_());
+        Assert.That(e!.Message, Does.Contain("Relu_").And.Contain("Tanh").And.Contain("reads its output"));
+        var model = new Autograd.Layers.Sequential(new Autograd.Layers.Tanh(), new Autograd.Layers.ReLU(inplace: true));
+        x.Grad = null;
+        model.Call(x).Sum().Backward();
+        Assert.That(x.Grad!.ToDoubleArray()[0], Is.EqualTo(0.0));
+        Assert.That(x.Grad!.ToDoubleArray()[1], Is.EqualTo(1 - Math.Tanh(2) * Math.Tanh(2)).Within(1e-12));
     }
 
     [Test]
-    public void Relu_in_place_differentiates_twice_and_a_second_one_over_it_fails_in_backward_as_in_PyTorch()
+    public void Relu_in_place_differentiates_twice_and_a_second_one_over_it_is_refused()
     {
         var x = Tensor.From(new[] { -1.0, 2 }, 2).RequiresGrad_();
         var y = (x * x * x).Relu_();
@@ -165,9 +170,10 @@ public class InPlaceTests
         g.Sum().Backward();
         Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(new[] { 0.0, 12 }));   // 6x
 
-        // The first relu's backward reads its output, which the second overwrites (torch: "modified by an inplace operation").
-        var twice = (x * 2).Relu_().Relu_();
-        var e = Assert.Throws<InvalidOperationException>(() => twice.Sum().Backward());
-        Assert.That(e!.Message, Does.Contain("Relu_").And.Contain("modified by an in-place operation"));
+        // The first relu's backward reads its output, which a second would overwrite: refused, a layer makes a new tensor.
+        var once = (x * 2).Relu_();
+        var e = Assert.Throws<InvalidOperationException>(() => once.Relu_());
+        Assert.That(e!.Message, Does.Contain("backward of Relu_ reads its output"));
+        Assert.That(Functional.Relu(once, inplace: true), Is.Not.SameAs(once));
     }
 }

@@ -65,8 +65,9 @@ public sealed partial class Tensor
 
     /// <summary>max(x, 0) in place (<c>torch.relu_</c>), keeping NaN.</summary>
     /// <remarks>On a tensor that is part of a recorded graph, the op is recorded as PyTorch records it: the tensor becomes the
-    /// relu's output and its earlier history the relu's input. That needs a tensor made by a recorded op that no recorded op
-    /// has used yet, of which no view was made and that has no hooks; anything else is an error.</remarks>
+    /// relu's output and its earlier history the relu's input. That needs a tensor made by a recorded op whose backward does
+    /// not read its output (as Sigmoid's or an earlier relu's does), that no recorded op has used yet, of which no view was
+    /// made and that has no hooks; anything else is an error (where PyTorch would fail in backward, this fails here).</remarks>
     public Tensor Relu_()
     {
         if (!DType.IsFloat()) return InPlace("Relu_", () => Functional.Relu(this));
@@ -91,7 +92,8 @@ public sealed partial class Tensor
 
     /// <summary>Why a recorded in-place op on this non-leaf tensor would make backward wrong, or null if it would not.</summary>
     private string? WhyNotRecordable() =>
-        Consumed ? "a recorded op has already used it, and its gradient would go through the in-place op"
+        GradFn!.ReadsOutput ? $"the backward of {GradFn.Op} reads its output"
+        : Consumed ? "a recorded op has already used it, and its gradient would go through the in-place op"
         : Version.Viewed ? "it shares its storage with a view or a detached tensor, whose history would not show the change"
         : HasGradHooks || RetainsGrad ? "it has a gradient hook or retains its gradient"
         : null;
