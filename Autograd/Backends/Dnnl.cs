@@ -170,16 +170,22 @@ internal static unsafe partial class Dnnl
     /// <summary>While disposed of later, the adjoint and weight passes of one convolution's backward on this thread share the
     /// reorder of their output gradient into the kernels' layout (as PyTorch's backward does), when both kernels want the
     /// same layout. The gradient must not change inside the scope.</summary>
-    public static IDisposable SharingOutputGradient() => sharing = new SharedReorder();
+    public static IDisposable SharingOutputGradient() => sharing = new SharedReorder(sharing);
 
     [ThreadStatic] private static SharedReorder? sharing;
 
     /// <summary>The array whose reorder the shared buffer slot holds, and its layout there.</summary>
-    private sealed class SharedReorder : IDisposable
+    private sealed class SharedReorder(SharedReorder? outer) : IDisposable
     {
         public float[]? Array;
         public IntPtr Md;
-        public void Dispose() => sharing = null;
+        /// <summary>Restores the enclosing scope; a nested one starts empty, so the enclosing scope's array must be reordered
+        /// again after it (the slot now holds the nested scope's).</summary>
+        public void Dispose()
+        {
+            if (outer != null) outer.Array = null;
+            sharing = outer;
+        }
     }
 
     /// <summary>The buffer slot of the shared output gradient (operands and the scratchpad use the first five).</summary>
