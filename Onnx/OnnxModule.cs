@@ -403,8 +403,10 @@ public sealed class OnnxModule : Module
         return values;
     }
 
-    /// <summary>Finds each Conv whose only consumer is an inference BatchNormalization (one output, not a graph output), and
-    /// each Conv or such BatchNormalization whose only consumer is a Relu.</summary>
+    /// <summary>Finds what inference runs fuse into convolutions: each Conv whose only consumer is an inference
+    /// BatchNormalization (one output, not a graph output); the values Convs take as input (kept in the kernel's layout);
+    /// each Conv or such BatchNormalization whose only consumer is a two-term residual Sum or Add, and each of those or a
+    /// fused Sum whose only consumer is a Relu; and the terms of channel Concats of convolution outputs (written in place).</summary>
     private void FindFusions(GraphProto g)
     {
         var uses = order.SelectMany(n => n.Inputs).Concat(g.Outputs.Select(o => o.Name)).GroupBy(v => v).ToDictionary(v => v.Key, v => v.Count());

@@ -270,7 +270,6 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
         public int Ld(ConvGeometry g) => Nb * g.OutVol;
     }
 
-
     /// <summary>Copies rows [CoutG, OutVol] of the tile's samples of <paramref name="full"/> ([N, Cout, OutVol]) into a
     /// [CoutG, Nb*OutVol] tile, or back when <paramref name="toTile"/> is false.</summary>
     private static void Shuffle(ConvGeometry g, T[] full, T[] tile, TileCtx c, bool toTile)
@@ -325,7 +324,8 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
 
     private static void Adjoint(ConvGeometry g, T[] u, T[] w, T[] x)
     {
-        if (DepthwiseSliding(g) && DepthwiseDirectAdjoint(g, u, w, x)) return;
+        // The adjoint of a depthwise conv is the depthwise conv with the kernels flipped.
+        if (DepthwiseSliding(g) && FlippedAdjoint(g, u, w, x, DepthwiseSliding, DepthwiseDirect)) return;
         if (Depthwise(g)) { DepthwiseRun(g, x, w, u, Mode.Adjoint); return; }
         if (DirectAdjoint(g, u, w, x)) return;
         int rows = g.Cg * g.KVol;
@@ -488,24 +488,32 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
 
     /// <summary>The adjoint of a stride-1 conv is the conv of u with the kernel flipped and its channel axes swapped, padded by
     /// K - 1 - padding: done directly when that conv qualifies (u has few channels and the padding is below the kernel size).</summary>
-    private static bool DirectAdjoint(ConvGeometry g, T[] u, T[] w, T[] x)
+    private static bool DirectAdjoint(ConvGeometry g, T[] u, T[] w, T[] x) => FlippedAdjoint(g, u, w, x, Direct, DirectRun);
+
+    /// <summary>Runs the adjoint of a stride-1, undilated conv as the conv of u with each kernel flipped and, within each group,
+    /// its channel axes swapped, padded by K - 1 - padding: by <paramref name="run"/>, when that padding is not negative and
+    /// <paramref name="runs"/> takes the adjoint's geometry; false otherwise.</summary>
+    private static bool FlippedAdjoint(ConvGeometry g, T[] u, T[] w, T[] x, Func<ConvGeometry, bool> runs, Action<ConvGeometry, T[], T[], T[]> run)
     {
         int[] lo = [.. g.K.Select((k, i) => k - 1 - g.PadLo[i])], hi = [.. g.K.Select((k, i) => k - 1 - g.PadHi[i])];
+        if (lo.Any(v => v < 0) || hi.Any(v => v < 0)) return false;
         var a = new ConvGeometry
         {
             Nd = g.Nd, N = g.N, Cin = g.Cout, Cout = g.Cin, Groups = g.Groups, In = g.Out, K = g.K, Stride = g.Stride,
             PadLo = lo, PadHi = hi, Dilation = g.Dilation, Out = g.In,
         };
-        if (!Direct(a) || lo.Any(v => v < 0) || hi.Any(v => v < 0)) return false;
-        int kv = g.KVol;
+        if (!runs(a)) return false;
+        int kv = g.KVol, cg = g.Cg, coutG = g.CoutG;
         var flipped = ArrayPool<T>.Shared.Rent(w.Length);
         try
         {
-            for (int co = 0; co < g.Cout; co++)
-                for (int ci = 0; ci < g.Cin; ci++)
-                    for (int k = 0; k < kv; k++)
-                        flipped[(ci * g.Cout + co) * kv + kv - 1 - k] = w[(co * g.Cin + ci) * kv + k];
-            DirectRun(a, u, flipped, x);
+            // w is [Cout, Cg, K] and the adjoint's weight [Cin, CoutG, K], group by group.
+            for (int gr = 0; gr < g.Groups; gr++)
+                for (int co = 0; co < coutG; co++)
+                    for (int ci = 0; ci < cg; ci++)
+                        for (int k = 0; k < kv; k++)
+                            flipped[((gr * cg + ci) * coutG + co) * kv + kv - 1 - k] = w[((gr * coutG + co) * cg + ci) * kv + k];
+            run(a, u, flipped, x);
         }
         finally
         {
@@ -790,32 +798,6 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
             for (; i + lanes <= n; i += lanes) Vector.Load(from + i).Store(to + i);
             for (; i < n; i++) to[i] = from[i];
         }
-    }
-
-    /// <summary>The adjoint of a <see cref="DepthwiseSliding"/> conv is the depthwise conv of u with the kernel flipped, padded
-    /// by K - 1 - padding: run by <see cref="DepthwiseDirect"/> when that padding is not negative.</summary>
-    private static bool DepthwiseDirectAdjoint(ConvGeometry g, T[] u, T[] w, T[] x)
-    {
-        int[] lo = [.. g.K.Select((k, i) => k - 1 - g.PadLo[i])], hi = [.. g.K.Select((k, i) => k - 1 - g.PadHi[i])];
-        if (lo.Any(v => v < 0) || hi.Any(v => v < 0)) return false;
-        var a = new ConvGeometry
-        {
-            Nd = g.Nd, N = g.N, Cin = g.Cout, Cout = g.Cin, Groups = g.Groups, In = g.Out, K = g.K, Stride = g.Stride,
-            PadLo = lo, PadHi = hi, Dilation = g.Dilation, Out = g.In,
-        };
-        int kv = g.KVol;
-        var flipped = ArrayPool<T>.Shared.Rent(w.Length);
-        try
-        {
-            for (int c = 0; c < g.Cin; c++)
-                for (int k = 0; k < kv; k++) flipped[c * kv + kv - 1 - k] = w[c * kv + k];
-            DepthwiseDirect(a, u, flipped, x);
-        }
-        finally
-        {
-            ArrayPool<T>.Shared.Return(flipped);
-        }
-        return true;
     }
 
     private enum Mode { Forward, Adjoint, Weight }

@@ -291,14 +291,12 @@ internal static class ChannelWindow<T> where T : unmanaged, System.Numerics.IFlo
         Kernels.Pow(y, T.CreateTruncating(beta), y);
         TensorPrimitives.Divide(x, y, y);
     }
-
 }
 
 /// <summary>Fused per-channel batch-norm loops over [N, C, inner], parallel over channels: vectorized within each row of
 /// <c>inner</c> elements (accumulating in T, with the mean subtracted first so nothing cancels), rows summed in double.</summary>
 internal static class BatchNormKernels<T> where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
 {
-
     /// <summary>Σ (a_i - ma)(b_i - mb) over one row.</summary>
     private static double CenteredDot(ReadOnlySpan<T> a, T ma, ReadOnlySpan<T> b, T mb)
     {

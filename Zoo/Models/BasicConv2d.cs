@@ -3,8 +3,8 @@ using static Autograd.Functional;
 
 namespace Autograd.Zoo;
 
-/// <summary>Convolution without bias, batch norm (eps 0.001) and ReLU (in place, as torchvision's): torchvision's <c>BasicConv2d</c> of GoogLeNet and
-/// Inception v3 (children <c>conv</c> and <c>bn</c>).</summary>
+/// <summary>Convolution without bias, batch norm (eps 0.001) and ReLU (in place, as torchvision's): torchvision's
+/// <c>BasicConv2d</c> of GoogLeNet and Inception v3 (children <c>conv</c> and <c>bn</c>).</summary>
 public sealed class BasicConv2d : Module
 {
     private readonly Conv2d conv;
