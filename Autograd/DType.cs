@@ -42,8 +42,7 @@ internal static class DTypes
             DType.Float64 => GC.AllocateUninitializedArray<double>(n),
             _ => GC.AllocateUninitializedArray<long>(n),
         };
-        Backends.Native.HugePages(a, (long)n * t.Size());
-        return a;
+        return Fresh(a, t);
     }
 
     /// <summary>The size of an element in bytes.</summary>
@@ -57,7 +56,14 @@ internal static class DTypes
             DType.Float64 => new double[n],
             _ => new long[n],
         };
-        Backends.Native.HugePages(a, (long)n * t.Size());
+        return Fresh(a, t);
+    }
+
+    /// <summary>Advises huge pages for a large new array and has it recycled once unreachable.</summary>
+    private static Array Fresh(Array a, DType t)
+    {
+        Backends.Native.HugePages(a, (long)a.Length * t.Size());
+        StoragePool.Track(a, t);
         return a;
     }
 }

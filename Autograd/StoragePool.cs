@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Autograd;
 
 /// <summary>Large arrays that backward (or an imported ONNX model's run) has finished with, kept for the next tensors of the
@@ -8,8 +10,11 @@ namespace Autograd;
 /// the 2-core benchmark machine, 4 ms for a 12.8 MB activation, more than many of the ops that fill one.</para>
 /// <para>Backward returns gradients it owns (see <see cref="AutoGrad"/>'s accumulation): made by a built-in derivative rule,
 /// shared with no other tensor, not handed to a hook, a custom function, <see cref="Tensor.Grad"/> or the caller, once the
-/// rule that consumed them has run. An ONNX graph run without gradients returns its dead intermediate values. Activations
-/// of user code are never returned: it may hold them.</para>
+/// rule that consumed them has run. An ONNX graph run without gradients returns its dead intermediate values.</para>
+/// <para>Arrays on the large-object heap user code may hold, activations included, come back only once the GC finds them
+/// unreachable (<see cref="Track"/>, up to <see cref="LeaseBudget"/> bytes of them): so a loop that makes a large tensor
+/// per call and drops it writes into memory it has written before, as PyTorch's does, instead of taking fresh pages and a
+/// full collection every few calls.</para>
 /// <para>At most <see cref="Capacity"/> bytes wait here; arrays beyond it are left to the GC. <c>AUTOGRAD_POOL=0</c> turns
 /// recycling off.</para>
 /// </remarks>
@@ -33,8 +38,15 @@ internal static class StoragePool
 
     /// <summary>Whether arrays are recycled (initially unless <c>AUTOGRAD_POOL=0</c>); tests compare runs with and without.</summary>
     internal static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("AUTOGRAD_POOL") != "0";
-    private static readonly Dictionary<(DType, int), Stack<Array>> free = [];
-    private static long pooledBytes, pooledSmallBytes, returned;
+    private static readonly Dictionary<(DType T, int N), Shelf> free = [];
+    private static long pooledBytes, pooledSmallBytes, returned, clock;
+
+    /// <summary>The arrays of one type and length waiting, and when that length was last asked for.</summary>
+    private sealed class Shelf
+    {
+        public readonly Stack<Array> Arrays = new();
+        public long Used;
+    }
 
     /// <summary>How many arrays have come back for reuse since the process started.</summary>
     internal static long Returned
@@ -45,38 +57,149 @@ internal static class StoragePool
     /// <summary>How many arrays of type <paramref name="t"/> and length <paramref name="n"/> wait for reuse.</summary>
     internal static int Waiting(DType t, int n)
     {
-        lock (free) return free.TryGetValue((t, n), out var stack) ? stack.Count : 0;
+        lock (free) return free.TryGetValue((t, n), out var shelf) ? shelf.Arrays.Count : 0;
     }
 
     /// <summary>A recycled array of <paramref name="n"/> elements of type <paramref name="t"/> (contents garbage), or null.</summary>
+    /// <remarks>Large arrays that user code dropped come back only through a full collection (see <see cref="Track"/>), and
+    /// the GC, seeing them survive into the pool, spaces those out. So when the pool has no large array of this length and
+    /// more than half the <see cref="Capacity"/> has been handed out since the last full collection, this collects and waits
+    /// for the arrays found dead to come back, instead of every call taking fresh memory. A collection that brought none
+    /// back (a program keeping what it makes, as a dataset loading) doubles the amount handed out before the next one, up
+    /// to <see cref="MaxCollectAfter"/>.</remarks>
     public static Array? Take(DType t, int n)
     {
         long bytes = (long)n * t.Size();
         if (!Enabled || bytes < MinBytes) return null;
         lock (free)
         {
-            if (!free.TryGetValue((t, n), out var stack) || !stack.TryPop(out var a)) return null;
-            pooledBytes -= bytes;
-            if (bytes < LargeBytes) pooledSmallBytes -= bytes;
+            if (Pop(t, n) is Array a) return a;
+            if (bytes < LargeBytes || handedOut <= collectAfter || lastCollection != GC.CollectionCount(2)) return null;
+        }
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: false);
+        GC.WaitForPendingFinalizers();
+        lock (free)
+        {
+            var a = Pop(t, n);
+            collectAfter = a == null ? Math.Min(2 * collectAfter, MaxCollectAfter) : Capacity / 2;
             return a;
         }
     }
 
-    /// <summary>Keeps the storage of <paramref name="dead"/>, which no tensor, view or kernel may use any more.</summary>
-    public static void Return(Tensor dead)
+    /// <summary>An array from the shelf of this type and length (under the pool's lock), or null; either way the length
+    /// counts as just asked for.</summary>
+    private static Array? Pop(DType t, int n)
     {
-        var a = dead.Storage;
-        long bytes = (long)a.Length * dead.DType.Size();
-        if (!Enabled || bytes < MinBytes) return;
+        if (!free.TryGetValue((t, n), out var shelf)) free[(t, n)] = shelf = new Shelf();
+        shelf.Used = ++clock;
+        if (!shelf.Arrays.TryPop(out var a)) return null;
+        long bytes = (long)n * t.Size();
+        pooledBytes -= bytes;
+        if (bytes < LargeBytes) pooledSmallBytes -= bytes;
+        else HandOut(bytes);
+        return a;
+    }
+
+    /// <summary>Keeps the storage of <paramref name="dead"/>, which no tensor, view or kernel may use any more.</summary>
+    public static void Return(Tensor dead) => Keep(dead.Storage, dead.DType);
+
+    /// <summary>Has <paramref name="fresh"/>, an array on the large-object heap just allocated for a tensor of type
+    /// <paramref name="t"/>, come back here once nothing references it any more.</summary>
+    /// <remarks>
+    /// <para>A <see cref="Lease"/> hangs off the array in a <see cref="ConditionalWeakTable{TKey, TValue}"/>, which keeps
+    /// the lease exactly as long as the array is reachable: its finalizer runs only after a collection found the array
+    /// unreachable from everything (tensors, views, kernels' locals, pinned handles, user code holding the raw array), never
+    /// merely the tensor.</para>
+    /// <para>Arrays below the large-object threshold are left alone: they die young and cheaply in the young generation,
+    /// and a lease would keep them into the old one.</para>
+    /// </remarks>
+    public static void Track(Array fresh, DType t)
+    {
+        long bytes = (long)fresh.Length * t.Size();
+        if (!Enabled || bytes < Math.Max(MinBytes, LargeBytes)) return;
         lock (free)
         {
-            bool small = bytes < LargeBytes;
-            if (pooledBytes + bytes > Capacity || (small && pooledSmallBytes + bytes > SmallCapacity)) return;
-            if (!free.TryGetValue((dead.DType, a.Length), out var stack)) free[(dead.DType, a.Length)] = stack = new Stack<Array>();
-            stack.Push(a);
+            HandOut(bytes);
+            if (leasedBytes + bytes > LeaseBudget) return;
+            leasedBytes += bytes;
+        }
+        leases.AddOrUpdate(fresh, new Lease(fresh, t));
+    }
+
+    private static readonly ConditionalWeakTable<Array, Lease> leases = [];
+    private static int lastCollection;
+    private static long handedOut, collectAfter = Capacity / 2, leasedBytes;
+
+    /// <summary>The most bytes of arrays with a lease, waiting or in use: a lease makes an array outlive the collection
+    /// that found it dead (its finalizer has to run first), so leasing every large array raised the peak working set of a
+    /// process that trains and then runs inference by 700 MiB.</summary>
+    private const long LeaseBudget = 2 * Capacity;
+
+    /// <summary>Drops the lease of <paramref name="a"/>, which the GC then frees once unreachable.</summary>
+    private static void Unlease(Array a, long bytes)
+    {
+        leases.Remove(a);
+        lock (free) leasedBytes -= bytes;
+    }
+
+    /// <summary>The most bytes of large arrays handed out before a miss collects.</summary>
+    internal const long MaxCollectAfter = 4 * Capacity;
+
+    /// <summary>Counts <paramref name="bytes"/> of large arrays handed out since the last full collection (under the
+    /// pool's lock).</summary>
+    private static void HandOut(long bytes)
+    {
+        int collections = GC.CollectionCount(2);
+        if (collections != lastCollection) (lastCollection, handedOut) = (collections, 0);
+        handedOut += bytes;
+    }
+
+    /// <summary>Returns its array to the pool when the array has become unreachable (see <see cref="Track"/>).</summary>
+    private sealed class Lease(Array array, DType type)
+    {
+        ~Lease()
+        {
+            leases.AddOrUpdate(array, new Lease(array, type));   // before any thread can take it from the pool again
+            if (!Keep(array, type)) Unlease(array, (long)array.Length * type.Size());
+        }
+    }
+
+    /// <summary>Puts <paramref name="a"/> in the pool unless it is too small or the pool full; whether it did. When the
+    /// pool is full, arrays of lengths asked for less recently than this one make room (a program that moved on to other
+    /// shapes leaves none of its old ones behind for good).</summary>
+    private static bool Keep(Array a, DType t)
+    {
+        long bytes = (long)a.Length * t.Size();
+        if (!Enabled || bytes < MinBytes) return false;
+        bool small = bytes < LargeBytes;
+        lock (free)
+        {
+            if (small && pooledSmallBytes + bytes > SmallCapacity) return false;
+            if (!free.TryGetValue((t, a.Length), out var shelf)) free[(t, a.Length)] = shelf = new Shelf();
+            while (pooledBytes + bytes > Capacity)
+                if (!EvictOlderThan(shelf)) return false;
+            shelf.Arrays.Push(a);
             pooledBytes += bytes;
             if (small) pooledSmallBytes += bytes;
             returned++;
+            return true;
         }
+    }
+
+    /// <summary>Drops (for the GC to free) an array of the length asked for longest ago, if that was before
+    /// <paramref name="keep"/>'s; whether there was one.</summary>
+    private static bool EvictOlderThan(Shelf keep)
+    {
+        Shelf? oldest = null;
+        var at = default((DType T, int N));
+        foreach (var (key, shelf) in free)
+            if (shelf.Arrays.Count > 0 && shelf.Used < keep.Used && (oldest == null || shelf.Used < oldest.Used)) (oldest, at) = (shelf, key);
+        if (oldest == null) return false;
+        var a = oldest.Arrays.Pop();
+        long bytes = (long)at.N * at.T.Size();
+        pooledBytes -= bytes;
+        if (bytes < LargeBytes) pooledSmallBytes -= bytes;
+        Unlease(a, bytes);
+        return true;
     }
 }
