@@ -234,14 +234,15 @@ public sealed class OnnxModule : Module
         // Concatenations whose terms the convolutions write in place (at batch 1 a term is a contiguous slice), and the terms
         // written so far.
         // Each term's channels come from its convolution's weight, so the result is made when the first term runs.
-        var concats = new Dictionary<NodeProto, (Tensor Result, int[] Channels, HashSet<string> Written)>();
+        // A term the kernel wrote in its layout (whole channel blocks, see Dnnl.ConcatLayout) has it in Blocked.
+        var concats = new Dictionary<NodeProto, (Tensor Result, int[] Channels, HashSet<string> Written, Dictionary<string, Backends.Dnnl.Layout> Blocked)>();
         (Tensor, int)? Slice(string term, int[] shape)
         {
             if (!concatOf.TryGetValue(term, out var concat) || wanted.Contains(term) || replaced.ContainsKey(term) || shape[0] != 1) return null;
             if (!concats.TryGetValue(concat, out var c))
             {
                 var channels = concat.Inputs.Select(i => env[convOf[i].Inputs[1]].Tensor.Dims[0]).ToArray();
-                concats[concat] = c = (Tensor.Uninitialized(floatDType, [1, channels.Sum(), .. shape[2..]]), channels, []);
+                concats[concat] = c = (Tensor.Uninitialized(floatDType, [1, channels.Sum(), .. shape[2..]]), channels, [], []);
             }
             int at = concat.Inputs.IndexOf(term);
             if (!Shape.Same(c.Result.Dims[2..], shape[2..]) || shape[1] != c.Channels[at]) return null;
@@ -276,12 +277,16 @@ public sealed class OnnxModule : Module
                 {
                     Add = addend == null ? null : env[addend].Tensor, AddLayout = addend == null ? null : layouts.GetValueOrDefault(addend),
                     Relu = relu != null, Input = layouts.GetValueOrDefault(node.Inputs[0]),
-                    KeepLayout = convInputs.Contains(output) && !wanted.Contains(output) && !replaced.ContainsKey(output),
+                    KeepLayout = convInputs.Contains(output) && !wanted.Contains(output) && !replaced.ContainsKey(output)
+                        || concatOf.TryGetValue(output, out var into) && !wanted.Contains(into.Outputs[0]) && !replaced.ContainsKey(into.Outputs[0]),
                     Into = shape => Slice(output, shape),
                 };
                 var result = Ops.Run(new OpContext(node, Opset, operands, false, env, floatDType, baseDir) { Inference = how })[0];
-                bool inConcat = concatOf.TryGetValue(output, out var concat) && concats.TryGetValue(concat, out var c) && c.Written.Contains(output);
-                if (!inConcat)
+                if (concatOf.TryGetValue(output, out var concat) && concats.TryGetValue(concat, out var c) && c.Written.Contains(output))
+                {
+                    if (how.Output != null) c.Blocked[output] = how.Output;
+                }
+                else
                 {
                     env[output] = result;
                     if (how.Output != null) layouts[output] = how.Output;
@@ -294,14 +299,33 @@ public sealed class OnnxModule : Module
             if (concats.TryGetValue(node, out var written))
             {
                 // Terms their convolution could not write in place (e.g. one adding a residual that broadcasts) are copied in.
+                // When every term was written in its kernel's layout, the result is in that layout; else those terms are
+                // brought back to NCHW.
                 int offset = 0, plane = written.Result.Numel / written.Result.Dims[1];
+                bool allBlocked = written.Blocked.Count == node.Inputs.Count;
                 for (int i = 0; i < node.Inputs.Count; i++)
                 {
                     int size = plane * written.Channels[i];
                     if (!written.Written.Contains(node.Inputs[i])) Array.Copy(Value(node.Inputs[i]).Tensor.Storage, 0, written.Result.Storage, offset, size);
+                    else if (!allBlocked && written.Blocked.TryGetValue(node.Inputs[i], out var blocked)) Functional.PlainInPlace(written.Result, offset, size, blocked);
                     offset += size;
                 }
                 env[node.Outputs[0]] = OnnxValue.Of(written.Result);
+                if (allBlocked)
+                {
+                    var dims = written.Result.Dims;
+                    layouts[node.Outputs[0]] = Backends.Dnnl.ConcatLayout(written.Blocked.Values.First(), dims[1], dims[2], dims[3]);
+                }
+                release?.Produced(env[node.Outputs[0]]);
+                release?.Consumed(node, env);
+                continue;
+            }
+            if (node.OpType == "Dropout" && !Training && (node.Inputs.Count < 3 || node.Inputs[2].Length == 0) && layouts.TryGetValue(node.Inputs[0], out var kept)
+                && node.Outputs.Skip(1).All(o => o.Length == 0) && !wanted.Contains(node.Outputs[0]) && !replaced.ContainsKey(node.Outputs[0]))
+            {
+                // An inference Dropout is the identity: its output stays in the layout its input is in.
+                env[node.Outputs[0]] = env[node.Inputs[0]];
+                layouts[node.Outputs[0]] = kept;
                 release?.Produced(env[node.Outputs[0]]);
                 release?.Consumed(node, env);
                 continue;

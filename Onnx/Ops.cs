@@ -369,6 +369,7 @@ internal static partial class Ops
         // draws a new mask, as in PyTorch; a fixed per-node seed would repeat one mask in every training step.
         c.Ignore("seed", "is_test");
         var y = training && ratio > 0 ? Dropout(x, ratio, true) : x;
+        if (c.Node.Outputs.Count < 2 || c.Node.Outputs[1].Length == 0) return [Same(c, y)];
         Tensor mask;
         using (AutoGrad.NoGrad()) mask = training && ratio > 0 ? y.Ne(Tensor.Scalar(0, y.DType)).To(DType.Int64) : Tensor.Ones(x.Shape, DType.Int64);
         return [Same(c, y), new(mask, OnnxDataType.Bool)];

@@ -187,4 +187,44 @@ public class ConvolutionTests
             }
         }
     }
+    [Test]
+    public void Convolutions_writing_whole_channel_blocks_into_a_batch_1_concatenation_can_leave_it_in_their_layout()
+    {
+        var x = Tensor.Randn([1, 8, 9, 7], 1);
+        var ws = new[] { 16, 32, 8 }.Select((c, i) => Tensor.Randn([c, 8, 3, 3], 2 + i) * 0.2).ToArray();
+        using (AutoGrad.NoGrad())
+        {
+            var terms = ws.Select(w => Relu(Conv2d(x, w, null, 1, 1))).ToArray();
+            ConvInference[] Write(Tensor target, Tensor[] weights)
+            {
+                int channels = 0;
+                return weights.Select(w =>
+                {
+                    int offset = channels * 9 * 7;
+                    channels += w.Dims[0];
+                    var how = new ConvInference { Relu = true, KeepLayout = true, Into = _ => (target, offset) };
+                    ConvFused(2, x, w, null, 1, 1, 1, 1, how);
+                    return how;
+                }).ToArray();
+            }
+            // 16 and 32 channels from channel 0 and 16: whole blocks, in the kernel's layout; the concatenation is then in it.
+            var blocked = Tensor.Zeros([1, 48, 9, 7]);
+            var two = Write(blocked, ws[..2]);
+            if (Autograd.Backends.Dnnl.Active)
+            {
+                Assert.That(two.Select(h => h.Output), Is.All.Not.Null, "oneDNN kept the terms in its layout");
+                var layout = Autograd.Backends.Dnnl.ConcatLayout(two[0].Output!, 48, 9, 7);
+                Assert.That(Plain(blocked, layout).ToDoubleArray(), Is.EqualTo(Cat(terms[..2], 1).ToDoubleArray()).Within(1e-4));
+            }
+            else Assert.That(blocked.ToDoubleArray(), Is.EqualTo(Cat(terms[..2], 1).ToDoubleArray()).Within(1e-4));
+            // With a term of 8 channels (not whole blocks) the concatenation stays NCHW: that term is written in it, and the
+            // blocked ones are brought back in place.
+            var mixed = Tensor.Zeros([1, 56, 9, 7]);
+            var three = Write(mixed, ws);
+            Assert.That(three[2].Output, Is.Null);
+            for (int i = 0, at = 0; i < 3; at += ws[i].Dims[0], i++)
+                if (three[i].Output is { } termLayout) PlainInPlace(mixed, at * 63, ws[i].Dims[0] * 63, termLayout);
+            Assert.That(mixed.ToDoubleArray(), Is.EqualTo(Cat(terms, 1).ToDoubleArray()).Within(1e-4));
+        }
+    }
 }

@@ -25,7 +25,7 @@ internal static unsafe partial class Dnnl
 {
     private const string Lib = "libdnnl.so.2";
     private const int Success = 0, F32 = 3, CpuEngine = 1, StreamDefault = 1, ForwardTraining = 64, ForwardInference = 96;
-    private const int AlgDirect = 1, AlgWinograd = 2, EltwiseRelu = 0x1f, TagAny = 1, TagABc16b = 47, TagABcd16b = 69, TagABcde16b = 112, ScratchpadUser = 1, QueryImplInfo = 8;
+    private const int AlgDirect = 1, AlgWinograd = 2, EltwiseRelu = 0x1f, TagAny = 1, TagABc16b = 47, TagABcd16b = 69, TagABcde16b = 112, TagNchw = 5, ScratchpadUser = 1, QueryImplInfo = 8;
     private const int ArgSrc = 1, ArgDst = 17, ArgWeights = 33, ArgBias = 41, ArgDiffSrc = 129, ArgDiffDst = 145, ArgDiffWeights = 161;
     private const int ArgFrom = 1, ArgTo = 17, ArgScratchpad = 80;
     private const int QuerySrc = 129, QueryDiffSrc = 130, QueryWeights = 131, QueryDiffWeights = 132, QueryDst = 133, QueryDiffDst = 134, QueryScratchpad = 136;
@@ -216,7 +216,8 @@ internal static unsafe partial class Dnnl
         var (src, dst) = (plan.Operands[0], plan.Operands[^1]);
         if (xLayout != null && (src.Reorder == IntPtr.Zero || dnnl_memory_desc_equal((void*)xLayout.Output.KernelMd, (void*)src.KernelMd) == 0)) return false;
         if (addLayout != null && (dst.Reorder == IntPtr.Zero || dnnl_memory_desc_equal((void*)addLayout.Output.KernelMd, (void*)dst.KernelMd) == 0)) return false;
-        bool keep = keepLayout && yOffset == 0 && dst.Reorder != IntPtr.Zero && dst.Bytes == (nuint)y.Length * sizeof(float);
+        bool whole = yOffset == 0 && dst.Bytes == (nuint)y.Length * sizeof(float);
+        bool keep = keepLayout && dst.Reorder != IntPtr.Zero && (whole || ChannelSlice(g, dst, yOffset));
         fixed (float* pa = x, pb = w, pbias = bias, py = y, padd = add)
         {
             var pr = py + yOffset;
@@ -226,6 +227,83 @@ internal static unsafe partial class Dnnl
         }
         if (keep) yLayout = new Layout { Output = dst };
         return true;
+    }
+
+    /// <summary>Channels a concatenation can take in a kernel's layout: whole blocks of this many, from a block boundary.</summary>
+    internal const int ConcatBlock = 16;
+
+    /// <summary>Whether an output in <paramref name="dst"/>'s kernel layout, written from element <paramref name="yOffset"/>
+    /// of a larger batch-1 NCHW tensor, is a contiguous run of that tensor in the same layout: the output is whole blocks of
+    /// <see cref="ConcatBlock"/> channels starting at a block boundary, in a layout made of channel blocks
+    /// (<see cref="BlocksByChannel"/>).</summary>
+    private static bool ChannelSlice(ConvGeometry g, Operand dst, int yOffset)
+    {
+        int plane = g.Out[1] * g.Out[2];
+        return g.Nd == 2 && g.N == 1 && g.Cout % ConcatBlock == 0 && yOffset % (plane * ConcatBlock) == 0
+            && dst.Bytes == (nuint)g.Cout * (nuint)plane * sizeof(float) && BlocksByChannel(dst.KernelMd, [1, g.Cout, g.Out[1], g.Out[2]]) >= 0;
+    }
+
+    private static readonly ConcurrentDictionary<IntPtr, int> blockTags = new();
+    private static readonly ConcurrentDictionary<int, bool> slicingTags = new();
+
+    /// <summary>The format tag of <paramref name="md"/> (a 4-d activation layout of <paramref name="dims"/>) when it is made
+    /// of channel blocks, so that channels [c, c + k) for c and k multiples of <see cref="ConcatBlock"/> are one contiguous
+    /// run (as nChw8c and nChw16c), else -1. Found by trying the tags oneDNN knows and checked on values: the tag's
+    /// 48-channel layout must hold its channels 16 to 31 exactly as its 16-channel layout holds 16 channels.</summary>
+    private static int BlocksByChannel(IntPtr md, int[] dims) => blockTags.GetOrAdd(md, _ =>
+    {
+        var probe = NativeMemory.AllocZeroed(MdBytes);
+        var d = stackalloc long[4];
+        for (int i = 0; i < 4; i++) d[i] = dims[i];
+        try
+        {
+            for (int tag = 2; tag < MaxTag; tag++)
+                if (dnnl_memory_desc_init_by_tag(probe, 4, d, F32, tag) == Success && dnnl_memory_desc_equal(probe, (void*)md) == 1)
+                    return slicingTags.GetOrAdd(tag, SlicesByChannel) ? tag : -1;
+            return -1;
+        }
+        finally { NativeMemory.Free(probe); }
+    });
+
+    /// <summary>Past the last format tag of oneDNN 2.6.</summary>
+    private const int MaxTag = 1024;
+
+    private static bool SlicesByChannel(int tag)
+    {
+        const int h = 2, w = 3, total = 3 * ConcatBlock;
+        var plain = new float[total * h * w];
+        for (int i = 0; i < plain.Length; i++) plain[i] = i;
+        var whole = new float[plain.Length];
+        var part = new float[ConcatBlock * h * w];
+        IntPtr wholePlain = Plain([1, total, h, w], TagNchw), wholeBlocked = Plain([1, total, h, w], tag);
+        IntPtr partPlain = Plain([1, ConcatBlock, h, w], TagNchw), partBlocked = Plain([1, ConcatBlock, h, w], tag);
+        if (dnnl_memory_desc_get_size((void*)wholeBlocked) != (nuint)whole.Length * sizeof(float)) return false;
+        Reorder(NewReorder(wholePlain, wholeBlocked), wholePlain, plain, wholeBlocked, whole);
+        Reorder(NewReorder(partPlain, partBlocked), partPlain, plain[(ConcatBlock * h * w)..(2 * ConcatBlock * h * w)], partBlocked, part);
+        return whole.AsSpan(ConcatBlock * h * w, part.Length).SequenceEqual(part);
+    }
+
+    private static readonly ConcurrentDictionary<(int Tag, int C, int H, int W), Layout> concatLayouts = new();
+
+    /// <summary>The layout of a batch-1 channel concatenation of <paramref name="c"/> x <paramref name="h"/> x
+    /// <paramref name="w"/> whose terms convolutions wrote in <paramref name="term"/>'s layout
+    /// (<see cref="ChannelSlice"/>).</summary>
+    internal static Layout ConcatLayout(Layout term, int c, int h, int w)
+    {
+        var md = term.Output.KernelMd;
+        int tag = blockTags[md];
+        return concatLayouts.GetOrAdd((tag, c, h, w), _ =>
+        {
+            IntPtr plain = Plain([1, c, h, w], TagNchw), blocked = Plain([1, c, h, w], tag);
+            return new Layout
+            {
+                Output = new Operand
+                {
+                    Arg = ArgDst, Output = true, UserMd = plain, KernelMd = blocked, Reorder = NewReorder(blocked, plain),
+                    Bytes = dnnl_memory_desc_get_size((void*)blocked),
+                },
+            };
+        });
     }
 
     /// <summary>Brings values a forward kernel left in <paramref name="layout"/> back to NCHW.</summary>

@@ -52,6 +52,16 @@ public static partial class Functional
         return how.Relu ? Relu(y) : y;
     }
 
+    /// <summary>Brings the <paramref name="size"/> values of <paramref name="t"/> from <paramref name="offset"/> on, which a
+    /// convolution kernel wrote in <paramref name="layout"/>, back to NCHW in place.</summary>
+    internal static void PlainInPlace(Tensor t, int offset, int size, Dnnl.Layout layout)
+    {
+        var data = t.Data<float>();
+        var plain = new float[size];
+        Dnnl.ToPlain(layout, data[offset..(offset + size)], plain);
+        plain.CopyTo(data, offset);
+    }
+
     /// <summary>A copy in NCHW of values a convolution kernel left in its own layout.</summary>
     internal static Tensor Plain(Tensor blocked, Dnnl.Layout layout)
     {
