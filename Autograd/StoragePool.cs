@@ -12,7 +12,7 @@ namespace Autograd;
 /// shared with no other tensor, not handed to a hook, a custom function, <see cref="Tensor.Grad"/> or the caller, once the
 /// rule that consumed them has run. An ONNX graph run without gradients returns its dead intermediate values.</para>
 /// <para>Arrays on the large-object heap user code may hold, activations included, come back only once the GC finds them
-/// unreachable (<see cref="Track"/>, up to <see cref="LeaseBudget"/> bytes of them): so a loop that makes a large tensor
+/// unreachable (<see cref="Track"/>): so a loop that makes a large tensor
 /// per call and drops it writes into memory it has written before, as PyTorch's does, instead of taking fresh pages and a
 /// full collection every few calls.</para>
 /// <para>At most <see cref="Capacity"/> bytes wait here; arrays beyond it are left to the GC. <c>AUTOGRAD_POOL=0</c> turns
@@ -41,11 +41,26 @@ internal static class StoragePool
     private static readonly Dictionary<(DType T, int N), Shelf> free = [];
     private static long pooledBytes, pooledSmallBytes, returned, clock;
 
-    /// <summary>The arrays of one type and length waiting, and when that length was last asked for.</summary>
-    private sealed class Shelf
+    /// <summary>The arrays of one type and length waiting (<see cref="Bytes"/> each), and when that length was last asked
+    /// for.</summary>
+    private sealed class Shelf(long bytes)
     {
         public readonly Stack<Array> Arrays = new();
+        public readonly long Bytes = bytes;
         public long Used;
+    }
+
+    /// <summary>Shelves kept for lengths with no array waiting, at most: a program whose shapes keep changing would otherwise
+    /// grow the table without end.</summary>
+    private const int MaxShelves = 1024;
+
+    /// <summary>The shelf of this type and length, made if need be (under the pool's lock).</summary>
+    private static Shelf ShelfOf(DType t, int n)
+    {
+        if (free.TryGetValue((t, n), out var shelf)) return shelf;
+        if (free.Count >= MaxShelves)
+            foreach (var key in free.Where(kv => kv.Value.Arrays.Count == 0).Select(kv => kv.Key).ToList()) free.Remove(key);
+        return free[(t, n)] = new Shelf((long)n * t.Size());
     }
 
     /// <summary>How many arrays have come back for reuse since the process started.</summary>
@@ -90,13 +105,12 @@ internal static class StoragePool
     /// counts as just asked for.</summary>
     private static Array? Pop(DType t, int n)
     {
-        if (!free.TryGetValue((t, n), out var shelf)) free[(t, n)] = shelf = new Shelf();
+        var shelf = ShelfOf(t, n);
         shelf.Used = ++clock;
         if (!shelf.Arrays.TryPop(out var a)) return null;
-        long bytes = (long)n * t.Size();
-        pooledBytes -= bytes;
-        if (bytes < LargeBytes) pooledSmallBytes -= bytes;
-        else HandOut(bytes);
+        pooledBytes -= shelf.Bytes;
+        if (shelf.Bytes < LargeBytes) pooledSmallBytes -= shelf.Bytes;
+        else HandOut(shelf.Bytes);
         return a;
     }
 
@@ -117,29 +131,19 @@ internal static class StoragePool
     {
         long bytes = (long)fresh.Length * t.Size();
         if (!Enabled || bytes < Math.Max(MinBytes, LargeBytes)) return;
-        lock (free)
-        {
-            HandOut(bytes);
-            if (leasedBytes + bytes > LeaseBudget) return;
-            leasedBytes += bytes;
-        }
+        lock (free) HandOut(bytes);
         leases.AddOrUpdate(fresh, new Lease(fresh, t));
     }
 
     private static readonly ConditionalWeakTable<Array, Lease> leases = [];
     private static int lastCollection;
-    private static long handedOut, collectAfter = Capacity / 2, leasedBytes;
+    private static long handedOut, collectAfter = Capacity / 2;
 
-    /// <summary>The most bytes of arrays with a lease, waiting or in use: a lease makes an array outlive the collection
-    /// that found it dead (its finalizer has to run first), so leasing every large array raised the peak working set of a
-    /// process that trains and then runs inference by 700 MiB.</summary>
-    private const long LeaseBudget = 2 * Capacity;
-
-    /// <summary>Drops the lease of <paramref name="a"/>, which the GC then frees once unreachable.</summary>
-    private static void Unlease(Array a, long bytes)
+    /// <summary>Drops the lease of <paramref name="a"/> (the pool does not keep it), so that the GC frees the array once it
+    /// is unreachable instead of the lease's finalizer bringing it back.</summary>
+    private static void Unlease(Array a)
     {
-        leases.Remove(a);
-        lock (free) leasedBytes -= bytes;
+        if (leases.TryGetValue(a, out var lease) && leases.Remove(a)) GC.SuppressFinalize(lease);
     }
 
     /// <summary>The most bytes of large arrays handed out before a miss collects.</summary>
@@ -160,13 +164,13 @@ internal static class StoragePool
         ~Lease()
         {
             leases.AddOrUpdate(array, new Lease(array, type));   // before any thread can take it from the pool again
-            if (!Keep(array, type)) Unlease(array, (long)array.Length * type.Size());
+            if (!Keep(array, type)) Unlease(array);
         }
     }
 
     /// <summary>Puts <paramref name="a"/> in the pool unless it is too small or the pool full; whether it did. When the
-    /// pool is full, arrays of lengths asked for less recently than this one make room (a program that moved on to other
-    /// shapes leaves none of its old ones behind for good).</summary>
+    /// pool is full, arrays of lengths asked for less recently than this one make room if there are enough of them (a
+    /// program that moved on to other shapes leaves none of its old large arrays behind for good).</summary>
     private static bool Keep(Array a, DType t)
     {
         long bytes = (long)a.Length * t.Size();
@@ -175,31 +179,24 @@ internal static class StoragePool
         lock (free)
         {
             if (small && pooledSmallBytes + bytes > SmallCapacity) return false;
-            if (!free.TryGetValue((t, a.Length), out var shelf)) free[(t, a.Length)] = shelf = new Shelf();
-            while (pooledBytes + bytes > Capacity)
-                if (!EvictOlderThan(shelf)) return false;
+            var shelf = ShelfOf(t, a.Length);
+            if (pooledBytes + bytes > Capacity)
+            {
+                var older = free.Values.Where(s => s.Used < shelf.Used && s.Arrays.Count > 0).OrderBy(s => s.Used).ToList();
+                if (pooledBytes + bytes - older.Sum(s => s.Arrays.Count * s.Bytes) > Capacity) return false;
+                foreach (var s in older)
+                    while (s.Arrays.Count > 0 && pooledBytes + bytes > Capacity)
+                    {
+                        Unlease(s.Arrays.Pop());
+                        pooledBytes -= s.Bytes;
+                        if (s.Bytes < LargeBytes) pooledSmallBytes -= s.Bytes;
+                    }
+            }
             shelf.Arrays.Push(a);
             pooledBytes += bytes;
             if (small) pooledSmallBytes += bytes;
             returned++;
             return true;
         }
-    }
-
-    /// <summary>Drops (for the GC to free) an array of the length asked for longest ago, if that was before
-    /// <paramref name="keep"/>'s; whether there was one.</summary>
-    private static bool EvictOlderThan(Shelf keep)
-    {
-        Shelf? oldest = null;
-        var at = default((DType T, int N));
-        foreach (var (key, shelf) in free)
-            if (shelf.Arrays.Count > 0 && shelf.Used < keep.Used && (oldest == null || shelf.Used < oldest.Used)) (oldest, at) = (shelf, key);
-        if (oldest == null) return false;
-        var a = oldest.Arrays.Pop();
-        long bytes = (long)at.N * at.T.Size();
-        pooledBytes -= bytes;
-        if (bytes < LargeBytes) pooledSmallBytes -= bytes;
-        Unlease(a, bytes);
-        return true;
     }
 }

@@ -8,6 +8,14 @@ namespace Tests;
 /// here), so arrays other tests left in the pool never stand in for the ones looked for.</remarks>
 public class StoragePoolTests
 {
+    private bool wasEnabled;
+
+    [SetUp]
+    public void Enable() => (wasEnabled, StoragePool.Enabled) = (StoragePool.Enabled, true);
+
+    [TearDown]
+    public void Restore() => StoragePool.Enabled = wasEnabled;
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void MakeAndDrop(int n) => Tensor.Full([n], 42f);
 
@@ -66,6 +74,28 @@ public class StoragePoolTests
         // Without recycling every call takes a new array (300 distinct); with it, at most what goes out before the first
         // collection (other tests may have raised that amount to its maximum) and what the pool holds after.
         Assert.That(distinct, Has.Count.LessThanOrEqualTo((StoragePool.MaxCollectAfter + StoragePool.Capacity) / (4L * n) + 2));
+        GC.KeepAlive(held);
+    }
+
+    /// <summary>Drops <paramref name="count"/> large tensors of length <paramref name="n"/>; weak references that follow
+    /// their arrays through finalization.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static List<WeakReference> MakeAndDropMany(int n, int count)
+    {
+        var tensors = Enumerable.Range(0, count).Select(_ => Tensor.Full([n], 1f)).ToList();   // all alive at once: distinct arrays
+        return tensors.Select(t => new WeakReference(t.Storage, trackResurrection: true)).ToList();
+    }
+
+    [Test]
+    public void Dropped_arrays_the_full_pool_does_not_keep_are_freed()
+    {
+        const int n = (1 << 21) + 43;
+        var held = Drain(n);
+        int fit = (int)(StoragePool.Capacity / (4L * n));
+        var arrays = MakeAndDropMany(n, fit + 4);
+        for (int i = 0; i < 3; i++) CollectAndFinalize();
+        Assert.That(arrays.Count(a => a.IsAlive), Is.LessThanOrEqualTo(fit), $"waiting {StoragePool.Waiting(DType.Float32, n)}: arrays the pool has no room for must die, not come back at every collection");
+        held.AddRange(Drain(n));
         GC.KeepAlive(held);
     }
 
