@@ -163,6 +163,20 @@ internal static partial class Ops
     private static OnnxValue[] MaxPoolOp(OpContext c)
     {
         var v = c.Value(0);
+        if (c.InputLayout is { } layout)
+        {
+            if (v.Tensor.Rank == 4 && (c.Node.Outputs.Count < 2 || c.Node.Outputs[1].Length == 0))
+            {
+                var (kernel, stride, dilation, start, _, size) = PoolGeometry(c, v.Tensor);
+                c.Ignore("storage_order");
+                if (Functional.MaxPoolBlocked(v.Tensor, layout, kernel, stride, dilation, start, size, out var yLayout) is Tensor pooled)
+                {
+                    c.OutputLayout = yLayout;
+                    return [v with { Tensor = pooled }];
+                }
+            }
+            v = v with { Tensor = Functional.Plain(v.Tensor, layout) };
+        }
         var x = TensorData.IsFloat(v.Type) ? v.Tensor : v.Tensor.To(DType.Float64);
         int nd = x.Rank - 2;
         var (k, s, d, lo, hi, output) = PoolGeometry(c, x);

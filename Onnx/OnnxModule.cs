@@ -234,7 +234,7 @@ public sealed class OnnxModule : Module
         // Concatenations whose terms the convolutions write in place (at batch 1 a term is a contiguous slice), and the terms
         // written so far.
         // Each term's channels come from its convolution's weight, so the result is made when the first term runs.
-        // A term the kernel wrote in its layout (whole channel blocks, see Dnnl.ConcatLayout) has it in Blocked.
+        // A term the kernel wrote in its layout (whole channel blocks, see Dnnl.BlockedLike) has it in Blocked.
         var concats = new Dictionary<NodeProto, (Tensor Result, int[] Channels, HashSet<string> Written, Dictionary<string, Backends.Dnnl.Layout> Blocked)>();
         (Tensor, int)? Slice(string term, int[] shape)
         {
@@ -313,8 +313,10 @@ public sealed class OnnxModule : Module
                 env[node.Outputs[0]] = OnnxValue.Of(written.Result);
                 if (allBlocked)
                 {
-                    var dims = written.Result.Dims;
-                    layouts[node.Outputs[0]] = Backends.Dnnl.ConcatLayout(written.Blocked.Values.First(), dims[1], dims[2], dims[3]);
+                    var (term, first) = written.Blocked.First();
+                    var termDims = written.Result.Shape;
+                    termDims[1] = written.Channels[node.Inputs.IndexOf(term)];
+                    layouts[node.Outputs[0]] = Backends.Dnnl.BlockedLike(first, termDims, written.Result.Dims);
                 }
                 release?.Produced(env[node.Outputs[0]]);
                 release?.Consumed(node, env);
@@ -330,14 +332,22 @@ public sealed class OnnxModule : Module
                 release?.Consumed(node, env);
                 continue;
             }
-            foreach (var input in node.Inputs.Where(layouts.ContainsKey)) Value(input);
-            var outs = RunNode(node, env, Training, floatDType);
+            // A MaxPool pools values in a layout of channel blocks as they are (see Functional.MaxPoolBlocked); other nodes read
+            // NCHW.
+            var pooledLayout = node.OpType == "MaxPool" && !wanted.Contains(node.Outputs[0]) && !replaced.ContainsKey(node.Outputs[0])
+                ? layouts.GetValueOrDefault(node.Inputs[0]) : null;
+            if (pooledLayout == null)
+                foreach (var input in node.Inputs.Where(layouts.ContainsKey)) Value(input);
+            var context = Context(node, env, Training, floatDType);
+            context.InputLayout = pooledLayout;
+            var outs = Ops.Run(context);
             for (int i = 0; i < node.Outputs.Count && i < outs.Length; i++)
                 if (node.Outputs[i].Length > 0 && !replaced.ContainsKey(node.Outputs[i]))
                 {
                     env[node.Outputs[i]] = outs[i];
                     release?.Produced(outs[i]);
                 }
+            if (context.OutputLayout != null) layouts[node.Outputs[0]] = context.OutputLayout;
             release?.Consumed(node, env);
         }
         return wanted.Select(o => env.TryGetValue(o, out var v) ? v
@@ -400,7 +410,10 @@ public sealed class OnnxModule : Module
 
     /// <summary>Runs one node on its inputs' values in <paramref name="env"/> (an empty input name is an omitted optional input).</summary>
     private OnnxValue[] RunNode(NodeProto node, Dictionary<string, OnnxValue> env, bool training, DType floatDType) =>
-        Ops.Run(new OpContext(node, Opset, node.Inputs.Select(n => n.Length == 0 ? (OnnxValue?)null : env[n]).ToArray(), training, env, floatDType, baseDir));
+        Ops.Run(Context(node, env, training, floatDType));
+
+    private OpContext Context(NodeProto node, Dictionary<string, OnnxValue> env, bool training, DType floatDType) =>
+        new(node, Opset, node.Inputs.Select(n => n.Length == 0 ? (OnnxValue?)null : env[n]).ToArray(), training, env, floatDType, baseDir);
 
     /// <summary>The values computed only from Constant nodes, integer initializers (shapes) and each other, evaluated once per
     /// float type on the first run, as ONNX Runtime folds them at load: e.g. the weights the light models build with
@@ -444,8 +457,13 @@ public sealed class OnnxModule : Module
         // Values some Conv takes as its input (not graph outputs; none in a graph with subgraphs, which could read them from
         // outside): a convolution producing one leaves it in its kernel's layout, and other readers get NCHW back.
         if (!order.Any(n => n.Attributes.Any(a => a.G != null || a.Type == AttributeType.Graphs)))
+        {
             foreach (var conv in order.Where(n => n.OpType == "Conv" && n.Inputs.Count > 0))
                 if (!g.Outputs.Any(o => o.Name == conv.Inputs[0])) convInputs.Add(conv.Inputs[0]);
+            // And values read only by a MaxPool whose output a Conv takes: the pooling runs in that layout.
+            foreach (var pool in order.Where(n => n.OpType == "MaxPool" && n.Inputs.Count == 1 && n.Outputs.Count == 1))
+                if (convInputs.Contains(pool.Outputs[0]) && uses[pool.Inputs[0]] == 1 && !g.Outputs.Any(o => o.Name == pool.Inputs[0])) convInputs.Add(pool.Inputs[0]);
+        }
         bool ConvLike(NodeProto p) => p.OpType == "Conv" || (p.OpType == "BatchNormalization" && batchNormAfter.ContainsValue(p));
         // A two-term Sum or Add of a convolution's output (read by nothing else) and another value: the residual connection.
         foreach (var sum in order.Where(n => (n.OpType == "Sum" || n.OpType == "Add") && n.Inputs.Count == 2 && n.Inputs[0] != n.Inputs[1]))

@@ -20,6 +20,11 @@ internal sealed class OpContext(NodeProto node, long opset, OnnxValue?[] inputs,
     /// <summary>Set on a Conv in a run without gradients: how it runs inside the chain of convolutions (a fused Relu, its
     /// input's and its output's layouts).</summary>
     public ConvInference? Inference { get; init; }
+    /// <summary>Set on a MaxPool in a run without gradients whose input a convolution left in its kernel's layout: the op
+    /// pools it as it is when it can, and then sets <see cref="OutputLayout"/>, else brings it back to NCHW first.</summary>
+    public Backends.Dnnl.Layout? InputLayout { get; set; }
+    /// <summary>The layout the op's first output is in, when not NCHW (see <see cref="InputLayout"/>).</summary>
+    public Backends.Dnnl.Layout? OutputLayout { get; set; }
     public int InputCount => inputs.Length;
 
     public OnnxUnsupportedException Unsupported(string detail, string? attribute = null) =>

@@ -213,8 +213,16 @@ public class ConvolutionTests
             if (Autograd.Backends.Dnnl.Active)
             {
                 Assert.That(two.Select(h => h.Output), Is.All.Not.Null, "oneDNN kept the terms in its layout");
-                var layout = Autograd.Backends.Dnnl.ConcatLayout(two[0].Output!, 48, 9, 7);
+                var layout = Autograd.Backends.Dnnl.BlockedLike(two[0].Output!, [1, 16, 9, 7], [1, 48, 9, 7]);
                 Assert.That(Plain(blocked, layout).ToDoubleArray(), Is.EqualTo(Cat(terms[..2], 1).ToDoubleArray()).Within(1e-4));
+                // Max pooling in that layout (padded, and in ceil mode with windows past the end) equals pooling NCHW.
+                foreach (var (k, stride, pad, ceil, size) in new[] { (3, 2, 1, false, new[] { 5, 4 }), (2, 2, 0, true, new[] { 5, 4 }) })
+                {
+                    var pooled = MaxPoolBlocked(blocked, layout, [k, k], [stride, stride], [1, 1], [pad, pad], size, out var pooledLayout);
+                    Assert.That(pooled, Is.Not.Null);
+                    Assert.That(Plain(pooled!, pooledLayout!).ToDoubleArray(),
+                        Is.EqualTo(MaxPool2d(Cat(terms[..2], 1), k, stride, pad, ceilMode: ceil).ToDoubleArray()), $"kernel {k}, ceil {ceil}");
+                }
             }
             else Assert.That(blocked.ToDoubleArray(), Is.EqualTo(Cat(terms[..2], 1).ToDoubleArray()).Within(1e-4));
             // With a term of 8 channels (not whole blocks) the concatenation stays NCHW: that term is written in it, and the

@@ -283,18 +283,18 @@ internal static unsafe partial class Dnnl
         return whole.AsSpan(ConcatBlock * h * w, part.Length).SequenceEqual(part);
     }
 
-    private static readonly ConcurrentDictionary<(int Tag, int C, int H, int W), Layout> concatLayouts = new();
+    private static readonly ConcurrentDictionary<(int Tag, int N, int C, int H, int W), Layout> blockedLayouts = new();
 
-    /// <summary>The layout of a batch-1 channel concatenation of <paramref name="c"/> x <paramref name="h"/> x
-    /// <paramref name="w"/> whose terms convolutions wrote in <paramref name="term"/>'s layout
-    /// (<see cref="ChannelSlice"/>).</summary>
-    internal static Layout ConcatLayout(Layout term, int c, int h, int w)
+    /// <summary>The layout of channel blocks <paramref name="like"/> (that of a tensor of <paramref name="likeDims"/>) is in,
+    /// for a tensor of <paramref name="dims"/> (4-d): a channel concatenation of terms convolutions wrote in it
+    /// (<see cref="ChannelSlice"/>), or a pooling of one.</summary>
+    internal static Layout BlockedLike(Layout like, int[] likeDims, int[] dims)
     {
-        var md = term.Output.KernelMd;
-        int tag = blockTags[md];
-        return concatLayouts.GetOrAdd((tag, c, h, w), _ =>
+        int tag = BlocksByChannel(like.Output.KernelMd, likeDims);
+        if (tag < 0) throw new ArgumentException($"oneDNN: the layout of a {string.Join('x', likeDims)} tensor is not one of channel blocks");
+        return blockedLayouts.GetOrAdd((tag, dims[0], dims[1], dims[2], dims[3]), _ =>
         {
-            IntPtr plain = Plain([1, c, h, w], TagNchw), blocked = Plain([1, c, h, w], tag);
+            IntPtr plain = Plain(dims, TagNchw), blocked = Plain(dims, tag);
             return new Layout
             {
                 Output = new Operand
@@ -303,6 +303,25 @@ internal static unsafe partial class Dnnl
                     Bytes = dnnl_memory_desc_get_size((void*)blocked),
                 },
             };
+        });
+    }
+
+    private static readonly ConcurrentDictionary<int, int> blockSizes = new();
+
+    /// <summary>How many channels make a block of <paramref name="layout"/> (that of a 4-d tensor of <paramref name="dims"/>),
+    /// or 0 when it is not a layout of channel blocks: found by laying out a 16 x 1 x 2 tensor in it, where the second
+    /// column's first channel comes after one block.</summary>
+    internal static int ChannelBlock(Layout layout, int[] dims)
+    {
+        int tag = BlocksByChannel(layout.Output.KernelMd, dims);
+        return tag < 0 ? 0 : blockSizes.GetOrAdd(tag, t =>
+        {
+            var plain = new float[ConcatBlock * 2];
+            for (int i = 0; i < plain.Length; i++) plain[i] = i;
+            var blocked = new float[plain.Length];
+            IntPtr from = Plain([1, ConcatBlock, 1, 2], TagNchw), to = Plain([1, ConcatBlock, 1, 2], t);
+            Reorder(NewReorder(from, to), from, plain, to, blocked);
+            return Array.IndexOf(blocked, 1f);   // plain element 1 is channel 0 of the second column
         });
     }
 

@@ -183,6 +183,51 @@ public static partial class Functional
     }
 }
 
+public static partial class Functional
+{
+    /// <summary>2-d max pooling for inference of float32 values a convolution kernel left in a layout of channel blocks
+    /// (<paramref name="layout"/>, [N][C/b][H][W][b] with b a multiple of 8 dividing C): windows start at o * stride - lo and
+    /// take the in-range positions of kernel x dilation; the output, of spatial size <paramref name="output"/>, is in the same
+    /// kind of layout (returned in <paramref name="yLayout"/>), so the reorders to and from NCHW around it are saved. Null
+    /// (nothing done) when the layout is not such one.</summary>
+    internal static Tensor? MaxPoolBlocked(Tensor x, Dnnl.Layout layout, int[] kernel, int[] stride, int[] dilation, int[] lo, int[] output,
+        out Dnnl.Layout? yLayout)
+    {
+        yLayout = null;
+        int[] dims = x.Dims;
+        int b = x.DType == DType.Float32 && dims.Length == 4 ? Dnnl.ChannelBlock(layout, dims) : 0;
+        if (b == 0 || b % Vector256<float>.Count != 0 || dims[1] % b != 0) return null;
+        int[] outDims = [dims[0], dims[1], output[0], output[1]];
+        yLayout = Dnnl.BlockedLike(layout, dims, outDims);
+        var y = Tensor.Uninitialized(DType.Float32, outDims);
+        float[] src = x.Data<float>(), dst = y.Data<float>();
+        int h = dims[2], w = dims[3], ho = output[0], wo = output[1], rows = dims[0] * dims[1] / b * ho;
+        Threads.For(rows, (long)rows * wo * b * kernel[0] * kernel[1], r =>
+        {
+            int plane = r / ho, oh = r % ho;
+            var from = src.AsSpan(plane * h * w * b, h * w * b);
+            var to = dst.AsSpan((plane * ho + oh) * wo * b, wo * b);
+            for (int ow = 0; ow < wo; ow++)
+                for (int v = 0; v < b; v += Vector256<float>.Count)
+                {
+                    var max = Vector256.Create(float.NegativeInfinity);
+                    for (int kh = 0; kh < kernel[0]; kh++)
+                    {
+                        int ih = oh * stride[0] - lo[0] + kh * dilation[0];
+                        if ((uint)ih >= (uint)h) continue;
+                        for (int kw = 0; kw < kernel[1]; kw++)
+                        {
+                            int iw = ow * stride[1] - lo[1] + kw * dilation[1];
+                            if ((uint)iw < (uint)w) max = Vector256.Max(max, Vector256.Create<float>(from.Slice((ih * w + iw) * b + v, Vector256<float>.Count)));
+                        }
+                    }
+                    max.CopyTo(to.Slice(ow * b + v));
+                }
+        });
+        return y;
+    }
+}
+
 /// <summary>Window loops over lifted 3-d planes, parallel over planes.</summary>
 internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
