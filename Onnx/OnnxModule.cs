@@ -277,8 +277,8 @@ public sealed class OnnxModule : Module
                 {
                     Add = addend == null ? null : env[addend].Tensor, AddLayout = addend == null ? null : layouts.GetValueOrDefault(addend),
                     Relu = relu != null, Input = layouts.GetValueOrDefault(node.Inputs[0]),
-                    KeepLayout = convInputs.Contains(output) && !wanted.Contains(output) && !replaced.ContainsKey(output)
-                        || concatOf.TryGetValue(output, out var into) && !wanted.Contains(into.Outputs[0]) && !replaced.ContainsKey(into.Outputs[0]),
+                    KeepLayout = !wanted.Contains(output) && !replaced.ContainsKey(output) && (convInputs.Contains(output)
+                        || concatOf.TryGetValue(output, out var into) && operands[0]!.Value.Tensor.Dims[0] == 1 && !wanted.Contains(into.Outputs[0]) && !replaced.ContainsKey(into.Outputs[0])),
                     Into = shape => Slice(output, shape),
                 };
                 var result = Ops.Run(new OpContext(node, Opset, operands, false, env, floatDType, baseDir) { Inference = how })[0];
@@ -302,7 +302,7 @@ public sealed class OnnxModule : Module
                 // When every term was written in its kernel's layout, the result is in that layout; else those terms are
                 // brought back to NCHW.
                 int offset = 0, plane = written.Result.Numel / written.Result.Dims[1];
-                bool allBlocked = written.Blocked.Count == node.Inputs.Count;
+                bool allBlocked = written.Blocked.Count == node.Inputs.Count && written.Blocked.Values.All(l => Backends.Dnnl.SameBlocks(l, written.Blocked.Values.First()));
                 for (int i = 0; i < node.Inputs.Count; i++)
                 {
                     int size = plane * written.Channels[i];
@@ -350,7 +350,7 @@ public sealed class OnnxModule : Module
             if (context.OutputLayout != null) layouts[node.Outputs[0]] = context.OutputLayout;
             release?.Consumed(node, env);
         }
-        return wanted.Select(o => env.TryGetValue(o, out var v) ? v
+        return wanted.Select(o => env.ContainsKey(o) ? Value(o)
             : throw new ArgumentException($"OnnxModule.Run: the graph has no value named '{o}'")).ToArray();
     }
 

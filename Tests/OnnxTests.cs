@@ -133,6 +133,49 @@ public class OnnxTests
     }
 
     [Test]
+    public void Concatenations_and_poolings_in_the_kernels_layout_give_the_same_values_as_in_nchw()
+    {
+        Generator.ManualSeed(6);
+        // Terms of 16 + 32 channels (whole blocks: the concatenation stays in the kernels' layout, read by a Conv and a
+        // MaxPool; the first without a Relu), 8 + 16 (not whole blocks from a block boundary) and 12 + 4 (the first term's blocked layout is padded to
+        // the whole concatenation), and a Conv -> Relu -> MaxPool -> Conv chain pooled in the kernel's layout.
+        int[][] pairs = [[16, 32], [8, 16], [12, 4]];
+        var convs = pairs.SelectMany(p => p).Select(c => new Autograd.Layers.Conv2d(4, c, 3, padding: 1)).ToArray();
+        var heads = pairs.Select(p => new Autograd.Layers.Conv2d(p.Sum(), 4, 1)).ToArray();
+        var stem = new Autograd.Layers.Conv2d(4, 16, 3, padding: 1);
+        var after = new Autograd.Layers.Conv2d(16, 4, 1);
+        Tensor Net(Tensor v)
+        {
+            var y = after.Call(MaxPool2d(Relu(stem.Call(v)), 3, 2, 1));
+            for (int i = 0; i < pairs.Length; i++)
+            {
+                var first = convs[2 * i].Call(v);
+                var cat = Cat([i == 0 ? first : Relu(first), Relu(convs[2 * i + 1].Call(v))], 1);
+                y = y + MaxPool2d(heads[i].Call(cat), 3, 2, 1) + heads[i].Call(MaxPool2d(cat, 3, 2, 1));
+            }
+            return y;
+        }
+        var x1 = Tensor.Randn([1, 4, 9, 11], 1);
+        var named = convs.Select((c, i) => ($"c{i}", (Autograd.Layers.Module)c)).Concat(heads.Select((h, i) => ($"h{i}", (Autograd.Layers.Module)h)))
+            .Append(("stem", stem)).Append(("after", after)).ToArray();
+        var imported = OnnxModel.Load(OnnxExport.ToBytes(new Autograd.Layers.Lambda(Net, named), x1), Path.GetTempPath());
+        foreach (var x in new[] { x1, Tensor.Randn([2, 4, 9, 11], 2) })
+        {
+            var unfused = imported.Call(x).ToDoubleArray();      // recording gradients: every node runs as it is
+            double[] fused;
+            using (AutoGrad.NoGrad()) fused = imported.Call(x).ToDoubleArray();
+            Assert.That(fused, Is.EqualTo(unfused).Within(1e-5 * unfused.Max(Math.Abs)), $"batch {x.Shape[0]}");
+        }
+        // A concatenation's term asked for by name (a convolution's output: the first) comes back in NCHW.
+        var term = imported.Nodes.Where(n => n.OpType == "Concat").SelectMany(n => n.Inputs)
+            .First(t => imported.Nodes.Any(p => p.OpType == "Conv" && p.Outputs[0] == t));
+        var asIs = imported.Run([term], x1)[0].ToDoubleArray();
+        double[] inference;
+        using (AutoGrad.NoGrad()) inference = imported.Run([term], x1)[0].ToDoubleArray();
+        Assert.That(inference, Is.EqualTo(asIs).Within(1e-5 * asIs.Max(Math.Abs)));
+    }
+
+    [Test]
     public void Constant_subgraphs_are_evaluated_once_and_a_replaced_value_wins_over_its_folded_one()
     {
         var model = OnnxModel.Load(OnnxData("light", "squeezenet", "model.onnx"));

@@ -216,7 +216,7 @@ internal static unsafe partial class Dnnl
         var (src, dst) = (plan.Operands[0], plan.Operands[^1]);
         if (xLayout != null && (src.Reorder == IntPtr.Zero || dnnl_memory_desc_equal((void*)xLayout.Output.KernelMd, (void*)src.KernelMd) == 0)) return false;
         if (addLayout != null && (dst.Reorder == IntPtr.Zero || dnnl_memory_desc_equal((void*)addLayout.Output.KernelMd, (void*)dst.KernelMd) == 0)) return false;
-        bool whole = yOffset == 0 && dst.Bytes == (nuint)y.Length * sizeof(float);
+        bool whole = yOffset == 0 && y.Length == Shape.Numel(g.OutShape) && dst.Bytes == (nuint)y.Length * sizeof(float);
         bool keep = keepLayout && dst.Reorder != IntPtr.Zero && (whole || ChannelSlice(g, dst, yOffset));
         fixed (float* pa = x, pb = w, pbias = bias, py = y, padd = add)
         {
@@ -245,6 +245,11 @@ internal static unsafe partial class Dnnl
 
     private static readonly ConcurrentDictionary<IntPtr, int> blockTags = new();
     private static readonly ConcurrentDictionary<int, bool> slicingTags = new();
+
+    /// <summary>Whether two outputs <see cref="ChannelSlice"/> let a kernel write in its layout are in the same one (a
+    /// concatenation of them is then in it).</summary>
+    internal static bool SameBlocks(Layout a, Layout b) =>
+        blockTags.TryGetValue(a.Output.KernelMd, out int ta) && blockTags.TryGetValue(b.Output.KernelMd, out int tb) && ta >= 0 && ta == tb;
 
     /// <summary>The format tag of <paramref name="md"/> (a 4-d activation layout of <paramref name="dims"/>) when it is made
     /// of channel blocks, so that channels [c, c + k) for c and k multiples of <see cref="ConcatBlock"/> are one contiguous
