@@ -12,9 +12,8 @@ namespace Autograd;
 /// shared with no other tensor, not handed to a hook, a custom function, <see cref="Tensor.Grad"/> or the caller, once the
 /// rule that consumed them has run. An ONNX graph run without gradients returns its dead intermediate values.</para>
 /// <para>Arrays on the large-object heap user code may hold, activations included, come back only once the GC finds them
-/// unreachable (<see cref="Track"/>): so a loop that makes a large tensor
-/// per call and drops it writes into memory it has written before, as PyTorch's does, instead of taking fresh pages and a
-/// full collection every few calls.</para>
+/// unreachable (<see cref="Track"/>): so a loop that makes a large tensor per call and drops it writes into memory it has
+/// written before, as PyTorch's does, instead of taking fresh pages and a full collection every few calls.</para>
 /// <para>At most <see cref="Capacity"/> bytes wait here; arrays beyond it are left to the GC. <c>AUTOGRAD_POOL=0</c> turns
 /// recycling off.</para>
 /// </remarks>
@@ -107,11 +106,17 @@ internal static class StoragePool
     {
         var shelf = ShelfOf(t, n);
         shelf.Used = ++clock;
-        if (!shelf.Arrays.TryPop(out var a)) return null;
+        if (shelf.Arrays.Count == 0) return null;
+        if (shelf.Bytes >= LargeBytes) HandOut(shelf.Bytes);
+        return Withdraw(shelf);
+    }
+
+    /// <summary>Takes an array off <paramref name="shelf"/>, which has one, out of the pool's count (under its lock).</summary>
+    private static Array Withdraw(Shelf shelf)
+    {
         pooledBytes -= shelf.Bytes;
         if (shelf.Bytes < LargeBytes) pooledSmallBytes -= shelf.Bytes;
-        else HandOut(shelf.Bytes);
-        return a;
+        return shelf.Arrays.Pop();
     }
 
     /// <summary>Keeps the storage of <paramref name="dead"/>, which no tensor, view or kernel may use any more.</summary>
@@ -185,12 +190,7 @@ internal static class StoragePool
                 var older = free.Values.Where(s => s.Used < shelf.Used && s.Arrays.Count > 0).OrderBy(s => s.Used).ToList();
                 if (pooledBytes + bytes - older.Sum(s => s.Arrays.Count * s.Bytes) > Capacity) return false;
                 foreach (var s in older)
-                    while (s.Arrays.Count > 0 && pooledBytes + bytes > Capacity)
-                    {
-                        Unlease(s.Arrays.Pop());
-                        pooledBytes -= s.Bytes;
-                        if (s.Bytes < LargeBytes) pooledSmallBytes -= s.Bytes;
-                    }
+                    while (s.Arrays.Count > 0 && pooledBytes + bytes > Capacity) Unlease(Withdraw(s));
             }
             shelf.Arrays.Push(a);
             pooledBytes += bytes;

@@ -165,7 +165,7 @@ internal static partial class Ops
         var v = c.Value(0);
         if (c.InputLayout is { } layout)
         {
-            if (v.Tensor.Rank == 4 && (c.Node.Outputs.Count < 2 || c.Node.Outputs[1].Length == 0))
+            if (v.Tensor.Rank == 4 && !c.Wants(1))
             {
                 var (kernel, stride, dilation, start, _, size) = PoolGeometry(c, v.Tensor);
                 c.Ignore("storage_order");
@@ -181,7 +181,7 @@ internal static partial class Ops
         int nd = x.Rank - 2;
         var (k, s, d, lo, hi, output) = PoolGeometry(c, x);
         int storageOrder = (int)c.Int("storage_order", 0);
-        if (c.Node.Outputs.Count > 1 && c.Node.Outputs[1].Length > 0)
+        if (c.Wants(1))
         {
             if (nd != 2) throw c.Unsupported("the Indices output is supported for 2-d pooling only");
             var padded = PadSpatial(x, lo, hi, double.NegativeInfinity);

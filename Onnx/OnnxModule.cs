@@ -322,24 +322,13 @@ public sealed class OnnxModule : Module
                 release?.Consumed(node, env);
                 continue;
             }
-            if (node.OpType == "Dropout" && !Training && (node.Inputs.Count < 3 || node.Inputs[2].Length == 0) && layouts.TryGetValue(node.Inputs[0], out var kept)
-                && node.Outputs.Skip(1).All(o => o.Length == 0) && !wanted.Contains(node.Outputs[0]) && !replaced.ContainsKey(node.Outputs[0]))
-            {
-                // An inference Dropout is the identity: its output stays in the layout its input is in.
-                env[node.Outputs[0]] = env[node.Inputs[0]];
-                layouts[node.Outputs[0]] = kept;
-                release?.Produced(env[node.Outputs[0]]);
-                release?.Consumed(node, env);
-                continue;
-            }
-            // A MaxPool pools values in a layout of channel blocks as they are (see Functional.MaxPoolBlocked); other nodes read
-            // NCHW.
-            var pooledLayout = node.OpType == "MaxPool" && !wanted.Contains(node.Outputs[0]) && !replaced.ContainsKey(node.Outputs[0])
+            // A MaxPool pools values in a layout of channel blocks as they are (see Functional.MaxPoolBlocked), and an inference
+            // Dropout passes them on; other inputs and other nodes read NCHW.
+            var inputLayout = node.OpType is "MaxPool" or "Dropout" && !wanted.Contains(node.Outputs[0]) && !replaced.ContainsKey(node.Outputs[0])
                 ? layouts.GetValueOrDefault(node.Inputs[0]) : null;
-            if (pooledLayout == null)
-                foreach (var input in node.Inputs.Where(layouts.ContainsKey)) Value(input);
+            foreach (var input in node.Inputs.Skip(inputLayout == null ? 0 : 1).Where(layouts.ContainsKey)) Value(input);
             var context = Context(node, env, Training, floatDType);
-            context.InputLayout = pooledLayout;
+            context.InputLayout = inputLayout;
             var outs = Ops.Run(context);
             for (int i = 0; i < node.Outputs.Count && i < outs.Length; i++)
                 if (node.Outputs[i].Length > 0 && !replaced.ContainsKey(node.Outputs[i]))

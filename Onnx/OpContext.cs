@@ -26,6 +26,8 @@ internal sealed class OpContext(NodeProto node, long opset, OnnxValue?[] inputs,
     /// <summary>The layout the op's first output is in, when not NCHW (see <see cref="InputLayout"/>).</summary>
     public Backends.Dnnl.Layout? OutputLayout { get; set; }
     public int InputCount => inputs.Length;
+    /// <summary>Whether the node names its output <paramref name="i"/> (an unnamed or missing optional output is not made).</summary>
+    public bool Wants(int i) => i < Node.Outputs.Count && Node.Outputs[i].Length > 0;
 
     public OnnxUnsupportedException Unsupported(string detail, string? attribute = null) =>
         new(Node.OpType, Node.Display, Opset, attribute, detail);

@@ -368,8 +368,18 @@ internal static partial class Ops
         // The seed attribute is ignored: masks come from Generator.Default (set it with Generator.ManualSeed), so every forward
         // draws a new mask, as in PyTorch; a fixed per-node seed would repeat one mask in every training step.
         c.Ignore("seed", "is_test");
+        if (c.InputLayout is { } layout)
+        {
+            // The identity keeps the layout a convolution left its input in.
+            if ((!training || ratio == 0) && !c.Wants(1))
+            {
+                c.OutputLayout = layout;
+                return [Same(c, x)];
+            }
+            x = Functional.Plain(x, layout);
+        }
         var y = training && ratio > 0 ? Dropout(x, ratio, true) : x;
-        if (c.Node.Outputs.Count < 2 || c.Node.Outputs[1].Length == 0) return [Same(c, y)];
+        if (!c.Wants(1)) return [Same(c, y)];
         Tensor mask;
         using (AutoGrad.NoGrad()) mask = training && ratio > 0 ? y.Ne(Tensor.Scalar(0, y.DType)).To(DType.Int64) : Tensor.Ones(x.Shape, DType.Int64);
         return [Same(c, y), new(mask, OnnxDataType.Bool)];

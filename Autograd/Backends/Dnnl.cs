@@ -275,17 +275,22 @@ internal static unsafe partial class Dnnl
 
     private static bool SlicesByChannel(int tag)
     {
-        const int h = 2, w = 3, total = 3 * ConcatBlock;
-        var plain = new float[total * h * w];
-        for (int i = 0; i < plain.Length; i++) plain[i] = i;
-        var whole = new float[plain.Length];
-        var part = new float[ConcatBlock * h * w];
-        IntPtr wholePlain = Plain([1, total, h, w], TagNchw), wholeBlocked = Plain([1, total, h, w], tag);
-        IntPtr partPlain = Plain([1, ConcatBlock, h, w], TagNchw), partBlocked = Plain([1, ConcatBlock, h, w], tag);
-        if (dnnl_memory_desc_get_size((void*)wholeBlocked) != (nuint)whole.Length * sizeof(float)) return false;
-        Reorder(NewReorder(wholePlain, wholeBlocked), wholePlain, plain, wholeBlocked, whole);
-        Reorder(NewReorder(partPlain, partBlocked), partPlain, plain[(ConcatBlock * h * w)..(2 * ConcatBlock * h * w)], partBlocked, part);
-        return whole.AsSpan(ConcatBlock * h * w, part.Length).SequenceEqual(part);
+        const int plane = 2 * 3;
+        return Ramp(tag, [1, 3 * ConcatBlock, 2, 3]) is { } whole && Ramp(tag, [1, ConcatBlock, 2, 3], ConcatBlock * plane) is { } part
+            && whole.AsSpan(ConcatBlock * plane, part.Length).SequenceEqual(part);
+    }
+
+    /// <summary>The NCHW tensor of <paramref name="dims"/> holding <paramref name="first"/>, <paramref name="first"/> + 1, ...
+    /// laid out by format tag <paramref name="tag"/>; null when that layout takes more room than NCHW (padded blocks).</summary>
+    private static float[]? Ramp(int tag, int[] dims, int first = 0)
+    {
+        var plain = new float[Shape.Numel(dims)];
+        for (int i = 0; i < plain.Length; i++) plain[i] = first + i;
+        IntPtr from = Plain(dims, TagNchw), to = Plain(dims, tag);
+        if (dnnl_memory_desc_get_size((void*)to) != (nuint)plain.Length * sizeof(float)) return null;
+        var laid = new float[plain.Length];
+        Reorder(NewReorder(from, to), from, plain, to, laid);
+        return laid;
     }
 
     private static readonly ConcurrentDictionary<(int Tag, int N, int C, int H, int W), Layout> blockedLayouts = new();
@@ -319,15 +324,8 @@ internal static unsafe partial class Dnnl
     internal static int ChannelBlock(Layout layout, int[] dims)
     {
         int tag = BlocksByChannel(layout.Output.KernelMd, dims);
-        return tag < 0 ? 0 : blockSizes.GetOrAdd(tag, t =>
-        {
-            var plain = new float[ConcatBlock * 2];
-            for (int i = 0; i < plain.Length; i++) plain[i] = i;
-            var blocked = new float[plain.Length];
-            IntPtr from = Plain([1, ConcatBlock, 1, 2], TagNchw), to = Plain([1, ConcatBlock, 1, 2], t);
-            Reorder(NewReorder(from, to), from, plain, to, blocked);
-            return Array.IndexOf(blocked, 1f);   // plain element 1 is channel 0 of the second column
-        });
+        // Plain element 1 is channel 0 of the second column. A tag that reaches here slices by channel: no padding.
+        return tag < 0 ? 0 : blockSizes.GetOrAdd(tag, t => Array.IndexOf(Ramp(t, [1, ConcatBlock, 1, 2])!, 1f));
     }
 
     /// <summary>Brings values a forward kernel left in <paramref name="layout"/> back to NCHW.</summary>
