@@ -215,14 +215,19 @@ public class ConvolutionTests
                 Assert.That(two.Select(h => h.Output), Is.All.Not.Null, "oneDNN kept the terms in its layout");
                 var layout = Autograd.Backends.Dnnl.BlockedLike(two[0].Output!, [1, 16, 9, 7], [1, 48, 9, 7]);
                 Assert.That(Plain(blocked, layout).ToDoubleArray(), Is.EqualTo(Cat(terms[..2], 1).ToDoubleArray()).Within(1e-4));
-                // Max pooling in that layout (padded, and in ceil mode with windows past the end) equals pooling NCHW.
-                foreach (var (k, stride, pad, ceil, size) in new[] { (3, 2, 1, false, new[] { 5, 4 }), (2, 2, 0, true, new[] { 5, 4 }) })
-                {
-                    var pooled = MaxPoolBlocked(blocked, layout, [k, k], [stride, stride], [1, 1], [pad, pad], size, out var pooledLayout);
-                    Assert.That(pooled, Is.Not.Null);
-                    Assert.That(Plain(pooled!, pooledLayout!).ToDoubleArray(),
-                        Is.EqualTo(MaxPool2d(Cat(terms[..2], 1), k, stride, pad, ceilMode: ceil).ToDoubleArray()), $"kernel {k}, ceil {ceil}");
-                }
+                // Max pooling in that layout (padded, in ceil mode with windows past the end, dilated) equals pooling NCHW, and
+                // a NaN in a window makes its maximum NaN.
+                var withNaN = blocked.Clone();
+                foreach (int i in new[] { 0, 7, 200, 1000, 3000 }) withNaN.Data<float>()[i] = float.NaN;
+                foreach (var input in new[] { blocked, withNaN })
+                    foreach (var (k, stride, pad, dilation, ceil, size) in new[] { (3, 2, 1, 1, false, new[] { 5, 4 }), (2, 2, 0, 1, true, new[] { 5, 4 }), (3, 1, 2, 2, false, new[] { 9, 7 }) })
+                    {
+                        var pooled = MaxPoolBlocked(input, layout, [k, k], [stride, stride], [dilation, dilation], [pad, pad], size, out var pooledLayout);
+                        Assert.That(pooled, Is.Not.Null);
+                        var expected = MaxPool2d(Plain(input, layout), k, stride, pad, dilation, ceil).ToDoubleArray();
+                        Assert.That(Plain(pooled!, pooledLayout!).ToDoubleArray(), Is.EqualTo(expected), $"kernel {k}, dilation {dilation}, ceil {ceil}");
+                        if (input == withNaN) Assert.That(expected.Count(double.IsNaN), Is.GreaterThan(0));
+                    }
             }
             else Assert.That(blocked.ToDoubleArray(), Is.EqualTo(Cat(terms[..2], 1).ToDoubleArray()).Within(1e-4));
             // With a term of 8 channels (not whole blocks) the concatenation stays NCHW: that term is written in it, and the

@@ -202,30 +202,43 @@ public static partial class Functional
         var y = Tensor.Uninitialized(DType.Float32, outDims);
         float[] src = x.Data<float>(), dst = y.Data<float>();
         int h = dims[2], w = dims[3], ho = output[0], wo = output[1], rows = dims[0] * dims[1] / b * ho;
-        Threads.For(rows, (long)rows * wo * b * kernel[0] * kernel[1], r =>
+        int kh = kernel[0], kw = kernel[1], sh = stride[0], sw = stride[1], dh = dilation[0], dw = dilation[1], top = lo[0], left = lo[1];
+        Threads.For(rows, (long)rows * wo * b * kh * kw, r =>
         {
-            int plane = r / ho, oh = r % ho;
-            var from = src.AsSpan(plane * h * w * b, h * w * b);
-            var to = dst.AsSpan((plane * ho + oh) * wo * b, wo * b);
+            int plane = r / ho, oh = r % ho, ih0 = oh * sh - top;
+            // The window's rows (and below its columns) that lie inside the input: the rest is padding, skipped.
+            (int kh0, int kh1) = Inside(ih0, dh, kh, h);
+            ref float from = ref src[plane * h * w * b];
+            ref float to = ref dst[(plane * ho + oh) * wo * b];
             for (int ow = 0; ow < wo; ow++)
+            {
+                int iw0 = ow * sw - left;
+                (int kw0, int kw1) = Inside(iw0, dw, kw, w);
                 for (int v = 0; v < b; v += Vector256<float>.Count)
                 {
-                    var max = Vector256.Create(float.NegativeInfinity);
-                    for (int kh = 0; kh < kernel[0]; kh++)
+                    // MaxNative (one vmaxps) keeps the second operand when either is NaN: a NaN found is tracked on the side.
+                    Vector256<float> max = Vector256.Create(float.NegativeInfinity), nan = Vector256<float>.Zero;
+                    for (int i = kh0; i < kh1; i++)
                     {
-                        int ih = oh * stride[0] - lo[0] + kh * dilation[0];
-                        if ((uint)ih >= (uint)h) continue;
-                        for (int kw = 0; kw < kernel[1]; kw++)
+                        int at = ((ih0 + i * dh) * w + iw0) * b + v;
+                        for (int j = kw0; j < kw1; j++)
                         {
-                            int iw = ow * stride[1] - lo[1] + kw * dilation[1];
-                            if ((uint)iw < (uint)w) max = Vector256.Max(max, Vector256.Create<float>(from.Slice((ih * w + iw) * b + v, Vector256<float>.Count)));
+                            var e = Vector256.LoadUnsafe(ref from, (nuint)(at + j * dw * b));
+                            max = Vector256.MaxNative(e, max);
+                            nan |= Vector256.IsNaN(e);
                         }
                     }
-                    max.CopyTo(to.Slice(ow * b + v));
+                    Vector256.ConditionalSelect(nan, Vector256.Create(float.NaN), max).StoreUnsafe(ref to, (nuint)(ow * b + v));
                 }
+            }
         });
         return y;
     }
+
+    /// <summary>The taps [first, last) of a window starting at <paramref name="start"/> with <paramref name="taps"/> taps
+    /// <paramref name="dilation"/> apart whose positions lie in [0, <paramref name="size"/>).</summary>
+    private static (int First, int Last) Inside(int start, int dilation, int taps, int size) =>
+        (start >= 0 ? 0 : (-start + dilation - 1) / dilation, start >= size ? 0 : Math.Min((size - 1 - start) / dilation + 1, taps));
 }
 
 /// <summary>Window loops over lifted 3-d planes, parallel over planes.</summary>
