@@ -3,6 +3,8 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using System.Diagnostics.CodeAnalysis;
 using Autograd.Backends;
 
 namespace Autograd;
@@ -183,7 +185,7 @@ public static partial class Functional
         var into = addInPlace ? how.Into?.Invoke(g.OutShape) : null;
         var add = how.Add;
         var addLayout = how.AddLayout;
-        if (Native(g, x.DType) && addInPlace)
+        if (Native(ConvPass.Forward, g, x.DType) && addInPlace)
         {
             var y = into?.Target ?? Tensor.Uninitialized(DType.Float32, g.OutShape);
             // An addend in another layout than the kernel writes is brought back to NCHW and the kernel asked again.
@@ -212,22 +214,24 @@ public static partial class Functional
     }
 
     /// <summary>Whether a float32 pass goes to oneDNN: when it is active, except where the direct kernels are faster.</summary>
-    private static bool Native(ConvGeometry g, DType dtype) =>
+    private static bool Native(ConvPass pass, ConvGeometry g, DType dtype) =>
         // The direct kernels below beat oneDNN on stride-1 convs of 1 to 3 input channels (image inputs) on AVX-512: LeNet-5's
         // first layer 1.2-1.7 ms for its three passes against 6.7, a 3-channel 32x32 layer 8.4-9.6 against 11.1-11.3; from 4
         // channels on oneDNN wins (LeNet-5's second layer 1.0 against 1.6). With 256-bit vectors (AVX2, Zen 3) they win only
         // for few output channels: LeNet-5's first layer 2.6 against 6.0 ms, but the 3->64 32x32 layer at batch 32 takes
         // 5.5 ms forward and 17-19 ms for three passes against oneDNN's 3.1 and 14.6-15.5.
-        dtype == DType.Float32 && Dnnl.Active && !(ConvKernels<float>.Direct(g) && g.Cin <= 3 && (Vector512.IsHardwareAccelerated || g.Cout <= 16));
+        dtype == DType.Float32 && Dnnl.Active && !(ConvKernels<float>.Direct(g) && g.Cin <= 3 && (Vector512.IsHardwareAccelerated || g.Cout <= 16))
+        && !Winograd.Takes(pass, g, dtype);
 
     /// <summary>One pass of the convolution on operands (a, b) into a fresh tensor, plus the bias (and max(0, .) when
     /// <paramref name="relu"/>): float32 on oneDNN where <see cref="Native"/> (bias and relu fused into the forward pass),
     /// otherwise, and for float64, on this file's kernels.</summary>
     private static Tensor Compute(ConvPass pass, ConvGeometry g, int[] shape, Tensor a, Tensor b, Tensor? bias, bool relu = false)
     {
-        bool native = Native(g, a.DType);
-        // oneDNN writes every element, so its result needs no zeroing; this file's kernels get a zeroed one.
-        var r = native ? Tensor.Uninitialized(DType.Float32, shape) : Tensor.Empty(a.DType, shape);
+        bool native = Native(pass, g, a.DType);
+        // oneDNN and the Winograd kernels write every element, so their result needs no zeroing; this file's other kernels
+        // get a zeroed one.
+        var r = native || Winograd.Takes(pass, g, a.DType) ? Tensor.Uninitialized(a.DType, shape) : Tensor.Empty(a.DType, shape);
         // A leaf weight (a parameter) keeps its reordered copy until its version changes.
         var weightVersion = pass != ConvPass.Weight && b.IsLeaf ? b.Version : null;
         var fused = pass == ConvPass.Forward ? bias : null;
@@ -304,6 +308,12 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
 
     private static void Forward(ConvGeometry g, T[] x, T[] w, T[] y)
     {
+        if (typeof(T) == typeof(float) && Winograd.Takes(ConvPass.Forward, g, DType.Float32))
+        {
+            var fx = Unsafe.As<T[], float[]>(ref x);
+            Winograd.Forward(g, fx, Winograd.Weights(Unsafe.As<T[], float[]>(ref w), g.Cout, g.Cin, flipped: false), Unsafe.As<T[], float[]>(ref y));
+            return;
+        }
         if (DepthwiseSliding(g)) { DepthwiseDirect(g, x, w, y); return; }
         if (Depthwise(g)) { DepthwiseRun(g, x, w, y, Mode.Forward); return; }
         if (Direct(g)) { DirectRun(g, x, w, y); return; }
@@ -334,6 +344,12 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
 
     private static void Adjoint(ConvGeometry g, T[] u, T[] w, T[] x)
     {
+        if (typeof(T) == typeof(float) && Winograd.Takes(ConvPass.Adjoint, g, DType.Float32))
+        {
+            Winograd.Forward(Winograd.Adjoint(g), Unsafe.As<T[], float[]>(ref u), Winograd.Weights(Unsafe.As<T[], float[]>(ref w), g.Cout, g.Cin, flipped: true),
+                Unsafe.As<T[], float[]>(ref x));
+            return;
+        }
         // The adjoint of a depthwise conv is the depthwise conv with the kernels flipped.
         if (DepthwiseSliding(g) && FlippedAdjoint(g, u, w, x, DepthwiseSliding, DepthwiseDirect)) return;
         if (Depthwise(g)) { DepthwiseRun(g, x, w, u, Mode.Adjoint); return; }
@@ -902,4 +918,289 @@ internal sealed class ConvInference
     /// then returns that larger tensor.</summary>
     public Func<int[], (Tensor Target, int Offset)?>? Into { get; init; }
     public Dnnl.Layout? Output { get; set; }
+}
+
+/// <summary>3x3 stride-1 float32 convolutions by Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, 2016): each 2x2
+/// block of outputs is A^T [sum over input channels of U ⊙ V] A, where V = B^T d B transforms the 4x4 input tile d under it
+/// and U = G g G^T each 3x3 kernel g, so one output block costs 16 multiplies per input channel instead of 36. The sums
+/// over channels are 16 GEMMs [Cout x Cin] . [Cin x tiles], one per position of the 4x4 tile. Tiles are taken in chunks
+/// of whole tile rows sized to stay in the core's cache, and chunks are shared out among the cores, each running its
+/// transforms and GEMMs on one thread. The transforms' coefficients are 0, ±1/2 and ±1, so the result differs from the
+/// direct sum by a few float32 roundings. The adjoint pass is the same convolution of the output gradient with the kernels
+/// flipped and their channel axes swapped, padded by 2 - padding.</summary>
+internal static unsafe class Winograd
+{
+    // Tiles of a chunk: about this many divided by the larger channel count, so that its transformed input and its GEMMs'
+    // output (16 x channels x tiles each, 128 KB) stay in the core's L2 cache beside the weights; but at least MinTiles, so
+    // that the weights are read for enough tiles. Measured on (32,64,32x32) -> 64 forward: 16.5 ms at 2,048 and 4,096
+    // against 17.8 at 16,384 and 25 at 65,536 (oneDNN 19.2-19.7 then).
+    private const int ChunkElements = 2048, MinTiles = 64;
+
+    /// <summary>Whether <paramref name="g"/> is a 2-d, ungrouped, undilated 3x3 stride-1 convolution with padding at most 2
+    /// (so that its adjoint is one too), at least 16 channels on each side, and outputs at least 16 wide and 4,096 in all;
+    /// the machine has AVX2 and FMA; <see cref="Backend.ConvWinograd"/> is set; and oneDNN has no Winograd kernels of its own
+    /// (it has them for AVX-512, F(4x4, 3x3)). Narrower outputs waste lanes of the eight-tile blocks and the weights' transform
+    /// is not paid back by fewer outputs: measured against oneDNN, (32,64,32x32) 12.8 against 17.7 ms, (32,128,16x16) 11.4
+    /// against 20.9, (16,64,56x56) 23.9 against 28.9 and (8,64,56x56) 11.5 against 13.8; about equal at batch 1 on 56x56
+    /// and 28x28 and (32,256,8x8); (32,512,4x4) 49 against 25, batch 1 (256,14x14) 3.7 against 2.0 and (512,7x7) 8.9
+    /// against 2.1.</summary>
+    public static bool Runs(ConvGeometry g) => Backend.ConvWinograd && !(Avx512F.IsSupported && Dnnl.Active) && Avx2.IsSupported && Fma.IsSupported && g.Nd == 2 && g.Groups == 1 && g.K[1] == 3 && g.K[2] == 3
+        && g.Stride.All(s => s == 1) && g.Dilation.All(d => d == 1) && g.PadLo.All(p => p <= 2) && g.PadHi.All(p => p <= 2)
+        && g.Cin >= 16 && g.Cout >= 16 && g.Out[2] >= 16 && (long)g.N * g.OutVol >= 4096;
+
+    /// <summary>Whether <paramref name="pass"/> of <paramref name="g"/> in <paramref name="dtype"/> runs here: the forward and
+    /// adjoint passes of a float32 geometry that <see cref="Runs"/>.</summary>
+    public static bool Takes(ConvPass pass, ConvGeometry g, DType dtype) => dtype == DType.Float32 && pass != ConvPass.Weight && Runs(g);
+
+    /// <summary>The adjoint's geometry: the conv from the output gradient back to the input's size.</summary>
+    public static ConvGeometry Adjoint(ConvGeometry g) => new()
+    {
+        Nd = g.Nd, N = g.N, Cin = g.Cout, Cout = g.Cin, Groups = 1, In = g.Out, K = g.K, Stride = g.Stride, Dilation = g.Dilation, Out = g.In,
+        PadLo = [.. g.PadLo.Select(p => 2 - p)], PadHi = [.. g.PadHi.Select(p => 2 - p)],
+    };
+
+    /// <summary>U[ξ][co][ci] = (G g G^T)[ξ] for the 3x3 kernel g of each channel pair of w [Cout, Cin, 3, 3]; for the adjoint
+    /// (<paramref name="flipped"/>), of the kernel w[ci][co] turned by 180 degrees, into U[ξ][ci][co].</summary>
+    public static float[] Weights(float[] w, int cout, int cin, bool flipped)
+    {
+        var u = GC.AllocateUninitializedArray<float>(16 * cout * cin);
+        int rows = flipped ? cin : cout, cols = flipped ? cout : cin;
+        Threads.For(cout, (long)cout * cin * 64, co =>
+        {
+            Span<float> t = stackalloc float[12];
+            for (int ci = 0; ci < cin; ci++)
+            {
+                int at = (co * cin + ci) * 9;
+                // t = G g (4 x 3), g read turned by 180 degrees for the adjoint.
+                for (int j = 0; j < 3; j++)
+                {
+                    float g0 = W(0, j), g1 = W(1, j), g2 = W(2, j);
+                    t[j] = g0;
+                    t[3 + j] = 0.5f * (g0 + g1 + g2);
+                    t[6 + j] = 0.5f * (g0 - g1 + g2);
+                    t[9 + j] = g2;
+                }
+                int r = flipped ? ci : co, c = flipped ? co : ci;
+                for (int i = 0; i < 4; i++)
+                {
+                    float a = t[3 * i], b = t[3 * i + 1], d = t[3 * i + 2];
+                    u[((i * 4 + 0) * rows + r) * cols + c] = a;
+                    u[((i * 4 + 1) * rows + r) * cols + c] = 0.5f * (a + b + d);
+                    u[((i * 4 + 2) * rows + r) * cols + c] = 0.5f * (a - b + d);
+                    u[((i * 4 + 3) * rows + r) * cols + c] = d;
+                }
+
+                float W(int i, int j) => flipped ? w[at + (2 - i) * 3 + 2 - j] : w[at + i * 3 + j];
+            }
+        });
+        return u;
+    }
+
+    /// <summary>y = conv(x, w) for a geometry that <see cref="Runs"/>, given <paramref name="u"/> = <see cref="Weights"/>: y
+    /// need not be zeroed (every element is written).</summary>
+    public static void Forward(ConvGeometry g, float[] x, float[] u, float[] y)
+    {
+        // Each core runs whole chunks on its own buffers.
+        var p = new Plan(g);
+        Threads.Ranges(p.Chunks, Math.Min(p.Chunks, Environment.ProcessorCount), (_, c0, c1) =>
+        {
+            var v = ArrayPool<float>.Shared.Rent(16 * g.Cin * p.Tc);
+            var m = ArrayPool<float>.Shared.Rent(16 * g.Cout * p.Tc);
+            try
+            {
+                for (int chunk = c0; chunk < c1; chunk++)
+                {
+                    p.Transform(x, v, chunk);
+                    p.Multiply(u, v, m, chunk);
+                    p.Output(m, y, chunk);
+                }
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(v);
+                ArrayPool<float>.Shared.Return(m);
+            }
+        });
+    }
+
+    /// <summary>How a geometry's tiles are cut into chunks, and the three steps of a chunk.</summary>
+    private sealed class Plan
+    {
+        private readonly ConvGeometry g;
+        // Tile rows of a sample, tiles per row (whole blocks of eight), the width of a row of input with its padding; tile
+        // rows per chunk (a run of one sample's), chunks per sample, and tiles a chunk holds.
+        private readonly int tilesH, blocks, rowTiles, wp, perChunk, perSample;
+        public readonly int Chunks, Tc;
+
+        public Plan(ConvGeometry g)
+        {
+            this.g = g;
+            int ho = g.Out[1], wo = g.Out[2];
+            (tilesH, blocks) = ((ho + 1) / 2, ((wo + 1) / 2 + 7) / 8);
+            (rowTiles, wp) = (8 * blocks, 16 * blocks + 8);
+            // At least MinTiles a chunk, so that the GEMMs' weights are read for enough tiles.
+            int target = Math.Max(MinTiles, ChunkElements / Math.Max(g.Cin, g.Cout));
+            perChunk = Math.Clamp((target + rowTiles - 1) / rowTiles, 1, tilesH);
+            perSample = (tilesH + perChunk - 1) / perChunk;
+            Chunks = g.N * perSample;
+            Tc = perChunk * rowTiles;
+        }
+
+        private (int N, int Th0, int Th1) Rows(int chunk)
+        {
+            int th0 = chunk % perSample * perChunk;
+            return (chunk / perSample, th0, Math.Min(tilesH, th0 + perChunk));
+        }
+
+        /// <summary>V of the chunk's tiles.</summary>
+        public void Transform(float[] x, float[] v, int chunk)
+        {
+            var (n, th0, th1) = Rows(chunk);
+            int h = g.In[1], w = g.In[2], top = g.PadLo[1], left = g.PadLo[2], rows = 2 * (th1 - th0) + 2;
+            // The input rows under the chunk's tile rows for one channel; the columns outside the input stay zero.
+            var band = ArrayPool<float>.Shared.Rent(rows * wp);
+            Array.Clear(band);
+            try
+            {
+                fixed (float* px = x, pv = v, pb = band)
+                    for (int c = 0; c < g.Cin; c++)
+                    {
+                        float* plane = px + ((long)n * g.Cin + c) * h * w;
+                        for (int i = 0; i < rows; i++)
+                        {
+                            int ih = 2 * th0 - top + i;
+                            if ((uint)ih < (uint)h) Copy(plane + ih * w, pb + i * wp + left, w);
+                            else new Span<float>(pb + i * wp, wp).Clear();
+                        }
+                        for (int th = th0; th < th1; th++)
+                            for (int b = 0; b < blocks; b++)
+                                InputTiles(pb + 2 * (th - th0) * wp, wp, 16 * b, pv + (long)c * Tc + (th - th0) * rowTiles + 8 * b, g.Cin * Tc);
+                    }
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(band);
+            }
+        }
+
+        /// <summary>M[ξ] = U[ξ] . V[ξ] for the 16 positions ξ: [Cout x Cin] . [Cin x tiles].</summary>
+        public void Multiply(float[] u, float[] v, float[] m, int chunk)
+        {
+            var (_, th0, th1) = Rows(chunk);
+            Backend.Current.Gemm(new GemmSpec(false, false, g.Cout, (th1 - th0) * rowTiles, g.Cin, g.Cin, Tc, Tc, 16, (long)g.Cout * g.Cin, (long)g.Cin * Tc,
+                (long)g.Cout * Tc, Serial: true), 1f, u, v, 0f, m);
+        }
+
+        /// <summary>The chunk's outputs from M.</summary>
+        public void Output(float[] m, float[] y, int chunk)
+        {
+            var (n, th0, th1) = Rows(chunk);
+            int ho = g.Out[1], wo = g.Out[2];
+            fixed (float* pm = m, py = y)
+                for (int k = 0; k < g.Cout; k++)
+                    for (int th = th0; th < th1; th++)
+                    {
+                        float* row = py + (((long)n * g.Cout + k) * ho + 2 * th) * wo;
+                        for (int b = 0; b < blocks; b++)
+                            OutputTiles(pm + (long)k * Tc + (th - th0) * rowTiles + 8 * b, g.Cout * Tc, row, 16 * b, wo, Math.Min(2, ho - 2 * th));
+                    }
+        }
+    }
+
+    /// <summary>Copies <paramref name="n"/> floats, eight at a time while whole vectors fit (rows are short: a call to
+    /// memmove per row costs as much as the copy).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Copy(float* from, float* to, int n)
+    {
+        int i = 0;
+        for (; i <= n - 8; i += 8) Avx.Store(to + i, Avx.LoadVector256(from + i));
+        for (; i < n; i++) to[i] = from[i];
+    }
+
+    /// <summary>V = B^T d B for eight tiles side by side, whose 4x4 inputs start at columns <paramref name="col"/>,
+    /// col + 2, ..., col + 14 of the four rows at <paramref name="band"/> (<paramref name="ld"/> apart): the 16 values of
+    /// each tile go to <paramref name="v"/> + ξ * <paramref name="stride"/>, eight tiles in a vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void InputTiles(float* band, int ld, int col, float* v, int stride)
+    {
+        // Row transforms: for each row i, r_i = B^T applied along the row (d0 - d2, d1 + d2, d2 - d1, d1 - d3).
+        Row(band + col, out var a0, out var a1, out var a2, out var a3);
+        Row(band + ld + col, out var b0, out var b1, out var b2, out var b3);
+        Row(band + 2 * ld + col, out var c0, out var c1, out var c2, out var c3);
+        Row(band + 3 * ld + col, out var e0, out var e1, out var e2, out var e3);
+        // Column transforms, the same combination down each column.
+        Column(v, stride, 0, a0, b0, c0, e0);
+        Column(v, stride, 1, a1, b1, c1, e1);
+        Column(v, stride, 2, a2, b2, c2, e2);
+        Column(v, stride, 3, a3, b3, c3, e3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Row(float* p, out Vector256<float> r0, out Vector256<float> r1, out Vector256<float> r2, out Vector256<float> r3)
+    {
+        Vector256<float> lo = Avx.LoadVector256(p), hi = Avx.LoadVector256(p + 8), lo2 = Avx.LoadVector256(p + 2), hi2 = Avx.LoadVector256(p + 10);
+        Vector256<float> d0 = Pick(lo, hi, 0b10_00_10_00), d1 = Pick(lo, hi, 0b11_01_11_01), d2 = Pick(lo2, hi2, 0b10_00_10_00), d3 = Pick(lo2, hi2, 0b11_01_11_01);
+        r0 = d0 - d2;
+        r1 = d1 + d2;
+        r2 = d2 - d1;
+        r3 = d1 - d3;
+    }
+
+    /// <summary>The even (or, by <paramref name="control"/>, odd) floats of lo then hi.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Pick(Vector256<float> lo, Vector256<float> hi, [ConstantExpected] byte control) =>
+        Avx2.Permute4x64(Avx.Shuffle(lo, hi, control).AsDouble(), 0b11_01_10_00).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Column(float* v, int stride, int j, Vector256<float> r0, Vector256<float> r1, Vector256<float> r2, Vector256<float> r3)
+    {
+        Avx.Store(v + j * stride, r0 - r2);
+        Avx.Store(v + (4 + j) * stride, r1 + r2);
+        Avx.Store(v + (8 + j) * stride, r2 - r1);
+        Avx.Store(v + (12 + j) * stride, r1 - r3);
+    }
+
+    /// <summary>Y = A^T M A for eight tiles side by side (M's 16 values at <paramref name="m"/> + ξ * <paramref name="stride"/>):
+    /// their 2x2 outputs, interleaved into the <paramref name="valid"/> (1 or 2) output rows at <paramref name="y"/> from
+    /// column <paramref name="col"/> on, clipped at the row's width <paramref name="wo"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void OutputTiles(float* m, int stride, float* y, int col, int wo, int valid)
+    {
+        // Rows of A^T M: s = m0 + m1 + m2, d = m1 - m2 - m3, for each of the four columns.
+        Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default, d0 = default, d1 = default, d2 = default, d3 = default;
+        Combine(m, stride, 0, ref s0, ref d0);
+        Combine(m, stride, 1, ref s1, ref d1);
+        Combine(m, stride, 2, ref s2, ref d2);
+        Combine(m, stride, 3, ref s3, ref d3);
+        Store(y, col, wo, s0 + s1 + s2, s1 - s2 - s3);
+        if (valid > 1) Store(y + wo, col, wo, d0 + d1 + d2, d1 - d2 - d3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Combine(float* m, int stride, int j, ref Vector256<float> s, ref Vector256<float> d)
+    {
+        Vector256<float> m0 = Avx.LoadVector256(m + j * stride), m1 = Avx.LoadVector256(m + (4 + j) * stride),
+            m2 = Avx.LoadVector256(m + (8 + j) * stride), m3 = Avx.LoadVector256(m + (12 + j) * stride);
+        s = m0 + m1 + m2;
+        d = m1 - m2 - m3;
+    }
+
+    /// <summary>Writes the outputs of eight tiles to a row: even columns from <paramref name="even"/>, odd from
+    /// <paramref name="odd"/>, clipped at <paramref name="wo"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(float* row, int col, int wo, Vector256<float> even, Vector256<float> odd)
+    {
+        Vector256<float> lo = Avx.UnpackLow(even, odd), hi = Avx.UnpackHigh(even, odd);
+        Vector256<float> first = Avx.Permute2x128(lo, hi, 0x20), second = Avx.Permute2x128(lo, hi, 0x31);
+        if (col + 16 <= wo)
+        {
+            Avx.Store(row + col, first);
+            Avx.Store(row + col + 8, second);
+            return;
+        }
+        float* tail = stackalloc float[16];
+        Avx.Store(tail, first);
+        Avx.Store(tail + 8, second);
+        for (int i = 0; col + i < wo && i < 16; i++) row[col + i] = tail[i];
+    }
 }
