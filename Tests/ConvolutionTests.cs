@@ -90,8 +90,9 @@ public class ConvolutionTests
     public void Winograd_kernels_equal_the_float64_convolution_for_odd_sizes_paddings_and_channel_counts()
     {
         if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported || !System.Runtime.Intrinsics.X86.Fma.IsSupported) Assert.Ignore("the kernels need AVX2 and FMA");
-        // The kernels themselves, whatever geometries the dispatch gives them: outputs of odd height and width (a last tile
-        // half outside), wider than one block of eight tiles, padding 0 to 2 (the adjoint then pads 2 to 0), several chunks.
+        // The kernels of the three passes themselves, whatever geometries the dispatch gives them: outputs of odd height and
+        // width (a last tile half outside), wider than one block of eight tiles, padding 0 to 2 (the adjoint then pads 2 to
+        // 0), several chunks (shared out among the cores, whose weight-gradient sums are added).
         foreach (var (n, cin, h, w, cout, pad) in new[] { (2, 16, 8, 8, 16, 1), (3, 5, 9, 11, 7, 1), (2, 17, 7, 40, 24, 0), (2, 3, 6, 19, 32, 2), (9, 8, 33, 17, 4, 1) })
         {
             var x = Tensor.Randn([n, cin, h, w], 1, DType.Float64);
@@ -100,14 +101,20 @@ public class ConvolutionTests
             var expected = Conv2d(x, wt, null, 1, pad);
             var u = Tensor.Randn(expected.Shape, 3, DType.Float64);
             var expectedGx = Functional.ConvTranspose2d(u, wt, null, 1, pad);
+            var wg = wt.Detach().RequiresGrad_();
+            (Conv2d(x, wg, null, 1, pad) * u).Sum().Backward();
+            var expectedGw = wg.Grad!;
             var (xf, wf, uf) = (x.To(DType.Float32).Data<float>(), wt.To(DType.Float32).Data<float>(), u.To(DType.Float32).Data<float>());
             var y = new float[expected.Numel];
             Winograd.Forward(g, xf, Winograd.Weights(wf, cout, cin, flipped: false), y);
             var gx = new float[x.Numel];
             Winograd.Forward(Winograd.Adjoint(g), uf, Winograd.Weights(wf, cout, cin, flipped: true), gx);
+            var gw = new float[wt.Numel];
+            Winograd.Weight(g, xf, uf, gw);
             string at = $"[{n}, {cin}, {h}, {w}] -> {cout}, padding {pad}";
             Assert.That(y.Select(v => (double)v), Is.EqualTo(expected.ToDoubleArray()).Within(1e-5 * Scale(expected)), $"output {at}");
             Assert.That(gx.Select(v => (double)v), Is.EqualTo(expectedGx.ToDoubleArray()).Within(1e-5 * Scale(expectedGx)), $"input gradient {at}");
+            Assert.That(gw.Select(v => (double)v), Is.EqualTo(expectedGw.ToDoubleArray()).Within(1e-5 * Scale(expectedGw)), $"weight gradient {at}");
         }
 
         static double Scale(Tensor t) => t.ToDoubleArray().Max(Math.Abs);

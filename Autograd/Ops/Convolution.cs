@@ -375,6 +375,11 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
 
     private static void Weight(ConvGeometry g, T[] x, T[] u, T[] w)
     {
+        if (typeof(T) == typeof(float) && Winograd.Takes(ConvPass.Weight, g, DType.Float32))
+        {
+            Winograd.Weight(g, Unsafe.As<T[], float[]>(ref x), Unsafe.As<T[], float[]>(ref u), Unsafe.As<T[], float[]>(ref w));
+            return;
+        }
         if (Depthwise(g)) { DepthwiseRun(g, x, w, u, Mode.Weight); return; }
         if (Direct(g)) { DirectWeight(g, x, u, w); return; }
         int rows = g.Cg * g.KVol;
@@ -927,7 +932,8 @@ internal sealed class ConvInference
 /// of whole tile rows sized to stay in the core's cache, and chunks are shared out among the cores, each running its
 /// transforms and GEMMs on one thread. The transforms' coefficients are 0, ±1/2 and ±1, so the result differs from the
 /// direct sum by a few float32 roundings. The adjoint pass is the same convolution of the output gradient with the kernels
-/// flipped and their channel axes swapped, padded by 2 - padding.</summary>
+/// flipped and their channel axes swapped, padded by 2 - padding; the weight gradient is the transpose of the forward
+/// algorithm (<see cref="Weight"/>).</summary>
 internal static unsafe class Winograd
 {
     // Tiles of a chunk: about this many divided by the larger channel count, so that its transformed input and its GEMMs'
@@ -948,9 +954,9 @@ internal static unsafe class Winograd
         && g.Stride.All(s => s == 1) && g.Dilation.All(d => d == 1) && g.PadLo.All(p => p <= 2) && g.PadHi.All(p => p <= 2)
         && g.Cin >= 16 && g.Cout >= 16 && g.Out[2] >= 16 && (long)g.N * g.OutVol >= 4096;
 
-    /// <summary>Whether <paramref name="pass"/> of <paramref name="g"/> in <paramref name="dtype"/> runs here: the forward and
-    /// adjoint passes of a float32 geometry that <see cref="Runs"/>.</summary>
-    public static bool Takes(ConvPass pass, ConvGeometry g, DType dtype) => dtype == DType.Float32 && pass != ConvPass.Weight && Runs(g);
+    /// <summary>Whether <paramref name="pass"/> of <paramref name="g"/> in <paramref name="dtype"/> runs here: every pass of a
+    /// float32 geometry that <see cref="Runs"/>.</summary>
+    public static bool Takes(ConvPass pass, ConvGeometry g, DType dtype) => dtype == DType.Float32 && Runs(g);
 
     /// <summary>The adjoint's geometry: the conv from the output gradient back to the input's size.</summary>
     public static ConvGeometry Adjoint(ConvGeometry g) => new()
@@ -1023,6 +1029,69 @@ internal static unsafe class Winograd
         });
     }
 
+    /// <summary>dW = conv's weight gradient for a geometry that <see cref="Runs"/>, from input x and output gradient gy: by the
+    /// transpose of the forward algorithm, dW[co][ci] = G^T [sum over tiles of Z ⊙ V] G, where V = B^T d B transforms the
+    /// tile's input as in the forward pass and Z = A dy A^T its 2x2 block of output gradient; the sums over tiles are 16
+    /// GEMMs [Cout x tiles] . [tiles x Cin] per chunk, accumulated by each core over its chunks, added in core order.</summary>
+    public static void Weight(ConvGeometry g, float[] x, float[] gy, float[] dw)
+    {
+        var p = new Plan(g);
+        int cores = Math.Min(p.Chunks, Environment.ProcessorCount), size = 16 * g.Cout * g.Cin;
+        var sums = new float[cores][];
+        Threads.Ranges(p.Chunks, cores, (wk, c0, c1) =>
+        {
+            var sum = sums[wk] = GC.AllocateUninitializedArray<float>(size);
+            var v = ArrayPool<float>.Shared.Rent(16 * g.Cin * p.Tc);
+            var z = ArrayPool<float>.Shared.Rent(16 * g.Cout * p.Tc);
+            try
+            {
+                for (int chunk = c0; chunk < c1; chunk++)
+                {
+                    p.Transform(x, v, chunk);
+                    p.GradientTransform(gy, z, chunk);
+                    p.MultiplyTransposed(z, v, sum, chunk, accumulate: chunk > c0);
+                }
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(v);
+                ArrayPool<float>.Shared.Return(z);
+            }
+        });
+        for (int i = 1; i < cores; i++) System.Numerics.Tensors.TensorPrimitives.Add(sums[0], sums[i], sums[0]);
+        FromTiles(sums[0], g.Cout, g.Cin, dw);
+    }
+
+    /// <summary>dW[co][ci] = G^T P[.][co][ci] G: the 4x4 sums P (laid out [ξ][Cout][Cin]) back to 3x3 kernels.</summary>
+    private static void FromTiles(float[] p, int cout, int cin, float[] dw)
+    {
+        int stride = cout * cin;
+        Threads.For(cout, (long)cout * cin * 64, co =>
+        {
+            Span<float> t = stackalloc float[12];
+            for (int ci = 0; ci < cin; ci++)
+            {
+                int at = co * cin + ci;
+                // t = G^T P (3 x 4): rows P0 + (P1 + P2) / 2, (P1 - P2) / 2, (P1 + P2) / 2 + P3 of P's rows.
+                for (int j = 0; j < 4; j++)
+                {
+                    float p0 = p[(0 + j) * stride + at], p1 = p[(4 + j) * stride + at], p2 = p[(8 + j) * stride + at], p3 = p[(12 + j) * stride + at];
+                    t[j] = p0 + 0.5f * (p1 + p2);
+                    t[4 + j] = 0.5f * (p1 - p2);
+                    t[8 + j] = 0.5f * (p1 + p2) + p3;
+                }
+                // dW = t G, the same combination along the rows.
+                for (int a = 0; a < 3; a++)
+                {
+                    float q0 = t[4 * a], q1 = t[4 * a + 1], q2 = t[4 * a + 2], q3 = t[4 * a + 3];
+                    dw[at * 9 + 3 * a] = q0 + 0.5f * (q1 + q2);
+                    dw[at * 9 + 3 * a + 1] = 0.5f * (q1 - q2);
+                    dw[at * 9 + 3 * a + 2] = 0.5f * (q1 + q2) + q3;
+                }
+            }
+        });
+    }
+
     /// <summary>How a geometry's tiles are cut into chunks, and the three steps of a chunk.</summary>
     private sealed class Plan
     {
@@ -1089,6 +1158,42 @@ internal static unsafe class Winograd
             var (_, th0, th1) = Rows(chunk);
             Backend.Current.Gemm(new GemmSpec(false, false, g.Cout, (th1 - th0) * rowTiles, g.Cin, g.Cin, Tc, Tc, 16, (long)g.Cout * g.Cin, (long)g.Cin * Tc,
                 (long)g.Cout * Tc, Serial: true), 1f, u, v, 0f, m);
+        }
+
+        /// <summary>Z = A dy A^T of the chunk's tiles from the output gradient gy; zero for the outputs past the edges.</summary>
+        public void GradientTransform(float[] gy, float[] z, int chunk)
+        {
+            var (n, th0, th1) = Rows(chunk);
+            int ho = g.Out[1], wo = g.Out[2];
+            // The two gradient rows of a tile row; the columns past the output stay zero.
+            var band = ArrayPool<float>.Shared.Rent(2 * wp);
+            Array.Clear(band);
+            try
+            {
+                fixed (float* pg = gy, pz = z, pb = band)
+                    for (int k = 0; k < g.Cout; k++)
+                        for (int th = th0; th < th1; th++)
+                        {
+                            float* row = pg + (((long)n * g.Cout + k) * ho + 2 * th) * wo;
+                            Copy(row, pb, wo);
+                            if (2 * th + 1 < ho) Copy(row + wo, pb + wp, wo);
+                            else new Span<float>(pb + wp, wp).Clear();
+                            for (int b = 0; b < blocks; b++)
+                                GradientTiles(pb, wp, 16 * b, pz + (long)k * Tc + (th - th0) * rowTiles + 8 * b, g.Cout * Tc);
+                        }
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(band);
+            }
+        }
+
+        /// <summary>P[ξ] (+)= Z[ξ] . V[ξ]^T for the 16 positions ξ: [Cout x tiles] . [tiles x Cin].</summary>
+        public void MultiplyTransposed(float[] z, float[] v, float[] p, int chunk, bool accumulate)
+        {
+            var (_, th0, th1) = Rows(chunk);
+            Backend.Current.Gemm(new GemmSpec(false, true, g.Cout, g.Cin, (th1 - th0) * rowTiles, Tc, Tc, g.Cin, 16, (long)g.Cout * Tc, (long)g.Cin * Tc,
+                (long)g.Cout * g.Cin, Serial: true), 1f, z, v, accumulate ? 1f : 0f, p);
         }
 
         /// <summary>The chunk's outputs from M.</summary>
@@ -1158,6 +1263,34 @@ internal static unsafe class Winograd
         Avx.Store(v + (4 + j) * stride, r1 + r2);
         Avx.Store(v + (8 + j) * stride, r2 - r1);
         Avx.Store(v + (12 + j) * stride, r1 - r3);
+    }
+
+    /// <summary>Z = A dy A^T for eight tiles side by side, whose 2x2 output gradients start at columns <paramref name="col"/>,
+    /// col + 2, ..., col + 14 of the two rows at <paramref name="band"/> (<paramref name="ld"/> apart): the 16 values of each
+    /// tile go to <paramref name="z"/> + ξ * <paramref name="stride"/>, eight tiles in a vector. A maps a pair (p, q) to
+    /// (p, p + q, p - q, -q).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void GradientTiles(float* band, int ld, int col, float* z, int stride)
+    {
+        Vector256<float> lo = Avx.LoadVector256(band + col), hi = Avx.LoadVector256(band + col + 8);
+        Vector256<float> a = Pick(lo, hi, 0b10_00_10_00), b = Pick(lo, hi, 0b11_01_11_01);
+        lo = Avx.LoadVector256(band + ld + col);
+        hi = Avx.LoadVector256(band + ld + col + 8);
+        Vector256<float> c = Pick(lo, hi, 0b10_00_10_00), d = Pick(lo, hi, 0b11_01_11_01);
+        // Rows of A dy: (a, b), (a + c, b + d), (a - c, b - d), (-c, -d); each then expanded along the row the same way.
+        Expand(z, stride, 0, a, b);
+        Expand(z, stride, 1, a + c, b + d);
+        Expand(z, stride, 2, a - c, b - d);
+        Expand(z, stride, 3, -c, -d);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Expand(float* z, int stride, int i, Vector256<float> p, Vector256<float> q)
+    {
+        Avx.Store(z + 4 * i * stride, p);
+        Avx.Store(z + (4 * i + 1) * stride, p + q);
+        Avx.Store(z + (4 * i + 2) * stride, p - q);
+        Avx.Store(z + (4 * i + 3) * stride, -q);
     }
 
     /// <summary>Y = A^T M A for eight tiles side by side (M's 16 values at <paramref name="m"/> + ξ * <paramref name="stride"/>):
