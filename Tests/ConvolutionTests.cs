@@ -121,6 +121,27 @@ public class ConvolutionTests
     }
 
     [Test]
+    public void A_parameter_keeps_its_Winograd_transform_for_inference_until_it_changes_in_place()
+    {
+        // Batch 1, 16x16: Winograd only with the weights' transform kept, which inference (no gradient) does for a leaf.
+        var x = Tensor.Randn([1, 16, 16, 16], 1);
+        var w = (Tensor.Randn([16, 16, 3, 3], 2) * 0.1).RequiresGrad_();
+        var g = ConvGeometry.Create("Conv2d", 2, x.Shape, w.Shape, [1, 1], [1, 1], [1, 1], [1, 1], 1);
+        bool winograd = Winograd.Takes(Autograd.Backends.ConvPass.Forward, g, DType.Float32, kept: true);
+        Assert.That(Winograd.Takes(Autograd.Backends.ConvPass.Forward, g, DType.Float32, kept: false), Is.False);
+        double[] Expected() => Conv2d(x.To(DType.Float64), w.Detach().To(DType.Float64), null, 1, 1).ToDoubleArray();
+        using (AutoGrad.NoGrad())
+        {
+            Assert.That(Conv2d(x, w, null, 1, 1).ToDoubleArray(), Is.EqualTo(Expected()).Within(1e-5), $"Winograd: {winograd}");
+            // An in-place update (as an optimizer's step) bumps the version: the next call transforms the new weights.
+            w.Mul_(-2);
+            Assert.That(Conv2d(x, w, null, 1, 1).ToDoubleArray(), Is.EqualTo(Expected()).Within(1e-5), "after the update");
+        }
+        // With a gradient recorded the transform is made per call, and this geometry stays with the direct kernels.
+        Assert.That(Conv2d(x, w, null, 1, 1).ToDoubleArray(), Is.EqualTo(Expected()).Within(1e-5), "training");
+    }
+
+    [Test]
     public void Unbatched_input_is_accepted()
     {
         Assert.That(Conv2d(Tensor.Ones(1, 3, 3), Tensor.Ones(2, 1, 2, 2)).Shape, Is.EqualTo(new[] { 2, 2, 2 }));

@@ -185,7 +185,7 @@ public static partial class Functional
         var into = addInPlace ? how.Into?.Invoke(g.OutShape) : null;
         var add = how.Add;
         var addLayout = how.AddLayout;
-        if (Native(ConvPass.Forward, g, x.DType) && addInPlace)
+        if (Native(g, x.DType) && addInPlace)
         {
             var y = into?.Target ?? Tensor.Uninitialized(DType.Float32, g.OutShape);
             // An addend in another layout than the kernel writes is brought back to NCHW and the kernel asked again.
@@ -214,28 +214,30 @@ public static partial class Functional
     }
 
     /// <summary>Whether a float32 pass goes to oneDNN: when it is active, except where the direct kernels are faster.</summary>
-    private static bool Native(ConvPass pass, ConvGeometry g, DType dtype) =>
+    private static bool Native(ConvGeometry g, DType dtype) =>
         // The direct kernels below beat oneDNN on stride-1 convs of 1 to 3 input channels (image inputs) on AVX-512: LeNet-5's
         // first layer 1.2-1.7 ms for its three passes against 6.7, a 3-channel 32x32 layer 8.4-9.6 against 11.1-11.3; from 4
         // channels on oneDNN wins (LeNet-5's second layer 1.0 against 1.6). With 256-bit vectors (AVX2, Zen 3) they win only
         // for few output channels: LeNet-5's first layer 2.6 against 6.0 ms, but the 3->64 32x32 layer at batch 32 takes
         // 5.5 ms forward and 17-19 ms for three passes against oneDNN's 3.1 and 14.6-15.5.
-        dtype == DType.Float32 && Dnnl.Active && !(ConvKernels<float>.Direct(g) && g.Cin <= 3 && (Vector512.IsHardwareAccelerated || g.Cout <= 16))
-        && !Winograd.Takes(pass, g, dtype);
+        dtype == DType.Float32 && Dnnl.Active && !(ConvKernels<float>.Direct(g) && g.Cin <= 3 && (Vector512.IsHardwareAccelerated || g.Cout <= 16));
 
     /// <summary>One pass of the convolution on operands (a, b) into a fresh tensor, plus the bias (and max(0, .) when
     /// <paramref name="relu"/>): float32 on oneDNN where <see cref="Native"/> (bias and relu fused into the forward pass),
     /// otherwise, and for float64, on this file's kernels.</summary>
     private static Tensor Compute(ConvPass pass, ConvGeometry g, int[] shape, Tensor a, Tensor b, Tensor? bias, bool relu = false)
     {
-        bool native = Native(pass, g, a.DType);
+        // A leaf weight (a parameter) keeps its reordered copy until its version changes, and without gradients (inference,
+        // where weights stay as they are) its Winograd transform too.
+        var weightVersion = pass != ConvPass.Weight && b.IsLeaf ? b.Version : null;
+        var transformKept = AutoGrad.IsGradEnabled ? null : weightVersion;
+        bool winograd = Winograd.Takes(pass, g, a.DType, transformKept != null), native = !winograd && Native(g, a.DType);
         // oneDNN and the Winograd kernels write every element, so their result needs no zeroing; this file's other kernels
         // get a zeroed one.
-        var r = native || Winograd.Takes(pass, g, a.DType) ? Tensor.Uninitialized(a.DType, shape) : Tensor.Empty(a.DType, shape);
-        // A leaf weight (a parameter) keeps its reordered copy until its version changes.
-        var weightVersion = pass != ConvPass.Weight && b.IsLeaf ? b.Version : null;
+        var r = native || winograd ? Tensor.Uninitialized(a.DType, shape) : Tensor.Empty(a.DType, shape);
         var fused = pass == ConvPass.Forward ? bias : null;
-        if (native && Dnnl.Convolution(pass, g, a.Data<float>(), b.Data<float>(), fused?.Data<float>(), r.Data<float>(), weightVersion, relu))
+        if (winograd) Winograd.Run(pass, g, a.Data<float>(), b.Data<float>(), r.Data<float>(), transformKept);
+        else if (native && Dnnl.Convolution(pass, g, a.Data<float>(), b.Data<float>(), fused?.Data<float>(), r.Data<float>(), weightVersion, relu))
         {
             if (fused != null) bias = null;
             relu = false;
@@ -308,12 +310,6 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
 
     private static void Forward(ConvGeometry g, T[] x, T[] w, T[] y)
     {
-        if (typeof(T) == typeof(float) && Winograd.Takes(ConvPass.Forward, g, DType.Float32))
-        {
-            var fx = Unsafe.As<T[], float[]>(ref x);
-            Winograd.Forward(g, fx, Winograd.Weights(Unsafe.As<T[], float[]>(ref w), g.Cout, g.Cin, flipped: false), Unsafe.As<T[], float[]>(ref y));
-            return;
-        }
         if (DepthwiseSliding(g)) { DepthwiseDirect(g, x, w, y); return; }
         if (Depthwise(g)) { DepthwiseRun(g, x, w, y, Mode.Forward); return; }
         if (Direct(g)) { DirectRun(g, x, w, y); return; }
@@ -344,12 +340,6 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
 
     private static void Adjoint(ConvGeometry g, T[] u, T[] w, T[] x)
     {
-        if (typeof(T) == typeof(float) && Winograd.Takes(ConvPass.Adjoint, g, DType.Float32))
-        {
-            Winograd.Forward(Winograd.Adjoint(g), Unsafe.As<T[], float[]>(ref u), Winograd.Weights(Unsafe.As<T[], float[]>(ref w), g.Cout, g.Cin, flipped: true),
-                Unsafe.As<T[], float[]>(ref x));
-            return;
-        }
         // The adjoint of a depthwise conv is the depthwise conv with the kernels flipped.
         if (DepthwiseSliding(g) && FlippedAdjoint(g, u, w, x, DepthwiseSliding, DepthwiseDirect)) return;
         if (Depthwise(g)) { DepthwiseRun(g, x, w, u, Mode.Adjoint); return; }
@@ -375,11 +365,6 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
 
     private static void Weight(ConvGeometry g, T[] x, T[] u, T[] w)
     {
-        if (typeof(T) == typeof(float) && Winograd.Takes(ConvPass.Weight, g, DType.Float32))
-        {
-            Winograd.Weight(g, Unsafe.As<T[], float[]>(ref x), Unsafe.As<T[], float[]>(ref u), Unsafe.As<T[], float[]>(ref w));
-            return;
-        }
         if (Depthwise(g)) { DepthwiseRun(g, x, w, u, Mode.Weight); return; }
         if (Direct(g)) { DirectWeight(g, x, u, w); return; }
         int rows = g.Cg * g.KVol;
@@ -943,20 +928,50 @@ internal static unsafe class Winograd
     private const int ChunkElements = 2048, MinTiles = 64;
 
     /// <summary>Whether <paramref name="g"/> is a 2-d, ungrouped, undilated 3x3 stride-1 convolution with padding at most 2
-    /// (so that its adjoint is one too), at least 16 channels on each side, and outputs at least 16 wide and 4,096 in all;
-    /// the machine has AVX2 and FMA; <see cref="Backend.ConvWinograd"/> is set; and oneDNN has no Winograd kernels of its own
-    /// (it has them for AVX-512, F(4x4, 3x3)). Narrower outputs waste lanes of the eight-tile blocks and the weights' transform
-    /// is not paid back by fewer outputs: measured against oneDNN, (32,64,32x32) 12.8 against 17.7 ms, (32,128,16x16) 11.4
-    /// against 20.9, (16,64,56x56) 23.9 against 28.9 and (8,64,56x56) 11.5 against 13.8; about equal at batch 1 on 56x56
-    /// and 28x28 and (32,256,8x8); (32,512,4x4) 49 against 25, batch 1 (256,14x14) 3.7 against 2.0 and (512,7x7) 8.9
-    /// against 2.1.</summary>
-    public static bool Runs(ConvGeometry g) => Backend.ConvWinograd && !(Avx512F.IsSupported && Dnnl.Active) && Avx2.IsSupported && Fma.IsSupported && g.Nd == 2 && g.Groups == 1 && g.K[1] == 3 && g.K[2] == 3
-        && g.Stride.All(s => s == 1) && g.Dilation.All(d => d == 1) && g.PadLo.All(p => p <= 2) && g.PadHi.All(p => p <= 2)
-        && g.Cin >= 16 && g.Cout >= 16 && g.Out[2] >= 16 && (long)g.N * g.OutVol >= 4096;
+    /// (so that its adjoint is one too) and at least 16 channels on each side; the machine has AVX2 and FMA;
+    /// <see cref="Backend.ConvWinograd"/> is set; oneDNN has no Winograd kernels of its own (it has them for AVX-512, F(4x4,
+    /// 3x3)); and the output is large enough. With the weights' transform kept (<paramref name="kept"/>), outputs at least 14
+    /// wide: batch 1 against oneDNN, 56x56x64 1.62 against 1.87 ms, 28x28x128 1.37 against 2.12, 14x14x256 1.36 against 2.19,
+    /// 14x14x512 4.4 against 7.4; narrower rows waste half the lanes of the eight-tile blocks. Transforming the weights each
+    /// call, outputs at least 16 wide and 4,096 in all, where fewer outputs do not pay the transform back: (32,64,32x32)
+    /// 12.8 against 17.7 ms, (32,128,16x16) 11.4 against 20.9, (16,64,56x56) 23.9 against 28.9 and (8,64,56x56) 11.5
+    /// against 13.8; about equal for (32,256,8x8); (32,512,4x4) 49 against 25, batch 1 (256,14x14) 3.7 against 2.0.</summary>
+    public static bool Runs(ConvGeometry g, bool kept) => Backend.ConvWinograd && !(Avx512F.IsSupported && Dnnl.Active) && Avx2.IsSupported && Fma.IsSupported
+        && g.Nd == 2 && g.Groups == 1 && g.K[1] == 3 && g.K[2] == 3 && g.Stride.All(s => s == 1) && g.Dilation.All(d => d == 1)
+        && g.PadLo.All(p => p <= 2) && g.PadHi.All(p => p <= 2) && g.Cin >= 16 && g.Cout >= 16
+        && (kept ? g.Out[2] >= 14 : g.Out[2] >= 16 && (long)g.N * g.OutVol >= 4096);
 
     /// <summary>Whether <paramref name="pass"/> of <paramref name="g"/> in <paramref name="dtype"/> runs here: every pass of a
     /// float32 geometry that <see cref="Runs"/>.</summary>
-    public static bool Takes(ConvPass pass, ConvGeometry g, DType dtype) => dtype == DType.Float32 && Runs(g);
+    public static bool Takes(ConvPass pass, ConvGeometry g, DType dtype, bool kept) => dtype == DType.Float32 && Runs(g, kept);
+
+    /// <summary>Computes <paramref name="pass"/> on operands (a, b) into <paramref name="result"/>. The weights' transform is
+    /// kept with <paramref name="weightVersion"/> (a parameter's, when no gradient is recorded) until the version changes.</summary>
+    public static void Run(ConvPass pass, ConvGeometry g, float[] a, float[] b, float[] result, Tensor.VersionCounter? weightVersion)
+    {
+        if (pass == ConvPass.Weight) Weight(g, a, b, result);
+        else Forward(pass == ConvPass.Forward ? g : Adjoint(g), a, Transformed(b, g, flipped: pass == ConvPass.Adjoint, weightVersion), result);
+    }
+
+    /// <summary>A weight's transforms for the forward and adjoint passes, made at <see cref="Version"/>.</summary>
+    private sealed class Kept
+    {
+        public int Version = -1;
+        public float[]? Forward, Adjoint;
+    }
+
+    private static readonly ConditionalWeakTable<Tensor.VersionCounter, Kept> transforms = new();
+
+    private static float[] Transformed(float[] w, ConvGeometry g, bool flipped, Tensor.VersionCounter? version)
+    {
+        if (version == null) return Weights(w, g.Cout, g.Cin, flipped);
+        var k = transforms.GetValue(version, _ => new Kept());
+        lock (k)
+        {
+            if (k.Version != version.Value) (k.Version, k.Forward, k.Adjoint) = (version.Value, null, null);
+            return flipped ? k.Adjoint ??= Weights(w, g.Cout, g.Cin, true) : k.Forward ??= Weights(w, g.Cout, g.Cin, false);
+        }
+    }
 
     /// <summary>The adjoint's geometry: the conv from the output gradient back to the input's size.</summary>
     public static ConvGeometry Adjoint(ConvGeometry g) => new()
@@ -1006,9 +1021,31 @@ internal static unsafe class Winograd
     /// need not be zeroed (every element is written).</summary>
     public static void Forward(ConvGeometry g, float[] x, float[] u, float[] y)
     {
-        // Each core runs whole chunks on its own buffers.
         var p = new Plan(g);
-        Threads.Ranges(p.Chunks, Math.Min(p.Chunks, Environment.ProcessorCount), (_, c0, c1) =>
+        int cores = Environment.ProcessorCount;
+        if (p.Chunks < 2 * cores)
+        {
+            // Few chunks (a small input): one at a time, the cores sharing its channels and its 16 GEMMs.
+            var vs = ArrayPool<float>.Shared.Rent(16 * g.Cin * p.Tc);
+            var ms = ArrayPool<float>.Shared.Rent(16 * g.Cout * p.Tc);
+            try
+            {
+                for (int chunk = 0; chunk < p.Chunks; chunk++)
+                {
+                    Threads.Ranges(g.Cin, cores, (_, c0, c1) => p.Transform(x, vs, chunk, c0, c1));
+                    Threads.Ranges(16, cores, (_, i0, i1) => p.Multiply(u, vs, ms, chunk, i0, i1));
+                    Threads.Ranges(g.Cout, cores, (_, k0, k1) => p.Output(ms, y, chunk, k0, k1));
+                }
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(vs);
+                ArrayPool<float>.Shared.Return(ms);
+            }
+            return;
+        }
+        // Each core runs whole chunks on its own buffers.
+        Threads.Ranges(p.Chunks, Math.Min(p.Chunks, cores), (_, c0, c1) =>
         {
             var v = ArrayPool<float>.Shared.Rent(16 * g.Cin * p.Tc);
             var m = ArrayPool<float>.Shared.Rent(16 * g.Cout * p.Tc);
@@ -1016,9 +1053,9 @@ internal static unsafe class Winograd
             {
                 for (int chunk = c0; chunk < c1; chunk++)
                 {
-                    p.Transform(x, v, chunk);
-                    p.Multiply(u, v, m, chunk);
-                    p.Output(m, y, chunk);
+                    p.Transform(x, v, chunk, 0, g.Cin);
+                    p.Multiply(u, v, m, chunk, 0, 16);
+                    p.Output(m, y, chunk, 0, g.Cout);
                 }
             }
             finally
@@ -1047,7 +1084,7 @@ internal static unsafe class Winograd
             {
                 for (int chunk = c0; chunk < c1; chunk++)
                 {
-                    p.Transform(x, v, chunk);
+                    p.Transform(x, v, chunk, 0, g.Cin);
                     p.GradientTransform(gy, z, chunk);
                     p.MultiplyTransposed(z, v, sum, chunk, accumulate: chunk > c0);
                 }
@@ -1121,8 +1158,8 @@ internal static unsafe class Winograd
             return (chunk / perSample, th0, Math.Min(tilesH, th0 + perChunk));
         }
 
-        /// <summary>V of the chunk's tiles.</summary>
-        public void Transform(float[] x, float[] v, int chunk)
+        /// <summary>V of the chunk's tiles for input channels [c0, c1).</summary>
+        public void Transform(float[] x, float[] v, int chunk, int c0, int c1)
         {
             var (n, th0, th1) = Rows(chunk);
             int h = g.In[1], w = g.In[2], top = g.PadLo[1], left = g.PadLo[2], rows = 2 * (th1 - th0) + 2;
@@ -1132,7 +1169,7 @@ internal static unsafe class Winograd
             try
             {
                 fixed (float* px = x, pv = v, pb = band)
-                    for (int c = 0; c < g.Cin; c++)
+                    for (int c = c0; c < c1; c++)
                     {
                         float* plane = px + ((long)n * g.Cin + c) * h * w;
                         for (int i = 0; i < rows; i++)
@@ -1153,11 +1190,11 @@ internal static unsafe class Winograd
         }
 
         /// <summary>M[ξ] = U[ξ] . V[ξ] for the 16 positions ξ: [Cout x Cin] . [Cin x tiles].</summary>
-        public void Multiply(float[] u, float[] v, float[] m, int chunk)
+        public void Multiply(float[] u, float[] v, float[] m, int chunk, int xi0, int xi1)
         {
             var (_, th0, th1) = Rows(chunk);
-            Backend.Current.Gemm(new GemmSpec(false, false, g.Cout, (th1 - th0) * rowTiles, g.Cin, g.Cin, Tc, Tc, 16, (long)g.Cout * g.Cin, (long)g.Cin * Tc,
-                (long)g.Cout * Tc, Serial: true), 1f, u, v, 0f, m);
+            Backend.Current.Gemm(new GemmSpec(false, false, g.Cout, (th1 - th0) * rowTiles, g.Cin, g.Cin, Tc, Tc, xi1 - xi0, (long)g.Cout * g.Cin, (long)g.Cin * Tc,
+                (long)g.Cout * Tc, xi0 * (long)g.Cout * g.Cin, xi0 * (long)g.Cin * Tc, xi0 * (long)g.Cout * Tc, Serial: true), 1f, u, v, 0f, m);
         }
 
         /// <summary>Z = A dy A^T of the chunk's tiles from the output gradient gy; zero for the outputs past the edges.</summary>
@@ -1197,12 +1234,12 @@ internal static unsafe class Winograd
         }
 
         /// <summary>The chunk's outputs from M.</summary>
-        public void Output(float[] m, float[] y, int chunk)
+        public void Output(float[] m, float[] y, int chunk, int k0, int k1)
         {
             var (n, th0, th1) = Rows(chunk);
             int ho = g.Out[1], wo = g.Out[2];
             fixed (float* pm = m, py = y)
-                for (int k = 0; k < g.Cout; k++)
+                for (int k = k0; k < k1; k++)
                     for (int th = th0; th < th1; th++)
                     {
                         float* row = py + (((long)n * g.Cout + k) * ho + 2 * th) * wo;
