@@ -142,6 +142,27 @@ public class ConvolutionTests
     }
 
     [Test]
+    public void Wide_pointwise_float32_convolutions_on_GEMMs_stay_near_the_float64_result()
+    {
+        // 64 -> 64 channels at 14x14: the three passes run as GEMMs on the NCHW tensors (oneDNN for narrower ones).
+        var x = Tensor.Randn([4, 64, 14, 14], 1, DType.Float64);
+        var w = Tensor.Randn([64, 64, 1, 1], 2, DType.Float64) * 0.125;
+        var u = Tensor.Randn([4, 64, 14, 14], 3, DType.Float64);
+        (double[] Y, double[] Gx, double[] Gw) Run(DType t)
+        {
+            var (xt, wt) = (x.To(t).RequiresGrad_(), w.To(t).RequiresGrad_());
+            var y = Conv2d(xt, wt);
+            (y * u.To(t)).Sum().Backward();
+            return (y.ToDoubleArray(), xt.Grad!.ToDoubleArray(), wt.Grad!.ToDoubleArray());
+        }
+        var (f, e) = (Run(DType.Float32), Run(DType.Float64));
+        static double Rel(double[] a, double[] b) => a.Zip(b, (p, q) => Math.Abs(p - q)).Max() / b.Max(Math.Abs);
+        Assert.That(Rel(f.Y, e.Y), Is.LessThan(1e-5), "output");
+        Assert.That(Rel(f.Gx, e.Gx), Is.LessThan(1e-5), "input gradient");
+        Assert.That(Rel(f.Gw, e.Gw), Is.LessThan(1e-5), "weight gradient");
+    }
+
+    [Test]
     public void Unbatched_input_is_accepted()
     {
         Assert.That(Conv2d(Tensor.Ones(1, 3, 3), Tensor.Ones(2, 1, 2, 2)).Shape, Is.EqualTo(new[] { 2, 2, 2 }));

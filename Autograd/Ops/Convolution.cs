@@ -222,6 +222,15 @@ public static partial class Functional
         // 5.5 ms forward and 17-19 ms for three passes against oneDNN's 3.1 and 14.6-15.5.
         dtype == DType.Float32 && Dnnl.Active && !(ConvKernels<float>.Direct(g) && g.Cin <= 3 && (Vector512.IsHardwareAccelerated || g.Cout <= 16));
 
+    /// <summary>Whether a pass of a 1x1 stride-1 convolution called as a function (not an imported model's chain, which keeps
+    /// oneDNN's layouts) runs as MKL GEMMs on the NCHW tensors (<see cref="ConvKernels{T}"/>) rather than on oneDNN, which
+    /// reorders activations into channel blocks and back: with at least 64 channels on each side and 14x14 outputs.
+    /// Same-process against oneDNN, forward / forward and backward: (32,256,14x14) -> 256 6.5-6.6 / 19.4-21.3 ms against
+    /// 6.4-6.8 / 20.3-23.6; (16,64,56x56) -> 256 14.4-14.9 / 50.1-53.8 against 16.1-16.2 / 53.5-54.3; (16,256,56x56) -> 64
+    /// 14.3-15.0 / 48.3-50.2 against 16.7-17.8 / 59.1-62.5. Narrower ones do better on oneDNN: (32,16,56x56) -> 96 forward
+    /// 10.6 against 6.8 ms, (8,1024,7x7) -> 256 1.9 against 1.35.</summary>
+    private static bool PointwiseGemm(ConvGeometry g) => g.Pointwise && g.Groups == 1 && g.Cin >= 64 && g.Cout >= 64 && g.OutVol >= 196;
+
     /// <summary>One pass of the convolution on operands (a, b) into a fresh tensor, plus the bias (and max(0, .) when
     /// <paramref name="relu"/>): float32 on oneDNN where <see cref="Native"/> (bias and relu fused into the forward pass),
     /// otherwise, and for float64, on this file's kernels.</summary>
@@ -231,7 +240,7 @@ public static partial class Functional
         // where weights stay as they are) its Winograd transform too.
         var weightVersion = pass != ConvPass.Weight && b.IsLeaf ? b.Version : null;
         var transformKept = AutoGrad.IsGradEnabled ? null : weightVersion;
-        bool winograd = Winograd.Takes(pass, g, a.DType, transformKept != null), native = !winograd && Native(g, a.DType);
+        bool winograd = Winograd.Takes(pass, g, a.DType, transformKept != null), native = !winograd && Native(g, a.DType) && !PointwiseGemm(g);
         // oneDNN and the Winograd kernels write every element, so their result needs no zeroing; this file's other kernels
         // get a zeroed one.
         var r = native || winograd ? Tensor.Uninitialized(a.DType, shape) : Tensor.Empty(a.DType, shape);
