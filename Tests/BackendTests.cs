@@ -146,6 +146,9 @@ public class BackendTests
         var g = ConvGeometry.Create("Conv2d", 2, [4, 64, 14, 14], [64, 64, 3, 3], [1, 1], [1, 1], [1, 1], [1, 1], 1);
         foreach (var pass in Enum.GetValues<ConvPass>())
             Assert.That(Dnnl.Implementation(pass, g), Does.Contain("avx"), $"{pass} ({Dnnl.Status})");
+        // Its weight gradient, in blocks of 8 or 16 channels each way, comes back to the plain layout by this framework's
+        // unblocking (its values are checked against float64 by the test above, with Winograd off).
+        Assert.That(Dnnl.UnblocksWeightGradient(g), Is.True);
         // oneDNN's reference loops (hundreds of times slower) are refused: LeNet-5's second conv has only those for its weight
         // gradient in the blocked layout, and a jit kernel in the plain one.
         var lenet2 = ConvGeometry.Create("Conv2d", 2, [64, 6, 14, 14], [16, 6, 5, 5], [1, 1], [0, 0], [0, 0], [1, 1], 1);
