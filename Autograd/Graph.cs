@@ -67,6 +67,17 @@ internal enum Saves { None = 0, Inputs = 1, Output = 2, Foreign = 4 }
 public static class AutoGrad
 {
     [ThreadStatic] private static int noGradDepth;
+    [ThreadStatic] private static int backwardDepth;
+
+    /// <summary>Whether a backward pass runs on this thread (its rules are computing gradients, with recording off unless
+    /// it creates a graph).</summary>
+    internal static bool InBackward => backwardDepth > 0;
+
+    private readonly struct BackwardScope : IDisposable
+    {
+        public BackwardScope() => backwardDepth++;
+        public void Dispose() => backwardDepth--;
+    }
 
     /// <summary>Whether ops record the graph on this thread.</summary>
     public static bool IsGradEnabled => noGradDepth == 0;
@@ -176,6 +187,7 @@ public static class AutoGrad
         var keep = wanted == null ? null : new HashSet<Tensor>(wanted, ReferenceEqualityComparer.Instance);
         var result = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
         using var mode = EnableGrad(createGraph);
+        using var inBackward = new BackwardScope();
         for (int k = order.Count - 1; k >= 0; k--)
         {
             var t = order[k];

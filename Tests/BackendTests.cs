@@ -101,6 +101,8 @@ public class BackendTests
             var g = ConvGeometry.Create("Conv2d", 2, [32, 64, 32, 32], [64, 64, 3, 3], [1, 1], [1, 1], [1, 1], [1, 1], 1);
             // oneDNN 2.x has float32 Winograd kernels for AVX-512 only; elsewhere the direct kernels run either way.
             bool available = winograd && System.Runtime.Intrinsics.X86.Avx512F.IsSupported;
+            // Without Winograd the weight gradient (in blocks of channels) comes back by this framework's unblocking.
+            if (!winograd) Assert.That(Dnnl.UnblocksWeightGradient(g), Is.True);
             foreach (var pass in Enum.GetValues<ConvPass>())
             {
                 Assert.That(Dnnl.Implementation(pass, g), available ? Does.Contain("wino") : Does.Not.Contain("wino"), $"{pass}");

@@ -137,14 +137,24 @@ public class ConvolutionTests
             w.Mul_(-2);
             Assert.That(Conv2d(x, w, null, 1, 1).ToDoubleArray(), Is.EqualTo(Expected()).Within(1e-5), "after the update");
         }
-        // With a gradient recorded the transform is made per call, and this geometry stays with the direct kernels.
-        Assert.That(Conv2d(x, w, null, 1, 1).ToDoubleArray(), Is.EqualTo(Expected()).Within(1e-5), "training");
+        Assert.That(Winograd.Keeps(w.Version), Is.EqualTo(winograd));
+        // Training (a gradient recorded, and the backward pass, which runs with recording off) keeps no transform: a
+        // parameter with a new version has none kept after a step.
+        using (AutoGrad.NoGrad()) w.Mul_(0.5);
+        var xg = x.Detach().RequiresGrad_();
+        var loss = Conv2d(xg, w, null, 1, 1).Sum();
+        Assert.That(loss.Item(), Is.EqualTo(Expected().Sum()).Within(1e-3));
+        loss.Backward();
+        Assert.That(xg.Grad, Is.Not.Null);
+        Assert.That(Winograd.Keeps(w.Version), Is.False);
     }
 
     [Test]
     public void Wide_pointwise_float32_convolutions_on_GEMMs_stay_near_the_float64_result()
     {
         // 64 -> 64 channels at 14x14: the three passes run as GEMMs on the NCHW tensors (oneDNN for narrower ones).
+        Assert.That(PointwiseGemm(ConvGeometry.Create("Conv2d", 2, [4, 64, 14, 14], [64, 64, 1, 1], [1, 1], [0, 0], [0, 0], [1, 1], 1)), Is.True);
+        Assert.That(PointwiseGemm(ConvGeometry.Create("Conv2d", 2, [4, 16, 14, 14], [64, 16, 1, 1], [1, 1], [0, 0], [0, 0], [1, 1], 1)), Is.False);
         var x = Tensor.Randn([4, 64, 14, 14], 1, DType.Float64);
         var w = Tensor.Randn([64, 64, 1, 1], 2, DType.Float64) * 0.125;
         var u = Tensor.Randn([4, 64, 14, 14], 3, DType.Float64);
@@ -181,6 +191,10 @@ public class ConvolutionTests
         Assert.That(e4!.Message, Does.Contain("\"same\" needs stride 1"));
         var e5 = Assert.Throws<ArgumentException>(() => ConvTranspose2d(Tensor.Ones(1, 1, 2, 2), Tensor.Ones(1, 1, 2, 2), stride: 2, outputPadding: 2));
         Assert.That(e5!.Message, Does.Contain("output_padding"));
+        // As PyTorch: a negative padding of a transposed conv is refused (it would have reached kernels that read before
+        // their buffers).
+        var e6 = Assert.Throws<ArgumentException>(() => ConvTranspose2d(Tensor.Ones(1, 1, 4, 4), Tensor.Ones(1, 1, 3, 3), padding: -1));
+        Assert.That(e6!.Message, Does.Contain("ConvTranspose2d").And.Contain("padding must be non-negative").And.Contain("[-1, -1]"));
     }
 
     [Test]

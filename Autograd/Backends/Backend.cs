@@ -11,7 +11,7 @@ public static class Backend
     /// <summary>Whether float32 3x3 stride-1 convolutions may run by Winograd's minimal filtering (default true;
     /// <c>AUTOGRAD_WINOGRAD=0</c> sets false): with AVX-512, those with at least 16,384 output pixels per channel (N x H x W)
     /// on oneDNN's F(4x4, 3x3) kernels on the native backends, a quarter of the multiplications of a direct convolution
-    /// (2.5x faster on ResNet-18's 64-channel layers at batch 32); with AVX2 only, where oneDNN has none, all three passes
+    /// (2.5x faster on ResNet-18's 64-channel layers at batch 32); where oneDNN has none (AVX2-only CPUs, or oneDNN not in use) and the CPU has AVX2, all three passes
     /// (forward, input and weight gradients) of those with outputs at least 16 wide and 4,096 in all on this framework's
     /// F(2x2, 3x3) kernels, 4/9 of the multiplications (1.2-1.8x faster than oneDNN's direct kernels), and without
     /// gradients (inference) those with outputs at least 14 wide, a parameter keeping its transformed weights (16/9 of its

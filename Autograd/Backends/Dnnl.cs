@@ -432,10 +432,10 @@ internal static unsafe partial class Dnnl
         return buf.Stream;
     }
 
-    /// <summary>The implementation oneDNN chose for a pass (e.g. <c>jit:avx512_core</c>), or null if it has none.</summary>
     /// <summary>Whether the weight gradient of <paramref name="g"/> comes back from oneDNN's layout by <see cref="Unblocking"/>.</summary>
     internal static bool UnblocksWeightGradient(ConvGeometry g) => engine.Value != IntPtr.Zero && PlanFor(ConvPass.Weight, g, false, false, false)?.Operands[^1].Unblock != null;
 
+    /// <summary>The implementation oneDNN chose for a pass (e.g. <c>jit:avx512_core</c>), or null if it has none.</summary>
     public static string? Implementation(ConvPass pass, ConvGeometry g, bool bias = false) =>
         engine.Value == IntPtr.Zero ? null : PlanFor(pass, g, bias, relu: false, sum: false)?.Impl;
 

@@ -101,6 +101,7 @@ public static partial class Functional
         var d = dilation.Expand(op, "dilation", nd, 1);
         var p = padding.Expand(op, "padding", nd, 0);
         var op_ = outputPadding.Expand(op, "output_padding", nd, 0);
+        if (p.Any(v => v < 0)) throw new ArgumentException($"{op}: padding must be non-negative, got {Shape.Str(p)}");
         if (x.Rank != nd + 2 || weight.Rank != nd + 2)
             throw new ArgumentException($"{op}: input must be {nd + 2}-d and weight {nd + 2}-d [in_channels, out_channels / groups, *kernel], got {Shape.Str(input.Dims)} and {Shape.Str(weight.Dims)}");
         for (int i = 0; i < nd; i++)
@@ -229,17 +230,18 @@ public static partial class Functional
     /// 6.4-6.8 / 20.3-23.6; (16,64,56x56) -> 256 14.4-14.9 / 50.1-53.8 against 16.1-16.2 / 53.5-54.3; (16,256,56x56) -> 64
     /// 14.3-15.0 / 48.3-50.2 against 16.7-17.8 / 59.1-62.5. Narrower ones do better on oneDNN: (32,16,56x56) -> 96 forward
     /// 10.6 against 6.8 ms, (8,1024,7x7) -> 256 1.9 against 1.35.</summary>
-    private static bool PointwiseGemm(ConvGeometry g) => g.Pointwise && g.Groups == 1 && g.Cin >= 64 && g.Cout >= 64 && g.OutVol >= 196;
+    internal static bool PointwiseGemm(ConvGeometry g) => g.Pointwise && g.Groups == 1 && g.Cin >= 64 && g.Cout >= 64 && g.OutVol >= 196;
 
     /// <summary>One pass of the convolution on operands (a, b) into a fresh tensor, plus the bias (and max(0, .) when
-    /// <paramref name="relu"/>): float32 on oneDNN where <see cref="Native"/> (bias and relu fused into the forward pass),
-    /// otherwise, and for float64, on this file's kernels.</summary>
+    /// <paramref name="relu"/>): float32 by <see cref="Winograd"/> where it runs, else on oneDNN where <see cref="Native"/>
+    /// (bias and relu fused into the forward pass) and the conv is not a <see cref="PointwiseGemm"/>, otherwise, and for
+    /// float64, on this file's kernels.</summary>
     private static Tensor Compute(ConvPass pass, ConvGeometry g, int[] shape, Tensor a, Tensor b, Tensor? bias, bool relu = false)
     {
-        // A leaf weight (a parameter) keeps its reordered copy until its version changes, and without gradients (inference,
-        // where weights stay as they are) its Winograd transform too.
+        // A leaf weight (a parameter) keeps its reordered copy until its version changes, and in inference (no gradient
+        // recorded, outside a backward pass: weights stay as they are) its Winograd transform too.
         var weightVersion = pass != ConvPass.Weight && b.IsLeaf ? b.Version : null;
-        var transformKept = AutoGrad.IsGradEnabled ? null : weightVersion;
+        var transformKept = AutoGrad.IsGradEnabled || AutoGrad.InBackward ? null : weightVersion;
         bool winograd = Winograd.Takes(pass, g, a.DType, transformKept != null), native = !winograd && Native(g, a.DType) && !PointwiseGemm(g);
         // oneDNN and the Winograd kernels write every element, so their result needs no zeroing; this file's other kernels
         // get a zeroed one.
@@ -947,7 +949,7 @@ internal static unsafe class Winograd
     /// against 13.8; about equal for (32,256,8x8); (32,512,4x4) 49 against 25, batch 1 (256,14x14) 3.7 against 2.0.</summary>
     public static bool Runs(ConvGeometry g, bool kept) => Backend.ConvWinograd && !(Avx512F.IsSupported && Dnnl.Active) && Avx2.IsSupported && Fma.IsSupported
         && g.Nd == 2 && g.Groups == 1 && g.K[1] == 3 && g.K[2] == 3 && g.Stride.All(s => s == 1) && g.Dilation.All(d => d == 1)
-        && g.PadLo.All(p => p <= 2) && g.PadHi.All(p => p <= 2) && g.Cin >= 16 && g.Cout >= 16
+        && g.PadLo.All(p => p is >= 0 and <= 2) && g.PadHi.All(p => p is >= 0 and <= 2) && g.Cin >= 16 && g.Cout >= 16
         && (kept ? g.Out[2] >= 14 : g.Out[2] >= 16 && (long)g.N * g.OutVol >= 4096);
 
     /// <summary>Whether <paramref name="pass"/> of <paramref name="g"/> in <paramref name="dtype"/> runs here: every pass of a
@@ -962,14 +964,18 @@ internal static unsafe class Winograd
         else Forward(pass == ConvPass.Forward ? g : Adjoint(g), a, Transformed(b, g, flipped: pass == ConvPass.Adjoint, weightVersion), result);
     }
 
-    /// <summary>A weight's transforms for the forward and adjoint passes, made at <see cref="Version"/>.</summary>
+    /// <summary>A weight's transforms for the forward and adjoint passes, made at <see cref="Version"/> for its shape.</summary>
     private sealed class Kept
     {
-        public int Version = -1;
+        public int Version = -1, Cout, Cin;
         public float[]? Forward, Adjoint;
     }
 
     private static readonly ConditionalWeakTable<Tensor.VersionCounter, Kept> transforms = new();
+
+    /// <summary>Whether a transform of the weight with this version counter is kept for its current version.</summary>
+    internal static bool Keeps(Tensor.VersionCounter version) =>
+        transforms.TryGetValue(version, out var k) && k.Version == version.Value && (k.Forward != null || k.Adjoint != null);
 
     private static float[] Transformed(float[] w, ConvGeometry g, bool flipped, Tensor.VersionCounter? version)
     {
@@ -977,7 +983,8 @@ internal static unsafe class Winograd
         var k = transforms.GetValue(version, _ => new Kept());
         lock (k)
         {
-            if (k.Version != version.Value) (k.Version, k.Forward, k.Adjoint) = (version.Value, null, null);
+            // A view of the same storage with another shape shares the version counter.
+            if (k.Version != version.Value || k.Cout != g.Cout || k.Cin != g.Cin) (k.Version, k.Cout, k.Cin, k.Forward, k.Adjoint) = (version.Value, g.Cout, g.Cin, null, null);
             return flipped ? k.Adjoint ??= Weights(w, g.Cout, g.Cin, true) : k.Forward ??= Weights(w, g.Cout, g.Cin, false);
         }
     }
@@ -986,7 +993,7 @@ internal static unsafe class Winograd
     public static ConvGeometry Adjoint(ConvGeometry g) => new()
     {
         Nd = g.Nd, N = g.N, Cin = g.Cout, Cout = g.Cin, Groups = 1, In = g.Out, K = g.K, Stride = g.Stride, Dilation = g.Dilation, Out = g.In,
-        PadLo = [.. g.PadLo.Select(p => 2 - p)], PadHi = [.. g.PadHi.Select(p => 2 - p)],
+        PadLo = [0, 2 - g.PadLo[1], 2 - g.PadLo[2]], PadHi = [0, 2 - g.PadHi[1], 2 - g.PadHi[2]],
     };
 
     /// <summary>U[ξ][co][ci] = (G g G^T)[ξ] for the 3x3 kernel g of each channel pair of w [Cout, Cin, 3, 3]; for the adjoint
