@@ -127,8 +127,8 @@ public class ConvolutionTests
         var x = Tensor.Randn([1, 16, 16, 16], 1);
         var w = (Tensor.Randn([16, 16, 3, 3], 2) * 0.1).RequiresGrad_();
         var g = ConvGeometry.Create("Conv2d", 2, x.Shape, w.Shape, [1, 1], [1, 1], [1, 1], [1, 1], 1);
-        bool winograd = Winograd.Takes(Autograd.Backends.ConvPass.Forward, g, DType.Float32, kept: true);
-        Assert.That(Winograd.Takes(Autograd.Backends.ConvPass.Forward, g, DType.Float32, kept: false), Is.False);
+        bool winograd = Winograd.Takes(g, DType.Float32, kept: true);
+        Assert.That(Winograd.Takes(g, DType.Float32, kept: false), Is.False);
         double[] Expected() => Conv2d(x.To(DType.Float64), w.Detach().To(DType.Float64), null, 1, 1).ToDoubleArray();
         using (AutoGrad.NoGrad())
         {

@@ -242,7 +242,7 @@ public static partial class Functional
         // recorded, outside a backward pass: weights stay as they are) its Winograd transform too.
         var weightVersion = pass != ConvPass.Weight && b.IsLeaf ? b.Version : null;
         var transformKept = AutoGrad.IsGradEnabled || AutoGrad.InBackward ? null : weightVersion;
-        bool winograd = Winograd.Takes(pass, g, a.DType, transformKept != null), native = !winograd && Native(g, a.DType) && !PointwiseGemm(g);
+        bool winograd = Winograd.Takes(g, a.DType, transformKept != null), native = !winograd && Native(g, a.DType) && !PointwiseGemm(g);
         // oneDNN and the Winograd kernels write every element, so their result needs no zeroing; this file's other kernels
         // get a zeroed one.
         var r = native || winograd ? Tensor.Uninitialized(a.DType, shape) : Tensor.Empty(a.DType, shape);
@@ -817,14 +817,15 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                 ArrayPool<Vector<T>>.Shared.Return(taps);
             }
         });
+    }
 
-        // Rows are short (tens of elements): a call to memmove per row cost more than the multiply-adds.
-        static void Copy(T* from, T* to, int n)
-        {
-            int i = 0, lanes = Vector<T>.Count;
-            for (; i + lanes <= n; i += lanes) Vector.Load(from + i).Store(to + i);
-            for (; i < n; i++) to[i] = from[i];
-        }
+    /// <summary>Copies <paramref name="n"/> elements a vector at a time: rows are short (tens of elements), and a call to
+    /// memmove per row cost more than the multiply-adds of the depthwise kernel.</summary>
+    internal static unsafe void Copy(T* from, T* to, int n)
+    {
+        int i = 0, lanes = Vector<T>.Count;
+        for (; i + lanes <= n; i += lanes) Vector.Load(from + i).Store(to + i);
+        for (; i < n; i++) to[i] = from[i];
     }
 
     private enum Mode { Forward, Adjoint, Weight }
@@ -938,7 +939,8 @@ internal static unsafe class Winograd
     // against 17.8 at 16,384 and 25 at 65,536 (oneDNN 19.2-19.7 then).
     private const int ChunkElements = 2048, MinTiles = 64;
 
-    /// <summary>Whether <paramref name="g"/> is a 2-d, ungrouped, undilated 3x3 stride-1 convolution with padding at most 2
+    /// <summary>Whether every pass of <paramref name="g"/> in <paramref name="dtype"/> runs here: a float32, 2-d, ungrouped,
+    /// undilated 3x3 stride-1 convolution with padding at most 2
     /// (so that its adjoint is one too) and at least 16 channels on each side; the machine has AVX2 and FMA;
     /// <see cref="Backend.ConvWinograd"/> is set; oneDNN has no Winograd kernels of its own (it has them for AVX-512, F(4x4,
     /// 3x3)); and the output is large enough. With the weights' transform kept (<paramref name="kept"/>), outputs at least 14
@@ -947,14 +949,10 @@ internal static unsafe class Winograd
     /// call, outputs at least 16 wide and 4,096 in all, where fewer outputs do not pay the transform back: (32,64,32x32)
     /// 12.8 against 17.7 ms, (32,128,16x16) 11.4 against 20.9, (16,64,56x56) 23.9 against 28.9 and (8,64,56x56) 11.5
     /// against 13.8; about equal for (32,256,8x8); (32,512,4x4) 49 against 25, batch 1 (256,14x14) 3.7 against 2.0.</summary>
-    public static bool Runs(ConvGeometry g, bool kept) => Backend.ConvWinograd && !(Avx512F.IsSupported && Dnnl.Active) && Avx2.IsSupported && Fma.IsSupported
-        && g.Nd == 2 && g.Groups == 1 && g.K[1] == 3 && g.K[2] == 3 && g.Stride.All(s => s == 1) && g.Dilation.All(d => d == 1)
+    public static bool Takes(ConvGeometry g, DType dtype, bool kept) => dtype == DType.Float32 && Backend.ConvWinograd && !(Avx512F.IsSupported && Dnnl.Active)
+        && Avx2.IsSupported && Fma.IsSupported && g.Nd == 2 && g.Groups == 1 && g.K[1] == 3 && g.K[2] == 3 && g.Stride.All(s => s == 1) && g.Dilation.All(d => d == 1)
         && g.PadLo.All(p => p is >= 0 and <= 2) && g.PadHi.All(p => p is >= 0 and <= 2) && g.Cin >= 16 && g.Cout >= 16
         && (kept ? g.Out[2] >= 14 : g.Out[2] >= 16 && (long)g.N * g.OutVol >= 4096);
-
-    /// <summary>Whether <paramref name="pass"/> of <paramref name="g"/> in <paramref name="dtype"/> runs here: every pass of a
-    /// float32 geometry that <see cref="Runs"/>.</summary>
-    public static bool Takes(ConvPass pass, ConvGeometry g, DType dtype, bool kept) => dtype == DType.Float32 && Runs(g, kept);
 
     /// <summary>Computes <paramref name="pass"/> on operands (a, b) into <paramref name="result"/>. The weights' transform is
     /// kept with <paramref name="weightVersion"/> (a parameter's, when no gradient is recorded) until the version changes.</summary>
@@ -1033,7 +1031,7 @@ internal static unsafe class Winograd
         return u;
     }
 
-    /// <summary>y = conv(x, w) for a geometry that <see cref="Runs"/>, given <paramref name="u"/> = <see cref="Weights"/>: y
+    /// <summary>y = conv(x, w) for a geometry that <see cref="Takes"/>, given <paramref name="u"/> = <see cref="Weights"/>: y
     /// need not be zeroed (every element is written).</summary>
     public static void Forward(ConvGeometry g, float[] x, float[] u, float[] y)
     {
@@ -1042,47 +1040,30 @@ internal static unsafe class Winograd
         if (p.Chunks < 2 * cores)
         {
             // Few chunks (a small input): one at a time, the cores sharing its channels and its 16 GEMMs.
-            var vs = ArrayPool<float>.Shared.Rent(16 * g.Cin * p.Tc);
-            var ms = ArrayPool<float>.Shared.Rent(16 * g.Cout * p.Tc);
-            try
+            p.WithBuffers((v, m) =>
             {
                 for (int chunk = 0; chunk < p.Chunks; chunk++)
                 {
-                    Threads.Ranges(g.Cin, cores, (_, c0, c1) => p.Transform(x, vs, chunk, c0, c1));
-                    Threads.Ranges(16, cores, (_, i0, i1) => p.Multiply(u, vs, ms, chunk, i0, i1));
-                    Threads.Ranges(g.Cout, cores, (_, k0, k1) => p.Output(ms, y, chunk, k0, k1));
+                    Threads.Ranges(g.Cin, cores, (_, c0, c1) => p.Transform(x, v, chunk, c0, c1));
+                    Threads.Ranges(16, cores, (_, i0, i1) => p.Multiply(u, v, m, chunk, i0, i1));
+                    Threads.Ranges(g.Cout, cores, (_, k0, k1) => p.Output(m, y, chunk, k0, k1));
                 }
-            }
-            finally
-            {
-                ArrayPool<float>.Shared.Return(vs);
-                ArrayPool<float>.Shared.Return(ms);
-            }
+            });
             return;
         }
         // Each core runs whole chunks on its own buffers.
-        Threads.Ranges(p.Chunks, Math.Min(p.Chunks, cores), (_, c0, c1) =>
+        Threads.Ranges(p.Chunks, Math.Min(p.Chunks, cores), (_, c0, c1) => p.WithBuffers((v, m) =>
         {
-            var v = ArrayPool<float>.Shared.Rent(16 * g.Cin * p.Tc);
-            var m = ArrayPool<float>.Shared.Rent(16 * g.Cout * p.Tc);
-            try
+            for (int chunk = c0; chunk < c1; chunk++)
             {
-                for (int chunk = c0; chunk < c1; chunk++)
-                {
-                    p.Transform(x, v, chunk, 0, g.Cin);
-                    p.Multiply(u, v, m, chunk, 0, 16);
-                    p.Output(m, y, chunk, 0, g.Cout);
-                }
+                p.Transform(x, v, chunk, 0, g.Cin);
+                p.Multiply(u, v, m, chunk, 0, 16);
+                p.Output(m, y, chunk, 0, g.Cout);
             }
-            finally
-            {
-                ArrayPool<float>.Shared.Return(v);
-                ArrayPool<float>.Shared.Return(m);
-            }
-        });
+        }));
     }
 
-    /// <summary>dW = conv's weight gradient for a geometry that <see cref="Runs"/>, from input x and output gradient gy: by the
+    /// <summary>dW = conv's weight gradient for a geometry that <see cref="Takes"/>, from input x and output gradient gy: by the
     /// transpose of the forward algorithm, dW[co][ci] = G^T [sum over tiles of Z ⊙ V] G, where V = B^T d B transforms the
     /// tile's input as in the forward pass and Z = A dy A^T its 2x2 block of output gradient; the sums over tiles are 16
     /// GEMMs [Cout x tiles] . [tiles x Cin] per chunk, accumulated by each core over its chunks, added in core order.</summary>
@@ -1091,26 +1072,16 @@ internal static unsafe class Winograd
         var p = new Plan(g);
         int cores = Math.Min(p.Chunks, Environment.ProcessorCount), size = 16 * g.Cout * g.Cin;
         var sums = new float[cores][];
-        Threads.Ranges(p.Chunks, cores, (wk, c0, c1) =>
+        Threads.Ranges(p.Chunks, cores, (wk, c0, c1) => p.WithBuffers((v, z) =>
         {
             var sum = sums[wk] = GC.AllocateUninitializedArray<float>(size);
-            var v = ArrayPool<float>.Shared.Rent(16 * g.Cin * p.Tc);
-            var z = ArrayPool<float>.Shared.Rent(16 * g.Cout * p.Tc);
-            try
+            for (int chunk = c0; chunk < c1; chunk++)
             {
-                for (int chunk = c0; chunk < c1; chunk++)
-                {
-                    p.Transform(x, v, chunk, 0, g.Cin);
-                    p.GradientTransform(gy, z, chunk);
-                    p.MultiplyTransposed(z, v, sum, chunk, accumulate: chunk > c0);
-                }
+                p.Transform(x, v, chunk, 0, g.Cin);
+                p.GradientTransform(gy, z, chunk);
+                p.MultiplyTransposed(z, v, sum, chunk, accumulate: chunk > c0);
             }
-            finally
-            {
-                ArrayPool<float>.Shared.Return(v);
-                ArrayPool<float>.Shared.Return(z);
-            }
-        });
+        }));
         for (int i = 1; i < cores; i++) System.Numerics.Tensors.TensorPrimitives.Add(sums[0], sums[i], sums[0]);
         FromTiles(sums[0], g.Cout, g.Cin, dw);
     }
@@ -1168,6 +1139,20 @@ internal static unsafe class Winograd
             Tc = perChunk * rowTiles;
         }
 
+        /// <summary>Runs <paramref name="body"/> with a chunk's buffers from the shared pool: the transformed input (16 x Cin x
+        /// tiles) and the transformed output or output gradient (16 x Cout x tiles).</summary>
+        public void WithBuffers(Action<float[], float[]> body)
+        {
+            var v = ArrayPool<float>.Shared.Rent(16 * g.Cin * Tc);
+            var m = ArrayPool<float>.Shared.Rent(16 * g.Cout * Tc);
+            try { body(v, m); }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(v);
+                ArrayPool<float>.Shared.Return(m);
+            }
+        }
+
         private (int N, int Th0, int Th1) Rows(int chunk)
         {
             int th0 = chunk % perSample * perChunk;
@@ -1191,7 +1176,7 @@ internal static unsafe class Winograd
                         for (int i = 0; i < rows; i++)
                         {
                             int ih = 2 * th0 - top + i;
-                            if ((uint)ih < (uint)h) Copy(plane + ih * w, pb + i * wp + left, w);
+                            if ((uint)ih < (uint)h) ConvKernels<float>.Copy(plane + ih * w, pb + i * wp + left, w);
                             else new Span<float>(pb + i * wp, wp).Clear();
                         }
                         for (int th = th0; th < th1; th++)
@@ -1228,8 +1213,8 @@ internal static unsafe class Winograd
                         for (int th = th0; th < th1; th++)
                         {
                             float* row = pg + (((long)n * g.Cout + k) * ho + 2 * th) * wo;
-                            Copy(row, pb, wo);
-                            if (2 * th + 1 < ho) Copy(row + wo, pb + wp, wo);
+                            ConvKernels<float>.Copy(row, pb, wo);
+                            if (2 * th + 1 < ho) ConvKernels<float>.Copy(row + wo, pb + wp, wo);
                             else new Span<float>(pb + wp, wp).Clear();
                             for (int b = 0; b < blocks; b++)
                                 GradientTiles(pb, wp, 16 * b, pz + (long)k * Tc + (th - th0) * rowTiles + 8 * b, g.Cout * Tc);
@@ -1263,16 +1248,6 @@ internal static unsafe class Winograd
                             OutputTiles(pm + (long)k * Tc + (th - th0) * rowTiles + 8 * b, g.Cout * Tc, row, 16 * b, wo, Math.Min(2, ho - 2 * th));
                     }
         }
-    }
-
-    /// <summary>Copies <paramref name="n"/> floats, eight at a time while whole vectors fit (rows are short: a call to
-    /// memmove per row costs as much as the copy).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Copy(float* from, float* to, int n)
-    {
-        int i = 0;
-        for (; i <= n - 8; i += 8) Avx.Store(to + i, Avx.LoadVector256(from + i));
-        for (; i < n; i++) to[i] = from[i];
     }
 
     /// <summary>V = B^T d B for eight tiles side by side, whose 4x4 inputs start at columns <paramref name="col"/>,

@@ -207,13 +207,13 @@ public static partial class Functional
         {
             int plane = r / ho, oh = r % ho, ih0 = oh * sh - top;
             // The window's rows (and below its columns) that lie inside the input: the rest is padding, skipped.
-            (int kh0, int kh1) = Inside(ih0, dh, kh, h);
+            var (kh0, kh1) = Shape.InRange(ih0, dh, h, kh);
             ref float from = ref src[plane * h * w * b];
             ref float to = ref dst[(plane * ho + oh) * wo * b];
             for (int ow = 0; ow < wo; ow++)
             {
                 int iw0 = ow * sw - left;
-                (int kw0, int kw1) = Inside(iw0, dw, kw, w);
+                var (kw0, kw1) = Shape.InRange(iw0, dw, w, kw);
                 for (int v = 0; v < b; v += Vector256<float>.Count)
                 {
                     // MaxNative (one vmaxps) keeps the second operand when either is NaN: a NaN found is tracked on the side.
@@ -234,11 +234,6 @@ public static partial class Functional
         });
         return y;
     }
-
-    /// <summary>The taps [first, last) of a window starting at <paramref name="start"/> with <paramref name="taps"/> taps
-    /// <paramref name="dilation"/> apart whose positions lie in [0, <paramref name="size"/>).</summary>
-    private static (int First, int Last) Inside(int start, int dilation, int taps, int size) =>
-        (start >= 0 ? 0 : (-start + dilation - 1) / dilation, start >= size ? 0 : Math.Min((size - 1 - start) / dilation + 1, taps));
 }
 
 /// <summary>Window loops over lifted 3-d planes, parallel over planes.</summary>
