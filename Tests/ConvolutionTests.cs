@@ -149,27 +149,35 @@ public class ConvolutionTests
         Assert.That(Winograd.Keeps(w.Version), Is.False);
     }
 
-    [Test]
-    public void Wide_pointwise_float32_convolutions_on_GEMMs_stay_near_the_float64_result()
+    [TestCase(4)]
+    [TestCase(3)]
+    [TestCase(1)]
+    public void Wide_pointwise_convolutions_on_GEMMs_equal_the_matmul_in_both_dtypes(int batch)
     {
-        // 64 -> 64 channels at 14x14: the three passes run as GEMMs on the NCHW tensors (oneDNN for narrower ones).
+        // 64 -> 64 channels at 14x14: the three passes run as GEMMs on the NCHW tensors (oneDNN for narrower ones), the
+        // samples split among the cores (batches 3 and 4; unevenly for 3) or all on one range whose GEMMs use every core (1).
         Assert.That(PointwiseGemm(ConvGeometry.Create("Conv2d", 2, [4, 64, 14, 14], [64, 64, 1, 1], [1, 1], [0, 0], [0, 0], [1, 1], 1)), Is.True);
         Assert.That(PointwiseGemm(ConvGeometry.Create("Conv2d", 2, [4, 16, 14, 14], [64, 16, 1, 1], [1, 1], [0, 0], [0, 0], [1, 1], 1)), Is.False);
-        var x = Tensor.Randn([4, 64, 14, 14], 1, DType.Float64);
+        var x = Tensor.Randn([batch, 64, 14, 14], 1, DType.Float64);
         var w = Tensor.Randn([64, 64, 1, 1], 2, DType.Float64) * 0.125;
-        var u = Tensor.Randn([4, 64, 14, 14], 3, DType.Float64);
-        (double[] Y, double[] Gx, double[] Gw) Run(DType t)
+        var u = Tensor.Randn([batch, 64, 14, 14], 3, DType.Float64);
+        (double[] Y, double[] Gx, double[] Gw) Run(DType t, bool matmul)
         {
-            var (xt, wt) = (x.To(t).RequiresGrad_(), w.To(t).RequiresGrad_());
-            var y = Conv2d(xt, wt);
+            var (xt, wt) = (x.To(t).Detach().RequiresGrad_(), w.To(t).Detach().RequiresGrad_());
+            // The reference: y[n] = W [64, 64] . x[n] [64, 196], a batched matmul.
+            var y = matmul ? wt.Reshape(64, 64).MatMul(xt.Reshape(batch, 64, 196)).Reshape(batch, 64, 14, 14) : Conv2d(xt, wt);
             (y * u.To(t)).Sum().Backward();
             return (y.ToDoubleArray(), xt.Grad!.ToDoubleArray(), wt.Grad!.ToDoubleArray());
         }
-        var (f, e) = (Run(DType.Float32), Run(DType.Float64));
+        var expected = Run(DType.Float64, matmul: true);
         static double Rel(double[] a, double[] b) => a.Zip(b, (p, q) => Math.Abs(p - q)).Max() / b.Max(Math.Abs);
-        Assert.That(Rel(f.Y, e.Y), Is.LessThan(1e-5), "output");
-        Assert.That(Rel(f.Gx, e.Gx), Is.LessThan(1e-5), "input gradient");
-        Assert.That(Rel(f.Gw, e.Gw), Is.LessThan(1e-5), "weight gradient");
+        foreach (var (t, tol) in new[] { (DType.Float32, 1e-5), (DType.Float64, 1e-12) })
+        {
+            var r = Run(t, matmul: false);
+            Assert.That(Rel(r.Y, expected.Y), Is.LessThan(tol), $"{t} output");
+            Assert.That(Rel(r.Gx, expected.Gx), Is.LessThan(tol), $"{t} input gradient");
+            Assert.That(Rel(r.Gw, expected.Gw), Is.LessThan(tol), $"{t} weight gradient");
+        }
     }
 
     [Test]
