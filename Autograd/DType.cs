@@ -35,14 +35,29 @@ internal static class DTypes
     /// kernels that write every element.</summary>
     public static Array AllocateUninitialized(DType t, int n)
     {
-        if (StoragePool.Take(t, n) is Array a) return a;
-        a = t switch
+        var a = StoragePool.Take(t, n) ?? Fresh(t switch
         {
             DType.Float32 => GC.AllocateUninitializedArray<float>(n),
             DType.Float64 => GC.AllocateUninitializedArray<double>(n),
             _ => GC.AllocateUninitializedArray<long>(n),
-        };
-        return Fresh(a, t);
+        }, t);
+        if (PoisonUninitialized) Poison(a);
+        return a;
+    }
+
+    /// <summary>Whether <see cref="AllocateUninitialized"/> fills its arrays with NaN (integers with long.MinValue), so
+    /// that a kernel leaving an element unwritten fails the tests instead of passing on memory that happened to be zero.
+    /// The test assemblies set it.</summary>
+    internal static bool PoisonUninitialized { get; set; }
+
+    private static void Poison(Array a)
+    {
+        switch (a)
+        {
+            case float[] f: Array.Fill(f, float.NaN); break;
+            case double[] d: Array.Fill(d, double.NaN); break;
+            case long[] l: Array.Fill(l, long.MinValue); break;
+        }
     }
 
     /// <summary>The size of an element in bytes.</summary>

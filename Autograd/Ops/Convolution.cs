@@ -243,9 +243,9 @@ public static partial class Functional
         var weightVersion = pass != ConvPass.Weight && b.IsLeaf ? b.Version : null;
         var transformKept = AutoGrad.IsGradEnabled || AutoGrad.InBackward ? null : weightVersion;
         bool winograd = Winograd.Takes(g, a.DType, transformKept != null), native = !winograd && Native(g, a.DType) && !PointwiseGemm(g);
-        // oneDNN, the Winograd kernels and the pointwise GEMMs write every element, so their result needs no zeroing (for the
-        // 1x1 layer of the benchmarks, 6.4 MB, 5-8% of the forward pass); this file's other kernels get a zeroed one.
-        var r = native || winograd || PointwiseGemm(g) ? Tensor.Uninitialized(a.DType, shape) : Tensor.Empty(a.DType, shape);
+        // Every kernel writes every element of its result, which so needs no zeroing first (for the 1x1 layer of the
+        // benchmarks, 6.4 MB, 5-8% of the forward pass; LeNet-5's first layer, 1.2 MB, 2% of its training step).
+        var r = Tensor.Uninitialized(a.DType, shape);
         var fused = pass == ConvPass.Forward ? bias : null;
         if (winograd) Winograd.Run(pass, g, a.Data<float>(), b.Data<float>(), r.Data<float>(), transformKept);
         else if (native && Dnnl.Convolution(pass, g, a.Data<float>(), b.Data<float>(), fused?.Data<float>(), r.Data<float>(), weightVersion, relu))
@@ -255,7 +255,6 @@ public static partial class Functional
         }
         else
         {
-            if (native) Array.Clear(r.Data<float>());
             if (a.DType == DType.Float32) ConvKernels<float>.Run(pass, g, a.Data<float>(), b.Data<float>(), r.Data<float>());
             else ConvKernels<double>.Run(pass, g, a.Data<double>(), b.Data<double>(), r.Data<double>());
         }
@@ -311,7 +310,8 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
         });
     }
 
-    /// <summary>Computes <paramref name="pass"/> on operands (a, b) into <paramref name="result"/>.</summary>
+    /// <summary>Computes <paramref name="pass"/> on operands (a, b) into <paramref name="result"/>, writing every element of
+    /// it (its contents on entry are garbage).</summary>
     public static void Run(ConvPass pass, ConvGeometry g, T[] a, T[] b, T[] result)
     {
         if (pass == ConvPass.Forward) Forward(g, a, b, result);
@@ -702,55 +702,45 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
         var pd = Padded.Of(g, S.Width);
         int kh = g.K[1], kw = g.K[2], ho = g.Out[1], wo = g.Out[2], planeOut = (pd.PlaneOut + S.Width - 1) / S.Width * S.Width;
         int workers = DirectWorkers(g);
-        var partials = new T[workers - 1][];
-        for (int i = 0; i < partials.Length; i++) partials[i] = ArrayPool<T>.Shared.Rent(w.Length);
-        try
+        SummedOverWorkers(workers, w, target => Threads.Ranges(g.N, workers, (wk, n0, n1) =>
         {
-            Threads.Ranges(g.N, workers, (wk, n0, n1) =>
+            var dst = target(wk);
+            var xp = ArrayPool<T>.Shared.Rent(pd.Length);
+            var up = ArrayPool<T>.Shared.Rent(2 * planeOut);
+            var acc = ArrayPool<T>.Shared.Rent((w.Length + 3) * S.Width);
+            try
             {
-                var dst = wk == 0 ? w : partials[wk - 1];
-                var xp = ArrayPool<T>.Shared.Rent(pd.Length);
-                var up = ArrayPool<T>.Shared.Rent(2 * planeOut);
-                var acc = ArrayPool<T>.Shared.Rent((w.Length + 3) * S.Width);
-                try
+                Array.Clear(xp, 0, pd.Length);
+                Array.Clear(up, 0, 2 * planeOut);
+                Array.Clear(acc, 0, (w.Length + 3) * S.Width);
+                fixed (T* px = xp, pu = up, pa = acc)
                 {
-                    Array.Clear(xp, 0, pd.Length);
-                    Array.Clear(up, 0, 2 * planeOut);
-                    Array.Clear(acc, 0, (w.Length + 3) * S.Width);
-                    fixed (T* px = xp, pu = up, pa = acc)
+                    for (int n = n0; n < n1; n++)
                     {
-                        for (int n = n0; n < n1; n++)
+                        pd.Load(g, x, n, xp);
+                        for (int co = 0; co < g.Cout; co += 2)
                         {
-                            pd.Load(g, x, n, xp);
-                            for (int co = 0; co < g.Cout; co += 2)
-                            {
-                                bool pair = co + 1 < g.Cout;
-                                for (int k = 0; k < (pair ? 2 : 1); k++)
-                                    for (int oh = 0; oh < ho; oh++)
-                                        u.AsSpan(((n * g.Cout + co + k) * ho + oh) * wo, wo).CopyTo(up.AsSpan(k * planeOut + oh * pd.Wp));
-                                for (int ci = 0; ci < g.Cin; ci++)
-                                    for (int a = 0; a < kh; a++)
-                                        for (int b0 = 0; b0 < kw; b0 += 4)
-                                            WeightTaps<TV, S>(px + ci * pd.PlaneP + a * pd.Wp + b0, pu, planeOut, Math.Min(4, kw - b0),
-                                                pa + (((co * g.Cin + ci) * kh + a) * kw + b0) * S.Width, pair ? g.Cin * g.KVol * S.Width : -1);
-                            }
+                            bool pair = co + 1 < g.Cout;
+                            for (int k = 0; k < (pair ? 2 : 1); k++)
+                                for (int oh = 0; oh < ho; oh++)
+                                    u.AsSpan(((n * g.Cout + co + k) * ho + oh) * wo, wo).CopyTo(up.AsSpan(k * planeOut + oh * pd.Wp));
+                            for (int ci = 0; ci < g.Cin; ci++)
+                                for (int a = 0; a < kh; a++)
+                                    for (int b0 = 0; b0 < kw; b0 += 4)
+                                        WeightTaps<TV, S>(px + ci * pd.PlaneP + a * pd.Wp + b0, pu, planeOut, Math.Min(4, kw - b0),
+                                            pa + (((co * g.Cin + ci) * kh + a) * kw + b0) * S.Width, pair ? g.Cin * g.KVol * S.Width : -1);
                         }
-                        for (int i = 0; i < w.Length; i++) dst[i] = S.Sum(S.Load(pa + i * S.Width));
                     }
+                    for (int i = 0; i < w.Length; i++) dst[i] = S.Sum(S.Load(pa + i * S.Width));
                 }
-                finally
-                {
-                    ArrayPool<T>.Shared.Return(xp);
-                    ArrayPool<T>.Shared.Return(up);
-                    ArrayPool<T>.Shared.Return(acc);
-                }
-            });
-            foreach (var p in partials) System.Numerics.Tensors.TensorPrimitives.Add(w, p.AsSpan(0, w.Length), w);
-        }
-        finally
-        {
-            foreach (var p in partials) ArrayPool<T>.Shared.Return(p);
-        }
+            }
+            finally
+            {
+                ArrayPool<T>.Shared.Return(xp);
+                ArrayPool<T>.Shared.Return(up);
+                ArrayPool<T>.Shared.Return(acc);
+            }
+        }));
     }
 
     /// <summary>For taps b = 0..nb-1 (nb up to 4): acc[b] += the flattened u plane times the input plane shifted by b, lane
@@ -867,8 +857,8 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
     private static void DepthwiseRun(ConvGeometry g, T[] x, T[] w, T[] y, Mode mode)
     {
         int c = g.Cin, planes = g.N * c;
-        if (mode == Mode.Forward) Array.Clear(y);
-        if (mode == Mode.Adjoint) Array.Clear(x);
+        // Every mode accumulates into its zeroed result.
+        Array.Clear(mode switch { Mode.Forward => y, Mode.Adjoint => x, _ => w });
         // Forward and adjoint write one plane each (parallel over planes); the weight gradient reduces over samples (parallel over channels).
         int units = mode == Mode.Weight ? c : planes;
         Threads.For(units, (long)planes * g.KVol * g.OutVol, unit =>
@@ -918,7 +908,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                                 }
                         }
                     }
-                    if (mode == Mode.Weight) w[ch * g.KVol + k] = (n == 0 ? T.Zero : w[ch * g.KVol + k]) + acc;
+                    if (mode == Mode.Weight) w[ch * g.KVol + k] += acc;
                 }
             }
         });
