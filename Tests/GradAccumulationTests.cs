@@ -188,4 +188,50 @@ public class GradAccumulationTests
         Assert.That(StoragePool.Waiting(DType.Float32, n), Is.InRange(1, StoragePool.SmallCapacity / (4L * n)));
         while (StoragePool.Take(DType.Float32, n) != null) { }
     }
+
+    /// <summary>ReLU's backward writes into the gradient it is given when backward owns it (AutoGrad.Overwrites): never
+    /// into one a hook, a retained gradient, AutoGrad.Grad's caller or a custom function sees, whichever relu it is.</summary>
+    [TestCase(false)]
+    [TestCase(true)]
+    public void Relu_backward_overwrites_only_a_gradient_backward_owns(bool inPlace)
+    {
+        var x = Tensor.From(G, 4).RequiresGrad_();
+        Tensor Forward(out Tensor y)
+        {
+            var a = x * 3;
+            y = inPlace ? a.Relu_() : Relu(a);
+            return (y * 2).Sum();
+        }
+        double[] dx = [6, 0, 6, 6], dy = [2, 2, 2, 2];
+
+        Forward(out _).Backward();
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(dx), "owned: overwritten");
+
+        x.Grad = null;
+        Tensor? hooked = null;
+        var loss = Forward(out var y);
+        y.RegisterHook(g => { hooked = g; return null; });
+        loss.Backward();
+        Assert.That(hooked!.ToDoubleArray(), Is.EqualTo(dy), "the gradient a hook kept");
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(dx));
+
+        x.Grad = null;
+        loss = Forward(out y);
+        y.RetainGrad();
+        loss.Backward();
+        Assert.That(y.Grad!.ToDoubleArray(), Is.EqualTo(dy), "a retained gradient");
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(dx));
+
+        loss = Forward(out y);
+        var grads = AutoGrad.Grad([loss], [y, x]);
+        Assert.That(grads[0]!.ToDoubleArray(), Is.EqualTo(dy), "a gradient AutoGrad.Grad returns");
+        Assert.That(grads[1]!.ToDoubleArray(), Is.EqualTo(dx));
+
+        // A second order: the first backward builds a graph, so nothing is overwritten; d/dx of sum(dL/dx * x) = dL/dx.
+        x.Grad = null;
+        var first = AutoGrad.Grad([Forward(out _)], [x], createGraph: true)[0]!;
+        Assert.That(first.ToDoubleArray(), Is.EqualTo(dx));
+        (first * x).Sum().Backward();
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(dx), "double backward");
+    }
 }

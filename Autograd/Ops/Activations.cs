@@ -45,11 +45,12 @@ public static partial class Functional
         return AutoGrad.Record(x, "Relu_", Saves.Output, g => [ReluBackward(g, x)], before);
     }
 
-    /// <summary>g where the relu output r is positive (exactly where x &gt; 0), else 0, in one pass. It is linear in g and
-    /// piecewise constant in r, so its derivative is itself applied to the incoming gradient.</summary>
+    /// <summary>g where the relu output r is positive (exactly where x &gt; 0), else 0, in one pass, into g itself when
+    /// backward allows it (<see cref="AutoGrad.Overwrites"/>). It is linear in g and piecewise constant in r, so its
+    /// derivative is itself applied to the incoming gradient.</summary>
     private static Tensor ReluBackward(Tensor g, Tensor r)
     {
-        var d = Tensor.Uninitialized(g.DType, g.Dims);
+        var d = AutoGrad.Overwrites(g) ? g : Tensor.Uninitialized(g.DType, g.Dims);
         if (g.DType == DType.Float32) Kernels.KeepWherePositive<float>(g.Data<float>(), r.Data<float>(), d.Data<float>());
         else Kernels.KeepWherePositive<double>(g.Data<double>(), r.Data<double>(), d.Data<double>());
         return AutoGrad.Record(d, "ReluBackward", Saves.None, gg => [ReluBackward(gg, r)], g);
