@@ -283,8 +283,8 @@ public static class AutoGrad
 
     /// <summary>Whether gradient <paramref name="i"/> of a rule's results is a new tensor no other holds (so backward may add
     /// into it): not from user code, and sharing storage with neither the output gradient (unless the rule overwrote it, see
-    /// <see cref="Overwrites"/>), the op's output or inputs, nor another of its results. Built-in rules return either such
-    /// views (a reshape, an unbroadcast sum) or new tensors.</summary>
+    /// <see cref="Overwrites"/>), the op's output or inputs, nor another of its results. Built-in rules return views (a
+    /// reshape, an unbroadcast sum), new tensors, or the output gradient they overwrote.</summary>
     private static bool Fresh(Node node, Tensor output, Tensor g, bool gOverwritten, Tensor?[] results, int i)
     {
         var s = results[i]!.Storage;

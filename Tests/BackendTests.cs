@@ -10,6 +10,29 @@ public class BackendTests
 
     private static IBackend Load(string name) => Backend.TryCreate(name, out var why) ?? throw new IgnoreException($"{name} unavailable: {why}");
 
+    /// <summary>A parallel loop's bodies run on the backend the calling thread scoped with Backend.Use, whichever thread runs
+    /// them: on OpenMP's team (a native backend) and on .NET's pool (the managed one). Before, other threads used the
+    /// process's backend, so a backend comparison mixed the two.</summary>
+    [TestCaseSource(nameof(Names))]
+    public void A_parallel_loop_runs_its_bodies_on_the_backend_its_caller_scoped(string name)
+    {
+        Assume.That(Environment.ProcessorCount, Is.GreaterThanOrEqualTo(2));
+        var scoped = Load(name);
+        var seen = new IBackend[8 * Environment.ProcessorCount];
+        var threads = new System.Collections.Concurrent.ConcurrentDictionary<int, bool>();
+        using (Backend.Use(scoped))
+            Threads.For(seen.Length, i =>
+            {
+                // Every body waits (a while at most) until two threads run bodies, so that some run off the caller's thread.
+                threads[Environment.CurrentManagedThreadId] = true;
+                SpinWait.SpinUntil(() => threads.Count >= 2, 2000);
+                seen[i] = Backend.Current;
+            });
+        Assert.That(threads.Count, Is.GreaterThanOrEqualTo(2), "bodies ran on more than one thread");
+        Assert.That(seen, Is.All.SameAs(scoped));
+        Assert.That(Backend.Scoped, Is.Null, "the caller's scope ended with its using block");
+    }
+
     [Test]
     public unsafe void Large_tensors_ask_Linux_for_transparent_huge_pages_over_their_whole_2MB_pages()
     {

@@ -149,23 +149,26 @@ public class ConvolutionTests
         Assert.That(Winograd.Keeps(w.Version), Is.False);
     }
 
-    [TestCase(4)]
-    [TestCase(3)]
-    [TestCase(1)]
+    /// <summary>Batch 1, 3 (split unevenly on two cores) and one more than twice the cores.</summary>
+    public static IEnumerable<int> PointwiseBatches => [1, 3, 2 * Environment.ProcessorCount + 1];
+
+    [TestCaseSource(nameof(PointwiseBatches))]
     public void Wide_pointwise_convolutions_on_GEMMs_equal_the_matmul_in_both_dtypes(int batch)
     {
-        // 64 -> 64 channels at 14x14: the three passes run as GEMMs on the NCHW tensors (oneDNN for narrower ones), the
-        // samples split among the cores (batches 3 and 4; unevenly for 3) or all on one range whose GEMMs use every core (1).
+        // 64 -> 64 channels at 28x28: the three passes run as GEMMs on the NCHW tensors (oneDNN for narrower ones), the
+        // samples split among the cores when there are at least as many, or all on one range whose GEMMs use every core.
         Assert.That(PointwiseGemm(ConvGeometry.Create("Conv2d", 2, [4, 64, 14, 14], [64, 64, 1, 1], [1, 1], [0, 0], [0, 0], [1, 1], 1)), Is.True);
         Assert.That(PointwiseGemm(ConvGeometry.Create("Conv2d", 2, [4, 16, 14, 14], [64, 16, 1, 1], [1, 1], [0, 0], [0, 0], [1, 1], 1)), Is.False);
-        var x = Tensor.Randn([batch, 64, 14, 14], 1, DType.Float64);
+        Assert.That(ConvKernels<double>.SampleParts(ConvGeometry.Create("Conv2d", 2, [batch, 64, 28, 28], [64, 64, 1, 1], [1, 1], [0, 0], [0, 0], [1, 1], 1)),
+            Is.EqualTo(batch >= Environment.ProcessorCount ? Environment.ProcessorCount : 1), "ranges of samples");
+        var x = Tensor.Randn([batch, 64, 28, 28], 1, DType.Float64);
         var w = Tensor.Randn([64, 64, 1, 1], 2, DType.Float64) * 0.125;
-        var u = Tensor.Randn([batch, 64, 14, 14], 3, DType.Float64);
+        var u = Tensor.Randn([batch, 64, 28, 28], 3, DType.Float64);
         (double[] Y, double[] Gx, double[] Gw) Run(DType t, bool matmul)
         {
             var (xt, wt) = (x.To(t).Detach().RequiresGrad_(), w.To(t).Detach().RequiresGrad_());
-            // The reference: y[n] = W [64, 64] . x[n] [64, 196], a batched matmul.
-            var y = matmul ? wt.Reshape(64, 64).MatMul(xt.Reshape(batch, 64, 196)).Reshape(batch, 64, 14, 14) : Conv2d(xt, wt);
+            // The reference: y[n] = W [64, 64] . x[n] [64, 784], a batched matmul.
+            var y = matmul ? wt.Reshape(64, 64).MatMul(xt.Reshape(batch, 64, 784)).Reshape(batch, 64, 28, 28) : Conv2d(xt, wt);
             (y * u.To(t)).Sum().Backward();
             return (y.ToDoubleArray(), xt.Grad!.ToDoubleArray(), wt.Grad!.ToDoubleArray());
         }

@@ -23,6 +23,14 @@ public static class Backend
     /// <summary>The backend every op on this thread uses.</summary>
     public static IBackend Current => scoped ?? current.Value;
 
+    /// <summary>The backend <see cref="Use"/> set on this thread, or null: <see cref="Threads"/> hands it on to the threads
+    /// that run a parallel loop's bodies, so that a kernel's work on other cores uses it too.</summary>
+    internal static IBackend? Scoped
+    {
+        get => scoped;
+        set => scoped = value;
+    }
+
     /// <summary>Runs the ops of this thread on <paramref name="backend"/> until disposed (to compare backends).</summary>
     public static IDisposable Use(IBackend backend) => new Scope(backend);
 

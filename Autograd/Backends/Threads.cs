@@ -12,7 +12,8 @@ namespace Autograd.Backends;
 internal static unsafe class Threads
 {
     /// <summary>Runs <paramref name="body"/>(i) for i in [0, n), each index once, on up to one thread per core; returns when
-    /// all have run. The first exception a body throws is rethrown here (the remaining indices are skipped).</summary>
+    /// all have run. The first exception a body throws is rethrown here (the remaining indices are skipped). Bodies run on
+    /// the backend the calling thread uses (<see cref="Backend.Use"/>).</summary>
     public static void For(int n, Action<int> body)
     {
         if (n <= 0) return;
@@ -20,7 +21,7 @@ internal static unsafe class Threads
         else if (Backend.Current is CblasBackend && Gomp.Parallel != null)
         {
             int threads = Math.Min(n, Environment.ProcessorCount);
-            var job = new Job(n, Math.Max(1, n / (ChunksPerThread * threads)), body);
+            var job = new Job(n, Math.Max(1, n / (ChunksPerThread * threads)), body, Backend.Scoped);
             var handle = GCHandle.Alloc(job);
             try { Gomp.Parallel(&Run, GCHandle.ToIntPtr(handle), (uint)threads, 0); }
             finally { handle.Free(); }
@@ -28,9 +29,19 @@ internal static unsafe class Threads
         }
         else
         {
-            try { Parallel.For(0, n, body); }
+            var backend = Backend.Scoped;
+            try { Parallel.For(0, n, backend == null ? body : i => OnBackend(backend, body, i)); }
             catch (AggregateException e) { ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw(); }
         }
+    }
+
+    /// <summary>Runs body(i) with <paramref name="backend"/> as the thread's scoped backend.</summary>
+    private static void OnBackend(IBackend? backend, Action<int> body, int i)
+    {
+        var outer = Backend.Scoped;
+        Backend.Scoped = backend;
+        try { body(i); }
+        finally { Backend.Scoped = outer; }
     }
 
     /// <summary><see cref="For(int, Action{int})"/> when the loop touches at least 2^15 elements in all
@@ -62,6 +73,8 @@ internal static unsafe class Threads
     private static void Run(IntPtr data)
     {
         var job = (Job)GCHandle.FromIntPtr(data).Target!;
+        var outer = Backend.Scoped;
+        Backend.Scoped = job.Backend;
         try
         {
             for (int start; job.Error == null && (start = Interlocked.Add(ref job.Next, job.Chunk) - job.Chunk) < job.N;)
@@ -71,12 +84,18 @@ internal static unsafe class Threads
         {
             Interlocked.CompareExchange(ref job.Error, ExceptionDispatchInfo.Capture(e), null);
         }
+        finally
+        {
+            Backend.Scoped = outer;
+        }
     }
 
-    private sealed class Job(int n, int chunk, Action<int> body)
+    private sealed class Job(int n, int chunk, Action<int> body, IBackend? backend)
     {
         public readonly int N = n, Chunk = chunk;
         public readonly Action<int> Body = body;
+        /// <summary>The calling thread's scoped backend, set on every thread of the team while it runs bodies.</summary>
+        public readonly IBackend? Backend = backend;
         public int Next;
         public ExceptionDispatchInfo? Error;
     }

@@ -226,8 +226,8 @@ public static partial class Functional
     /// <summary>Whether a pass of a 1x1 stride-1 convolution called as a function (not an imported model's chain, which keeps
     /// oneDNN's layouts) runs as MKL GEMMs on the NCHW tensors (<see cref="ConvKernels{T}"/>) rather than on oneDNN, which
     /// reorders activations into channel blocks and back: with at least 64 channels on each side and 14x14 outputs.
-    /// Same-process against oneDNN, forward / forward and backward: (32,256,14x14) -> 256 6.5-6.6 / 19.4-21.3 ms against
-    /// 6.4-6.8 / 20.3-23.6; (16,64,56x56) -> 256 14.4-14.9 / 50.1-53.8 against 16.1-16.2 / 53.5-54.3; (16,256,56x56) -> 64
+    /// Same-process against oneDNN, forward / forward and backward, before the samples were split among the cores
+    /// (<see cref="ConvKernels{T}"/>'s SampleRanges): (32,256,14x14) -> 256 6.5-6.6 / 19.4-21.3 ms against 6.4-6.8 / 20.3-23.6; (16,64,56x56) -> 256 14.4-14.9 / 50.1-53.8 against 16.1-16.2 / 53.5-54.3; (16,256,56x56) -> 64
     /// 14.3-15.0 / 48.3-50.2 against 16.7-17.8 / 59.1-62.5. Narrower ones do better on oneDNN: (32,16,56x56) -> 96 forward
     /// 10.6 against 6.8 ms, (8,1024,7x7) -> 256 1.9 against 1.35.</summary>
     internal static bool PointwiseGemm(ConvGeometry g) => g.Pointwise && g.Groups == 1 && g.Cin >= 64 && g.Cout >= 64 && g.OutVol >= 196;
@@ -412,7 +412,8 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
 
     /// <summary>Runs <paramref name="run"/>, whose workers 0..<paramref name="workers"/>-1 each accumulate into the array
     /// target(worker): worker 0 into <paramref name="w"/> itself, the others into their own partial sums, added to it at the
-    /// end in worker order.</summary>
+    /// end in worker order. Every worker must overwrite its whole target first (its first GEMM with beta 0): w and the
+    /// rented partial sums hold garbage on entry.</summary>
     private static void SummedOverWorkers(int workers, T[] w, Action<Func<int, T[]>> run)
     {
         var partials = new T[workers - 1][];
@@ -429,8 +430,9 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
     }
 
     /// <summary>How many ranges <see cref="SampleRanges"/> splits the samples into: one per core when there are at least as
-    /// many samples, else one.</summary>
-    private static int SampleParts(ConvGeometry g) => g.N >= Environment.ProcessorCount ? Environment.ProcessorCount : 1;
+    /// many samples and enough work to wake the other cores (<see cref="GemmSpec.SmallNativeWork"/> multiply-adds), else one.</summary>
+    internal static int SampleParts(ConvGeometry g) =>
+        g.N >= Environment.ProcessorCount && (long)g.N * g.Cout * g.Cg * g.OutVol >= GemmSpec.SmallNativeWork ? Environment.ProcessorCount : 1;
 
     /// <summary>Runs <paramref name="range"/>(worker, n0, n1, serial) for <see cref="SampleParts"/> contiguous ranges of the
     /// samples in parallel, where serial (more than one range) says that the range's GEMMs run on its own thread; a single
