@@ -436,9 +436,9 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
 
     /// <summary>Runs <paramref name="range"/>(worker, n0, n1, serial) for <see cref="SampleParts"/> contiguous ranges of the
     /// samples in parallel, where serial (more than one range) says that the range's GEMMs run on its own thread; a single
-    /// range's GEMMs use every core. The 1x1 (32,256,14x14) -> 256 forward pass: 5.8-6.0 ms with a core per range against
-    /// 6.0-6.5 with each sample's GEMM on both cores (MKL's serial GEMM runs these 256 x 196 x 256 products at 175 GFLOP/s
-    /// a core pair, its threaded one at 160).</summary>
+    /// range's GEMMs use every core. The 1x1 (32,256,14x14) -> 256 forward pass, same process: 6.0 ms with a core per range
+    /// against 6.2-6.5 with each sample's GEMM on both cores (MKL's serial GEMM runs these 256 x 196 x 256 products at 175
+    /// GFLOP/s a core pair, its threaded one at 160-164).</summary>
     private static void SampleRanges(ConvGeometry g, Action<int, int, int, bool> range)
     {
         int parts = SampleParts(g);
