@@ -155,6 +155,15 @@ internal sealed class ConvGeometry
     public int[] OutShape => [N, Cout, .. Out[(3 - Nd)..]];
     public int[] WeightShape => [Cout, Cg, .. K[(3 - Nd)..]];
 
+    /// <summary>For a stride-1, undilated conv, the conv that computes its adjoint: of the output gradient (Cout channels,
+    /// the output's size) with each kernel flipped and its channel axes swapped within each group, back to the input's
+    /// size, padded by K - 1 - padding on each side (negative where the padding is larger than K - 1).</summary>
+    public ConvGeometry FlippedAdjoint() => new()
+    {
+        Nd = Nd, N = N, Cin = Cout, Cout = Cin, Groups = Groups, In = Out, K = K, Stride = Stride, Dilation = Dilation, Out = In,
+        PadLo = [.. K.Select((k, i) => k - 1 - PadLo[i])], PadHi = [.. K.Select((k, i) => k - 1 - PadHi[i])],
+    };
+
     private static int[] Lift(int[] v, int nd, int fill) => [.. Enumerable.Repeat(fill, 3 - nd), .. v];
 
     /// <summary>Checks a convolution of <paramref name="x"/> [N, Cin, *in] by <paramref name="w"/> [Cout, Cin/groups, *k]

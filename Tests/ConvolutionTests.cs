@@ -108,7 +108,7 @@ public class ConvolutionTests
             var y = new float[expected.Numel];
             Winograd.Forward(g, xf, Winograd.Weights(wf, cout, cin, flipped: false), y);
             var gx = new float[x.Numel];
-            Winograd.Forward(Winograd.Adjoint(g), uf, Winograd.Weights(wf, cout, cin, flipped: true), gx);
+            Winograd.Forward(g.FlippedAdjoint(), uf, Winograd.Weights(wf, cout, cin, flipped: true), gx);
             var gw = new float[wt.Numel];
             Winograd.Weight(g, xf, uf, gw);
             string at = $"[{n}, {cin}, {h}, {w}] -> {cout}, padding {pad}";

@@ -24,21 +24,24 @@ public static class Backend
     public static IBackend Current => scoped ?? current.Value;
 
     /// <summary>The backend <see cref="Use"/> set on this thread, or null: <see cref="Threads"/> hands it on to the threads
-    /// that run a parallel loop's bodies, so that a kernel's work on other cores uses it too.</summary>
-    internal static IBackend? Scoped
-    {
-        get => scoped;
-        set => scoped = value;
-    }
+    /// that run a parallel loop's bodies (in a <see cref="Scope"/>), so that a kernel's work on other cores uses it too.</summary>
+    internal static IBackend? Scoped => scoped;
 
     /// <summary>Runs the ops of this thread on <paramref name="backend"/> until disposed (to compare backends).</summary>
     public static IDisposable Use(IBackend backend) => new Scope(backend);
 
-    private sealed class Scope : IDisposable
+    /// <summary>Sets this thread's scoped backend (null: the process's) until disposed, then restores the one before.</summary>
+    internal readonly struct Scope(IBackend? backend) : IDisposable
     {
-        private readonly IBackend? saved = scoped;
-        public Scope(IBackend backend) => scoped = backend;
+        private readonly IBackend? saved = Exchange(backend);
         public void Dispose() => scoped = saved;
+
+        private static IBackend? Exchange(IBackend? backend)
+        {
+            var before = scoped;
+            scoped = backend;
+            return before;
+        }
     }
 
     /// <summary>Loads a backend by name (<c>mkl</c>, <c>openblas</c>, <c>managed</c>); null with a reason if unavailable.</summary>

@@ -30,18 +30,9 @@ internal static unsafe class Threads
         else
         {
             var backend = Backend.Scoped;
-            try { Parallel.For(0, n, backend == null ? body : i => OnBackend(backend, body, i)); }
+            try { Parallel.For(0, n, backend == null ? body : i => { using (new Backend.Scope(backend)) body(i); }); }
             catch (AggregateException e) { ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw(); }
         }
-    }
-
-    /// <summary>Runs body(i) with <paramref name="backend"/> as the thread's scoped backend.</summary>
-    private static void OnBackend(IBackend? backend, Action<int> body, int i)
-    {
-        var outer = Backend.Scoped;
-        Backend.Scoped = backend;
-        try { body(i); }
-        finally { Backend.Scoped = outer; }
     }
 
     /// <summary><see cref="For(int, Action{int})"/> when the loop touches at least 2^15 elements in all
@@ -73,8 +64,7 @@ internal static unsafe class Threads
     private static void Run(IntPtr data)
     {
         var job = (Job)GCHandle.FromIntPtr(data).Target!;
-        var outer = Backend.Scoped;
-        Backend.Scoped = job.Backend;
+        using var scope = new Backend.Scope(job.Backend);
         try
         {
             for (int start; job.Error == null && (start = Interlocked.Add(ref job.Next, job.Chunk) - job.Chunk) < job.N;)
@@ -83,10 +73,6 @@ internal static unsafe class Threads
         catch (Exception e)
         {
             Interlocked.CompareExchange(ref job.Error, ExceptionDispatchInfo.Capture(e), null);
-        }
-        finally
-        {
-            Backend.Scoped = outer;
         }
     }
 

@@ -556,14 +556,8 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
     /// <paramref name="runs"/> takes the adjoint's geometry; false otherwise.</summary>
     private static bool FlippedAdjoint(ConvGeometry g, T[] u, T[] w, T[] x, Func<ConvGeometry, bool> runs, Action<ConvGeometry, T[], T[], T[]> run)
     {
-        int[] lo = [.. g.K.Select((k, i) => k - 1 - g.PadLo[i])], hi = [.. g.K.Select((k, i) => k - 1 - g.PadHi[i])];
-        if (lo.Any(v => v < 0) || hi.Any(v => v < 0)) return false;
-        var a = new ConvGeometry
-        {
-            Nd = g.Nd, N = g.N, Cin = g.Cout, Cout = g.Cin, Groups = g.Groups, In = g.Out, K = g.K, Stride = g.Stride,
-            PadLo = lo, PadHi = hi, Dilation = g.Dilation, Out = g.In,
-        };
-        if (!runs(a)) return false;
+        var a = g.FlippedAdjoint();
+        if (a.PadLo.Any(v => v < 0) || a.PadHi.Any(v => v < 0) || !runs(a)) return false;
         int kv = g.KVol, cg = g.Cg, coutG = g.CoutG;
         var flipped = ArrayPool<T>.Shared.Rent(w.Length);
         try
@@ -983,7 +977,7 @@ internal static unsafe class Winograd
     public static void Run(ConvPass pass, ConvGeometry g, float[] a, float[] b, float[] result, Tensor.VersionCounter? weightVersion)
     {
         if (pass == ConvPass.Weight) Weight(g, a, b, result);
-        else Forward(pass == ConvPass.Forward ? g : Adjoint(g), a, Transformed(b, g, flipped: pass == ConvPass.Adjoint, weightVersion), result);
+        else Forward(pass == ConvPass.Forward ? g : g.FlippedAdjoint(), a, Transformed(b, g, flipped: pass == ConvPass.Adjoint, weightVersion), result);
     }
 
     /// <summary>A weight's transforms for the forward and adjoint passes, made at <see cref="Version"/> for its shape.</summary>
@@ -1010,13 +1004,6 @@ internal static unsafe class Winograd
             return flipped ? k.Adjoint ??= Weights(w, g.Cout, g.Cin, true) : k.Forward ??= Weights(w, g.Cout, g.Cin, false);
         }
     }
-
-    /// <summary>The adjoint's geometry: the conv from the output gradient back to the input's size.</summary>
-    public static ConvGeometry Adjoint(ConvGeometry g) => new()
-    {
-        Nd = g.Nd, N = g.N, Cin = g.Cout, Cout = g.Cin, Groups = 1, In = g.Out, K = g.K, Stride = g.Stride, Dilation = g.Dilation, Out = g.In,
-        PadLo = [0, 2 - g.PadLo[1], 2 - g.PadLo[2]], PadHi = [0, 2 - g.PadHi[1], 2 - g.PadHi[2]],
-    };
 
     /// <summary>U[ξ][co][ci] = (G g G^T)[ξ] for the 3x3 kernel g of each channel pair of w [Cout, Cin, 3, 3]; for the adjoint
     /// (<paramref name="flipped"/>), of the kernel w[ci][co] turned by 180 degrees, into U[ξ][ci][co].</summary>
