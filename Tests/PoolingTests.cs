@@ -47,10 +47,14 @@ public class PoolingTests
     [TestCase(13, 3, 0, 1)]
     [TestCase(10, 2, 0, 1)]
     [TestCase(30, 3, 1, 1)]
-    // Enough planes to run in parallel, in runs of planes whose rows' extra lanes spill into the next row (LeNet-5's pools).
+    // Enough planes to run in parallel, in runs of planes whose rows' extra lanes spill into the rows after them (LeNet-5's
+    // pools); only the last block of a run copies out its own lanes.
     [TestCase(28, 2, 0, 2, 600)]
     [TestCase(10, 2, 0, 2, 2000)]
     [TestCase(13, 3, 0, 1, 700)]
+    // Rows of 3 and 2 windows, whose one block spills over two and three rows after it.
+    [TestCase(6, 2, 0, 2, 3000)]
+    [TestCase(5, 2, 0, 2, 5000)]
     public void Max_windows_pick_the_first_maximum_or_first_NaN_of_each_window(int width, int k, int pad, int stride, int planes = 3)
     {
         // Stride 1 (GoogLeNet's 3x3 pools) compares eight windows of a row at a time on AVX2.
@@ -89,18 +93,24 @@ public class PoolingTests
 
     [TestCase(3, 2, 1)]
     [TestCase(2, 2, 0)]
-    public void The_backward_of_a_large_max_pool_adds_each_gradient_at_its_window_maximum(int k, int stride, int pad)
+    // 2x2 windows tiling the planes write the gradient densely, four windows at a time: rows of 4, 5 (the last four
+    // windows done twice) and 14 windows, odd sizes (a last row or column in no window), and rows too narrow (3 windows)
+    // that add each gradient at its maximum instead.
+    [TestCase(2, 2, 0, 28, 28)]
+    [TestCase(2, 2, 0, 9, 11)]
+    [TestCase(2, 2, 0, 10, 9)]
+    [TestCase(2, 2, 0, 7, 7)]
+    public void The_backward_of_a_large_max_pool_adds_each_gradient_at_its_window_maximum(int k, int stride, int pad, int h = 40, int w = 40)
     {
-        // Large enough for the backward to zero and fill the planes on several cores; overlapping 3x3 windows add into
-        // shared maxima.
-        var x = Tensor.Randn([4, 8, 40, 40], 5).RequiresGrad_();
+        // Large enough for the backward to fill the planes on several cores; overlapping 3x3 windows add into shared maxima.
+        var x = Tensor.Randn([8, (70_000 + 8 * h * w - 1) / (8 * h * w), h, w], 5).RequiresGrad_();
         var (y, indices) = MaxPool2dWithIndices(x, k, stride: stride, padding: pad);
         var u = Tensor.Randn(y.Dims, 6);
         y.Backward(u);
         var idx = indices.ToLongArray();
         var gu = u.ToDoubleArray();
         var expected = new double[x.Numel];
-        int inPlane = 40 * 40, outPlane = y.Dims[2] * y.Dims[3];
+        int inPlane = h * w, outPlane = y.Dims[2] * y.Dims[3];
         for (int o = 0; o < idx.Length; o++) expected[o / outPlane * inPlane + idx[o]] += gu[o];
         Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(expected).Within(1e-6));
     }

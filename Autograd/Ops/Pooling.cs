@@ -150,7 +150,7 @@ public static partial class Functional
         var y = Tensor.Uninitialized(x.DType, g.OutShape);
         var map = x.DType == DType.Float32 ? PoolKernels<float>.ArgMax(g, x.Data<float>(), y.Data<float>())
             : PoolKernels<double>.ArgMax(g, x.Data<double>(), y.Data<double>());
-        return (TakeFlat(x, map, g.OutShape, g.Planes, taken: y), map);
+        return (TakeFlat(x, map, g.OutShape, g.Planes, taken: y, tiles: x.DType == DType.Float32 && PoolKernels<float>.Tiles2x2(g) ? g : null), map);
     }
 
     /// <summary>The window maxima, through <see cref="WindowMax"/> when a gradient will flow to <paramref name="x"/>, else
@@ -428,70 +428,118 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
     /// at a time (sixteen with stride 2, or eight on AVX2 for rows of at most eight; eight with stride 1), writing the
     /// offsets and values of the maxima: each window element in row-major window order is compared
     /// across them (so the first maximum wins). A row's last block may run past its end (rows narrower than a block, like
-    /// LeNet's 14 and 5, are one such block): its extra lanes read the next row and are stored over the start of the next
-    /// row's outputs, which are written after them (only the last row of a run of planes copies out its own lanes: the next
-    /// run may be another thread's). The windows whose block
-    /// would read past the end of the input go one at a time with the running maximum in registers, 2x2 windows unrolled.</summary>
+    /// LeNet's 14 and 5, are one such block): its extra lanes read the rows after it and are stored over the outputs of the
+    /// rows after it, which are written later. Only a block that would write past the run of planes (the next run may be
+    /// another thread's) copies out just its own lanes, and a row whose blocks would read past the end of the input goes
+    /// one window at a time with the running maximum in registers, 2x2 windows unrolled. Everything a row needs is kept
+    /// in locals: the per-row bookkeeping (spans, geometry reads) had taken three quarters of the time of LeNet-5's rows.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ArgMaxRows(PoolGeometry g, int sh, int sw, T[] x, int[] map, T[] values, int p0, int p1)
     {
-        int kh = g.Len[1][0], kw = g.Len[2][0], d1 = g.Step[1], d2 = g.Step[2], in2 = g.In[2], wo = g.Out[2];
-        // Windows per block and floats a block advances (and reads past its furthest window element).
+        int kh = g.Len[1][0], kw = g.Len[2][0], rowStep = g.Step[1] * g.In[2], colStep = g.Step[2], ho = g.Out[1], wo = g.Out[2];
+        int inVol = g.InVol, outVol = g.OutVol, rowIn = sh * g.In[2], first = g.Start[1][0] * g.In[2] + g.Start[2][0];
+        // Windows per block and floats a block advances.
         int lanes = sw == 2 && (Vector512.IsHardwareAccelerated || wo > 8) ? 16 : 8, span = lanes * sw, rowBlocks = (wo + lanes - 1) / lanes;
         bool vector = sw == 2 ? VectorStride2 : sw == 1 && VectorStride1(wo);
-        bool twoByTwo = kh == 2 && kw == 2 && d1 == 1 && d2 == 1;
+        bool twoByTwo = kh == 2 && kw == 2 && rowStep == g.In[2] && colStep == 1;
+        // How far past its first element a row's blocks read (a block reads a span past its furthest window element), and
+        // where the run's outputs end.
+        long reach = (kh - 1) * rowStep + (kw - 1) * colStep + (long)rowBlocks * span;
+        int end = p1 * outVol;
         Span<int> partial = stackalloc int[16];
         Span<float> partialValues = stackalloc float[16];
         var xf = Unsafe.As<T[], float[]>(ref x);
+        ref int map0 = ref MemoryMarshal.GetArrayDataReference(map);
+        ref float values0 = ref Unsafe.As<T, float>(ref MemoryMarshal.GetArrayDataReference(values));
         for (int p = p0; p < p1; p++)
-        for (int oh = 0; oh < g.Out[1]; oh++)
         {
-            int o = p * g.OutVol + oh * wo, row0 = p * g.InVol + (g.Start[1][0] + oh * sh) * in2 + g.Start[2][0], done = 0;
-            // A block may write its extra lanes over the start of the next row (of this plane or the next of the run), which
-            // is written after it.
-            int room = oh + 1 < g.Out[1] || p + 1 < p1 ? 2 * wo : wo;
-            var best = map.AsSpan(o, room);
-            var bestValues = values.AsSpan(o, room);
-            if (vector)
+            int o = p * outVol, row0 = p * inVol + first;
+            for (int oh = 0; oh < ho; oh++, o += wo, row0 += rowIn)
             {
-                // Blocks whose reads stay inside x for the last (furthest) window element.
-                int last = row0 + (kh - 1) * d1 * in2 + (kw - 1) * d2;
-                int blocks = last + rowBlocks * span <= x.Length ? rowBlocks
-                    : x.Length - last < span ? 0 : Math.Min(rowBlocks, (x.Length - last - span) / span + 1);
-                for (int j = 0; j < blocks; j++)
+                int done = 0;
+                if (vector && row0 + reach <= x.Length)
                 {
-                    int n = Math.Min(lanes, wo - lanes * j);
-                    bool whole = lanes * (j + 1) <= room;
-                    var into = whole ? best.Slice(lanes * j, lanes) : partial;
-                    var intoValues = whole ? MemoryMarshal.Cast<T, float>(bestValues.Slice(lanes * j, lanes)) : partialValues;
-                    if (lanes == 16) Sixteen(xf, row0 + span * j, kh, kw, d1 * in2, d2, into, intoValues);
-                    else EightInto(xf, row0 + span * j, sw, kh, kw, d1 * in2, d2, into, intoValues);
-                    // An element loop: a span copy is a call to memmove, which took a fifth of the time of rows this narrow.
-                    if (!whole)
-                        for (int i = 0; i < n; i++)
-                        {
-                            best[lanes * j + i] = partial[i];
-                            bestValues[lanes * j + i] = T.CreateTruncating(partialValues[i]);
-                        }
+                    for (int j = 0; j < rowBlocks; j++)
+                    {
+                        int at = o + lanes * j;
+                        bool whole = at + lanes <= end;
+                        ref int best = ref whole ? ref Unsafe.Add(ref map0, at) : ref MemoryMarshal.GetReference(partial);
+                        ref float bestValues = ref whole ? ref Unsafe.Add(ref values0, at) : ref MemoryMarshal.GetReference(partialValues);
+                        if (lanes == 16) Sixteen(xf, row0 + span * j, kh, kw, rowStep, colStep, ref best, ref bestValues);
+                        else EightInto(xf, row0 + span * j, sw, kh, kw, rowStep, colStep, ref best, ref bestValues);
+                        // An element loop: a span copy is a call to memmove, which took a fifth of the time of rows this narrow.
+                        if (!whole)
+                            for (int i = 0, n = Math.Min(lanes, wo - lanes * j); i < n; i++)
+                            {
+                                map[at + i] = partial[i];
+                                values[at + i] = T.CreateTruncating(partialValues[i]);
+                            }
+                    }
+                    done = wo;
                 }
-                done = Math.Min(lanes * blocks, wo);
+                for (int ow = done; ow < wo; ow++)
+                {
+                    int i0 = row0 + ow * sw, bi = i0;
+                    T bv = x[i0];
+                    if (twoByTwo)
+                    {
+                        Take(x, i0 + 1, ref bv, ref bi);
+                        Take(x, i0 + rowStep, ref bv, ref bi);
+                        Take(x, i0 + rowStep + 1, ref bv, ref bi);
+                    }
+                    else
+                        for (int b = 0; b < kh; b++)
+                            for (int c = b == 0 ? 1 : 0; c < kw; c++) Take(x, i0 + b * rowStep + c * colStep, ref bv, ref bi);
+                    map[o + ow] = bi;
+                    values[o + ow] = bv;
+                }
             }
-            for (int ow = done; ow < wo; ow++)
+        }
+    }
+
+    /// <summary>Whether the windows of <paramref name="g"/> are 2x2 at stride 2 from the planes' corner, without dilation, at
+    /// least four to a row (LeNet-5's and VGG's pools), and AVX2 runs <see cref="Unpool2x2"/>: each input element then lies
+    /// in at most one window.</summary>
+    public static bool Tiles2x2(PoolGeometry g) => Avx2.IsSupported && g.In[0] == 1 && g.Out[2] >= 4 && Regular(g, 1, out int sh)
+        && Regular(g, 2, out int sw) && sh == 2 && sw == 2 && g.Len[1][0] == 2 && g.Len[2][0] == 2 && g.Step[1] == 1 && g.Step[2] == 1
+        && g.Start[1][0] == 0 && g.Start[2][0] == 0;
+
+    /// <summary>The adjoint of the argmax <paramref name="map"/> of a <see cref="Tiles2x2"/> pooling over planes p0..p1, written
+    /// densely: each input element is its window's gradient where it is the window's maximum, else 0 (so are the last row
+    /// and column of an odd-sized plane, in no window). Four windows at a time: their offsets and gradients each spread
+    /// over two lanes, compared against the offsets of the eight elements below them in each of the two rows (a row's
+    /// last four windows may be done twice). LeNet-5's 64x6x28x28 pool: zeroing the planes and adding each gradient at its
+    /// offset wrote 1.2 MB twice.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Unpool2x2(PoolGeometry g, int[] map, float[] src, float[] dst, int p0, int p1)
+    {
+        int h = g.In[1], w = g.In[2], ho = g.Out[1], wo = g.Out[2], inVol = g.InVol, outVol = g.OutVol;
+        var pairs = Vector256.Create(0, 0, 1, 1, 2, 2, 3, 3);
+        var lanes = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+        ref int m0 = ref MemoryMarshal.GetArrayDataReference(map);
+        ref float s0 = ref MemoryMarshal.GetArrayDataReference(src);
+        ref float d0 = ref MemoryMarshal.GetArrayDataReference(dst);
+        for (int p = p0; p < p1; p++)
+        {
+            for (int oh = 0; oh < ho; oh++)
             {
-                int i0 = row0 + ow * sw, bi = i0;
-                T bv = x[i0];
-                if (twoByTwo)
+                int o = p * outVol + oh * wo, row = p * inVol + 2 * oh * w;
+                for (int j = 0; j < wo; j += 4)
                 {
-                    Take(x, i0 + 1, ref bv, ref bi);
-                    Take(x, i0 + in2, ref bv, ref bi);
-                    Take(x, i0 + in2 + 1, ref bv, ref bi);
+                    int at = Math.Min(j, wo - 4), e = row + 2 * at;
+                    var m = Avx2.PermuteVar8x32(Vector128.LoadUnsafe(ref m0, (nuint)(o + at)).ToVector256Unsafe(), pairs);
+                    var v = Avx2.PermuteVar8x32(Vector128.LoadUnsafe(ref s0, (nuint)(o + at)).ToVector256Unsafe(), pairs);
+                    var top = lanes + Vector256.Create(e);
+                    (Vector256.Equals(m, top).AsSingle() & v).StoreUnsafe(ref d0, (nuint)e);
+                    (Vector256.Equals(m, top + Vector256.Create(w)).AsSingle() & v).StoreUnsafe(ref d0, (nuint)(e + w));
                 }
-                else
-                    for (int b = 0; b < kh; b++)
-                        for (int c = b == 0 ? 1 : 0; c < kw; c++) Take(x, i0 + b * d1 * in2 + c * d2, ref bv, ref bi);
-                best[ow] = bi;
-                bestValues[ow] = bv;
+                if (w > 2 * wo)
+                {
+                    dst[row + w - 1] = 0;
+                    dst[row + 2 * w - 1] = 0;
+                }
             }
+            if (h > 2 * ho) Array.Clear(dst, p * inVol + 2 * ho * w, (h - 2 * ho) * w);
         }
     }
 
@@ -518,28 +566,28 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
     /// <summary>The first maxima of sixteen windows starting 2 apart at x[at], their offsets written to <paramref name="best"/>
     /// and their values to <paramref name="values"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Sixteen(float[] x, int at, int kh, int kw, int rowStep, int colStep, Span<int> best, Span<float> values)
+    private static void Sixteen(float[] x, int at, int kh, int kw, int rowStep, int colStep, ref int best, ref float values)
     {
         if (Vector512.IsHardwareAccelerated)
         {
             var (index, value) = Stride2(x, at, kh, kw, rowStep, colStep);
-            index.CopyTo(best);
-            value.CopyTo(values);
+            index.StoreUnsafe(ref best);
+            value.StoreUnsafe(ref values);
         }
         else
         {
-            EightInto(x, at, 2, kh, kw, rowStep, colStep, best, values);
-            EightInto(x, at + 16, 2, kh, kw, rowStep, colStep, best[8..], values[8..]);
+            EightInto(x, at, 2, kh, kw, rowStep, colStep, ref best, ref values);
+            EightInto(x, at + 16, 2, kh, kw, rowStep, colStep, ref Unsafe.Add(ref best, 8), ref Unsafe.Add(ref values, 8));
         }
     }
 
     /// <summary><see cref="Eight"/>, its offsets written to <paramref name="best"/> and its values to <paramref name="values"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void EightInto(float[] x, int at, int stride, int kh, int kw, int rowStep, int colStep, Span<int> best, Span<float> values)
+    private static void EightInto(float[] x, int at, int stride, int kh, int kw, int rowStep, int colStep, ref int best, ref float values)
     {
         var (index, value) = Eight(x, at, stride, kh, kw, rowStep, colStep);
-        index.CopyTo(best);
-        value.CopyTo(values);
+        index.StoreUnsafe(ref best);
+        value.StoreUnsafe(ref values);
     }
 
     /// <summary>As <see cref="Stride2"/> for eight windows starting <paramref name="stride"/> (1 or 2) apart, with AVX2: a
@@ -613,7 +661,7 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
                         int kw = g.Len[2][ow], e = inBase + (s0[od] * in1 + s1[oh]) * in2 + s2[ow];
                         if ((long)e + (kh - 1) * d1 * in2 + (kw - 1) * d2 + 32 <= x.Length)
                         {
-                            Sixteen(Unsafe.As<T[], float[]>(ref x), e, kh, kw, d1 * in2, d2, map.AsSpan(o, 16), MemoryMarshal.Cast<T, float>(values.AsSpan(o, 16)));
+                            Sixteen(Unsafe.As<T[], float[]>(ref x), e, kh, kw, d1 * in2, d2, ref map[o], ref Unsafe.As<T, float>(ref values[o]));
                             ow += 15;
                             o += 15;
                             continue;

@@ -1,4 +1,5 @@
 using Autograd.Backends;
+using System.Runtime.CompilerServices;
 
 namespace Autograd;
 
@@ -275,11 +276,12 @@ public static partial class Functional
     /// <summary><c>r[i] = x.flat[map[i]]</c> (0 where map[i] is -1), of <paramref name="shape"/>. Its adjoint is
     /// <see cref="PutFlat"/>; Gather, max pooling and max unpooling are built on this pair. With <paramref name="planes"/>
     /// p, splitting x and r each into p equal planes, plane i of r reads only plane i of x (pooling's windows), so the adjoint
-    /// runs plane by plane across the cores. <paramref name="taken"/>: r, when the caller has already gathered it.</summary>
-    internal static Tensor TakeFlat(Tensor x, int[] map, int[] shape, int planes = 1, Tensor? taken = null)
+    /// runs plane by plane across the cores. <paramref name="taken"/>: r, when the caller has already gathered it.
+    /// <paramref name="tiles"/>: the geometry of a max pooling whose windows tile each plane (see <see cref="PutFlat"/>).</summary>
+    internal static Tensor TakeFlat(Tensor x, int[] map, int[] shape, int planes = 1, Tensor? taken = null, PoolGeometry? tiles = null)
     {
         var r = taken ?? Gather(x, map, shape);
-        return AutoGrad.Record(r, "TakeFlat", Saves.None, g => [PutFlat(g, map, x.Dims, planes)], x);
+        return AutoGrad.Record(r, "TakeFlat", Saves.None, g => [PutFlat(g, map, x.Dims, planes, tiles)], x);
 
         static Tensor Gather(Tensor x, int[] map, int[] shape)
         {
@@ -295,20 +297,27 @@ public static partial class Functional
     }
 
     /// <summary>Zeros of <paramref name="shape"/> with <c>g[i]</c> added at <c>flat[map[i]]</c> (skipping -1): the adjoint of
-    /// <see cref="TakeFlat"/>, whose <paramref name="planes"/> it takes.</summary>
-    internal static Tensor PutFlat(Tensor g, int[] map, int[] shape, int planes = 1)
+    /// <see cref="TakeFlat"/>, whose <paramref name="planes"/> it takes. For a float max pooling whose windows tile the planes
+    /// (<paramref name="tiles"/>, see <see cref="PoolKernels{T}.Tiles2x2"/>) each element is written once instead, the
+    /// gradient where it is its window's maximum and 0 elsewhere.</summary>
+    internal static Tensor PutFlat(Tensor g, int[] map, int[] shape, int planes = 1, PoolGeometry? tiles = null)
     {
         var r = Tensor.Uninitialized(g.DType, shape);
-        if (g.DType == DType.Float32) Put(g.Data<float>(), map, r.Data<float>(), planes); else Put(g.Data<double>(), map, r.Data<double>(), planes);
+        if (g.DType == DType.Float32) Put(g.Data<float>(), map, r.Data<float>(), planes, tiles); else Put(g.Data<double>(), map, r.Data<double>(), planes, null);
         return AutoGrad.Record(r, "PutFlat", Saves.None, gg => [TakeFlat(gg, map, g.Dims, planes)], g);
 
         // Contiguous runs of planes, one per core for a large result: each zeroes its planes and adds into them.
-        static void Put<T>(T[] src, int[] m, T[] dst, int planes) where T : System.Numerics.INumber<T>
+        static void Put<T>(T[] src, int[] m, T[] dst, int planes, PoolGeometry? tiles) where T : System.Numerics.INumber<T>
         {
             int parts = planes >= 2 && dst.Length >= 1 << 16 ? Math.Min(planes, Environment.ProcessorCount) : 1;
             int outPlane = m.Length / planes, inPlane = dst.Length / planes;
             Threads.Ranges(planes, parts, (_, p0, p1) =>
             {
+                if (tiles != null)
+                {
+                    PoolKernels<float>.Unpool2x2(tiles, m, Unsafe.As<T[], float[]>(ref src), Unsafe.As<T[], float[]>(ref dst), p0, p1);
+                    return;
+                }
                 Array.Clear(dst, p0 * inPlane, (p1 - p0) * inPlane);
                 for (int i = p0 * outPlane; i < p1 * outPlane; i++) if (m[i] >= 0) dst[m[i]] += src[i];
             });
