@@ -1,3 +1,4 @@
+using Autograd.Backends;
 using static Autograd.Functional;
 
 namespace Tests;
@@ -118,6 +119,64 @@ public class ConvolutionTests
         }
 
         static double Scale(Tensor t) => t.ToDoubleArray().Max(Math.Abs);
+    }
+
+    [Test]
+    public void Direct_kernels_equal_a_naive_loop_for_rows_of_one_to_several_chunks([Values] bool float64)
+    {
+        // Stride-1 convs of at most 16 input channels run the direct kernels, whatever geometries the dispatch gives them:
+        // output rows narrower than a vector and of one to several chunks of four vectors (a row's last vector runs onto
+        // the next row, or at a plane's last row into a scratch block), an odd number of output channels (the last one
+        // unpaired), a 1x1 kernel, padding up to the kernel size minus one (the adjoint then runs directly too).
+        foreach (var (n, cin, h, w, cout, k, pad) in new[] { (3, 1, 6, 5, 3, 3, 1), (2, 3, 9, 37, 5, 5, 2), (2, 2, 5, 71, 4, 3, 0), (1, 4, 4, 130, 1, 1, 0) })
+        {
+            var x = Tensor.Randn([n, cin, h, w], 1, DType.Float64);
+            var wt = Tensor.Randn([cout, cin, k, k], 2, DType.Float64);
+            var g = ConvGeometry.Create("Conv2d", 2, x.Shape, wt.Shape, [1, 1], [pad, pad], [pad, pad], [1, 1], 1);
+            int ho = h + 2 * pad - k + 1, wo = w + 2 * pad - k + 1;
+            var u = Tensor.Randn([n, cout, ho, wo], 3, DType.Float64);
+            var (xs, ws, us) = (x.ToDoubleArray(), wt.ToDoubleArray(), u.ToDoubleArray());
+            var (y, gx, gw) = (new double[u.Numel], new double[x.Numel], new double[wt.Numel]);
+            for (int s = 0; s < n; s++)
+                for (int co = 0; co < cout; co++)
+                    for (int oh = 0; oh < ho; oh++)
+                        for (int ow = 0; ow < wo; ow++)
+                        {
+                            int o = ((s * cout + co) * ho + oh) * wo + ow;
+                            for (int ci = 0; ci < cin; ci++)
+                                for (int a = 0; a < k; a++)
+                                    for (int b = 0; b < k; b++)
+                                    {
+                                        int ih = oh + a - pad, iw = ow + b - pad;
+                                        if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                                        int i = ((s * cin + ci) * h + ih) * w + iw, j = ((co * cin + ci) * k + a) * k + b;
+                                        y[o] += ws[j] * xs[i];
+                                        gx[i] += ws[j] * us[o];
+                                        gw[j] += us[o] * xs[i];
+                                    }
+                        }
+            string at = $"[{n}, {cin}, {h}, {w}] -> {cout}, kernel {k}, padding {pad}";
+            var dtype = float64 ? DType.Float64 : DType.Float32;
+            double tol = float64 ? 1e-9 : 1e-4;
+            Assert.That(Pass(ConvPass.Forward, x, wt, u.Numel), Is.EqualTo(y).Within(tol * Scale(y)), $"output {at}");
+            Assert.That(Pass(ConvPass.Adjoint, u, wt, x.Numel), Is.EqualTo(gx).Within(tol * Scale(gx)), $"input gradient {at}");
+            Assert.That(Pass(ConvPass.Weight, x, u, wt.Numel), Is.EqualTo(gw).Within(tol * Scale(gw)), $"weight gradient {at}");
+
+            double[] Pass(ConvPass pass, Tensor a, Tensor b, int size)
+            {
+                if (float64)
+                {
+                    var r = new double[size];
+                    ConvKernels<double>.Run(pass, g, a.Data<double>(), b.Data<double>(), r);
+                    return r;
+                }
+                var rf = new float[size];
+                ConvKernels<float>.Run(pass, g, a.To(dtype).Data<float>(), b.To(dtype).Data<float>(), rf);
+                return rf.Select(v => (double)v).ToArray();
+            }
+        }
+
+        static double Scale(double[] t) => t.Max(Math.Abs);
     }
 
     [Test]

@@ -616,45 +616,55 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
     }
 
     /// <summary>y = conv(x, w) for a <see cref="Direct"/> geometry: per sample, the <see cref="Padded"/> planes; per pair of
-    /// output channels, the flattened output plane in chunks of up to four vectors per channel, accumulated one kernel tap
-    /// at a time (each loaded input vector feeds both channels); then the valid columns are copied out.</summary>
+    /// output channels and output row, chunks of up to four vectors per channel, accumulated one kernel tap at a time (each
+    /// loaded input vector feeds both channels) and stored straight into y. A row's last vector may run past its end, onto
+    /// the start of the next row, which is written after it; only past a plane's last row does it go to a scratch block, of
+    /// which the row's own outputs are copied out. (Computing whole padded rows and copying each row's valid columns out
+    /// had taken a third of LeNet-5's first layer.)</summary>
     private static unsafe void DirectRun<TV, S>(ConvGeometry g, T[] x, T[] w, T[] y) where TV : unmanaged where S : ISimd<TV, T>
     {
         var pd = Padded.Of(g, S.Width);
-        int ho = g.Out[1], wo = g.Out[2], chunk = 4 * S.Width, planeOut = (pd.PlaneOut + chunk - 1) / chunk * chunk;
+        int ho = g.Out[1], wo = g.Out[2], lanes = S.Width, chunk = 4 * lanes, plane = ho * wo, weights = g.Cin * g.KVol;
         Threads.Ranges(g.N, DirectWorkers(g), (_, n0, n1) =>
         {
             var xp = ArrayPool<T>.Shared.Rent(pd.Length);
-            var outp = ArrayPool<T>.Shared.Rent(2 * planeOut);
+            var scratch = ArrayPool<T>.Shared.Rent(2 * chunk);
             try
             {
                 Array.Clear(xp, 0, pd.Length);
-                fixed (T* px = xp, pw = w, po = outp)
+                fixed (T* px = xp, pw = w, py = y, ps = scratch)
                     for (int n = n0; n < n1; n++)
                     {
                         pd.Load(g, x, n, xp);
                         for (int co = 0; co < g.Cout; co += 2)
                         {
                             bool pair = co + 1 < g.Cout;
-                            for (int p0 = 0; p0 < pd.PlaneOut; p0 += chunk)
-                                DirectChunk<TV, S>(px + p0, pw + co * g.Cin * g.KVol, pair ? g.Cin * g.KVol : -1, po + p0, planeOut,
-                                    g.Cin, pd.PlaneP, pd.Wp, g.K[1], g.K[2], Math.Min(4, (pd.PlaneOut - p0 + S.Width - 1) / S.Width));
-                            for (int k = 0; k < (pair ? 2 : 1); k++)
-                                for (int oh = 0; oh < ho; oh++)
-                                    outp.AsSpan(k * planeOut + oh * pd.Wp, wo).CopyTo(y.AsSpan(((n * g.Cout + co + k) * ho + oh) * wo));
+                            T* yc = py + (long)(n * g.Cout + co) * plane;
+                            for (int oh = 0; oh < ho; oh++)
+                                for (int ow = 0; ow < wo; ow += chunk)
+                                {
+                                    int at = oh * wo + ow, nv = Math.Min(4, (wo - ow + lanes - 1) / lanes);
+                                    bool past = at + nv * lanes > plane;
+                                    DirectChunk<TV, S>(px + oh * pd.Wp + ow, pw + co * weights, pair ? weights : -1, past ? ps : yc + at,
+                                        past ? chunk : plane, g.Cin, pd.PlaneP, pd.Wp, g.K[1], g.K[2], nv);
+                                    if (past)
+                                        for (int k = 0; k < (pair ? 2 : 1); k++)
+                                            for (int i = 0; i < wo - ow; i++) yc[k * plane + at + i] = ps[k * chunk + i];
+                                }
                         }
                     }
             }
             finally
             {
                 ArrayPool<T>.Shared.Return(xp);
-                ArrayPool<T>.Shared.Return(outp);
+                ArrayPool<T>.Shared.Return(scratch);
             }
         });
     }
 
     /// <summary><paramref name="nv"/> (1-4) output vectors at <paramref name="o"/> for the channel whose weights start at
-    /// <paramref name="w"/>, and at <c>o + planeOut</c> for the one at <c>w + second</c> when <paramref name="second"/> is not -1.</summary>
+    /// <paramref name="w"/>, and at <c>o + planeOut</c> for the one at <c>w + second</c> when <paramref name="second"/> is not -1
+    /// (only those vectors are stored).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void DirectChunk<TV, S>(T* x, T* w, int second, T* o, int planeOut, int cin, int planeP, int wp, int kh, int kw, int nv)
         where TV : unmanaged where S : ISimd<TV, T>
@@ -682,10 +692,17 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                     a3 = S.MulAdd(wA, v, a3); b3 = S.MulAdd(wB, v, b3);
                 }
             }
-        S.Store(o, a0); S.Store(o + lanes, a1); S.Store(o + 2 * lanes, a2); S.Store(o + 3 * lanes, a3);
-        if (!pair) return;
-        o += planeOut;
-        S.Store(o, b0); S.Store(o + lanes, b1); S.Store(o + 2 * lanes, b2); S.Store(o + 3 * lanes, b3);
+        Store(o, a0, a1, a2, a3);
+        if (pair) Store(o + planeOut, b0, b1, b2, b3);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        void Store(T* o, TV v0, TV v1, TV v2, TV v3)
+        {
+            S.Store(o, v0);
+            if (nv > 1) S.Store(o + lanes, v1);
+            if (nv > 2) S.Store(o + 2 * lanes, v2);
+            if (nv > 3) S.Store(o + 3 * lanes, v3);
+        }
     }
 
     /// <summary>dW[co, ci, a, b] = sum over samples and output positions of u[n, co, oh, ow] * xpad[n, ci, oh + a, ow + b] for a
