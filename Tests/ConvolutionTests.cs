@@ -127,8 +127,10 @@ public class ConvolutionTests
         // Stride-1 convs of at most 16 input channels run the direct kernels, whatever geometries the dispatch gives them:
         // output rows narrower than a vector and of one to several chunks of four vectors (a row's last vector runs onto
         // the next row, or at a plane's last row into a scratch block), an odd number of output channels (the last one
-        // unpaired), a 1x1 kernel, padding up to the kernel size minus one (the adjoint then runs directly too).
-        foreach (var (n, cin, h, w, cout, k, pad) in new[] { (3, 1, 6, 5, 3, 3, 1), (2, 3, 9, 37, 5, 5, 2), (2, 2, 5, 71, 4, 3, 0), (1, 4, 4, 130, 1, 1, 0) })
+        // unpaired), a 1x1 kernel, padding up to the kernel size minus one (the adjoint then runs directly too); rows of 5, 6
+        // and 7 taps (the weight gradient takes a row's taps in groups of up to six: 5, 6, and 4 + 3).
+        foreach (var (n, cin, h, w, cout, k, pad) in new[] { (3, 1, 6, 5, 3, 3, 1), (2, 3, 9, 37, 5, 5, 2), (2, 2, 5, 71, 4, 3, 0), (1, 4, 4, 130, 1, 1, 0),
+            (2, 2, 8, 20, 3, 6, 2), (1, 2, 9, 12, 2, 7, 3) })
         {
             var x = Tensor.Randn([n, cin, h, w], 1, DType.Float64);
             var wt = Tensor.Randn([cout, cin, k, k], 2, DType.Float64);
