@@ -775,23 +775,26 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
         T* u2 = pair ? u + planeOut : u;
         for (int p = 0; p < planeOut; p += lanes)
         {
-            TV g0 = S.Load(u + p), g1 = S.Load(u2 + p), v = S.Load(x + p);
-            a0 = S.MulAdd(g0, v, a0); c0 = S.MulAdd(g1, v, c0);
+            TV g0 = S.Load(u + p), g1 = S.Load(u2 + p);
+            Tap(ref a0, ref c0, S.Load(x + p));
             if (nb < 2) continue;
-            v = S.Load(x + p + 1);
-            a1 = S.MulAdd(g0, v, a1); c1 = S.MulAdd(g1, v, c1);
+            Tap(ref a1, ref c1, S.Load(x + p + 1));
             if (nb < 3) continue;
-            v = S.Load(x + p + 2);
-            a2 = S.MulAdd(g0, v, a2); c2 = S.MulAdd(g1, v, c2);
+            Tap(ref a2, ref c2, S.Load(x + p + 2));
             if (nb < 4) continue;
-            v = S.Load(x + p + 3);
-            a3 = S.MulAdd(g0, v, a3); c3 = S.MulAdd(g1, v, c3);
+            Tap(ref a3, ref c3, S.Load(x + p + 3));
             if (nb < 5) continue;
-            v = S.Load(x + p + 4);
-            a4 = S.MulAdd(g0, v, a4); c4 = S.MulAdd(g1, v, c4);
+            Tap(ref a4, ref c4, S.Load(x + p + 4));
             if (nb < 6) continue;
-            v = S.Load(x + p + 5);
-            a5 = S.MulAdd(g0, v, a5); c5 = S.MulAdd(g1, v, c5);
+            Tap(ref a5, ref c5, S.Load(x + p + 5));
+
+            // One tap: the input vector times each channel's gradient vector, into the tap's accumulators.
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            void Tap(ref TV a, ref TV c, TV v)
+            {
+                a = S.MulAdd(g0, v, a);
+                c = S.MulAdd(g1, v, c);
+            }
         }
         // Stored back whole: the accumulator buffer has room for five vectors past the last weight, and a tap beyond nb
         // is stored unchanged. Without a second channel, c (its own sums again, over acc) is not stored.
