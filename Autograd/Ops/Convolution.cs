@@ -218,10 +218,11 @@ public static partial class Functional
     private static bool Native(ConvGeometry g, DType dtype) =>
         // The direct kernels below beat oneDNN on stride-1 convs of 1 to 3 input channels (image inputs) on AVX-512: LeNet-5's
         // first layer 1.2-1.7 ms for its three passes against 6.7, a 3-channel 32x32 layer 8.4-9.6 against 11.1-11.3; from 4
-        // channels on oneDNN wins (LeNet-5's second layer 1.0 against 1.6). With 256-bit vectors (AVX2, Zen 3) they win only
-        // for few output channels: LeNet-5's first layer 2.6 against 6.0 ms, but the 3->64 32x32 layer at batch 32 takes
-        // 5.5 ms forward and 17-19 ms for three passes against oneDNN's 3.1 and 14.6-15.5.
-        dtype == DType.Float32 && Dnnl.Active && !(ConvKernels<float>.Direct(g) && g.Cin <= 3 && (Vector512.IsHardwareAccelerated || g.Cout <= 16));
+        // channels on oneDNN wins (LeNet-5's second layer 1.0 against 1.6). With 256-bit vectors (AVX2, Zen 3) too, since
+        // they take three output channels per pass and store rows straight into the result: the 3->64 32x32 layer at batch
+        // 32 (its input gradient then on im2col + GEMM) 1.55 against 1.55-1.57 ms forward and 5.2-7.6 against 6.3-10.1 for
+        // the three passes, same process.
+        dtype == DType.Float32 && Dnnl.Active && !(ConvKernels<float>.Direct(g) && g.Cin <= 3);
 
     /// <summary>Whether a pass of a 1x1 stride-1 convolution called as a function (not an imported model's chain, which keeps
     /// oneDNN's layouts) runs as MKL GEMMs on the NCHW tensors (<see cref="ConvKernels{T}"/>) rather than on oneDNN, which
