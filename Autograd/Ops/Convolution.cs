@@ -243,7 +243,11 @@ public static partial class Functional
         // recorded, outside a backward pass: weights stay as they are) its Winograd transform too.
         var weightVersion = pass != ConvPass.Weight && b.IsLeaf ? b.Version : null;
         var transformKept = AutoGrad.IsGradEnabled || AutoGrad.InBackward ? null : weightVersion;
-        bool winograd = Winograd.Takes(g, a.DType, transformKept != null), native = !winograd && Native(g, a.DType) && !PointwiseGemm(g);
+        // A depthwise forward pass at stride 1 runs the direct kernel rather than oneDNN, which reorders the activations into
+        // channel blocks and back around it: (32,128,28x28) 3x3 2.5-3.0 against 3.2-4.1 ms, same process. Its backward passes
+        // stay on oneDNN (13-14 ms for the three passes against 18-20 on the direct kernels).
+        bool winograd = Winograd.Takes(g, a.DType, transformKept != null);
+        bool native = !winograd && Native(g, a.DType) && !PointwiseGemm(g) && !(pass == ConvPass.Forward && ConvKernels<float>.DepthwiseSliding(g));
         // Every kernel writes every element of its result, which so needs no zeroing first (for the 1x1 layer of the
         // benchmarks, 6.4 MB, 5-8% of the forward pass; LeNet-5's first layer, 1.2 MB, 2% of its training step).
         var r = Tensor.Uninitialized(a.DType, shape);
@@ -818,23 +822,25 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
     private static bool Depthwise(ConvGeometry g) => g.Cg == 1 && g.CoutG == 1 && !g.Pointwise;
 
     /// <summary>A <see cref="Depthwise"/> 1-d or 2-d conv with stride 1 and no dilation, which <see cref="DepthwiseDirect"/> runs.</summary>
-    private static bool DepthwiseSliding(ConvGeometry g) => Vector.IsHardwareAccelerated && Depthwise(g) && g.K[0] == 1 && g.In[0] == 1
+    internal static bool DepthwiseSliding(ConvGeometry g) => Vector.IsHardwareAccelerated && Depthwise(g) && g.K[0] == 1 && g.In[0] == 1
         && g.PadLo[0] == 0 && g.PadHi[0] == 0 && g.Stride.All(v => v == 1) && g.Dilation.All(v => v == 1);
 
     /// <summary>y = conv(x, w) for a <see cref="DepthwiseSliding"/> geometry, each plane on its own: the plane zero-padded
-    /// and flattened (as <see cref="Padded"/>), output position p = oh * Wp + ow is the sum over taps (a, b) of
-    /// w[a, b] * xp[p + a * Wp + b], whole vectors across rows; then the valid columns are copied out. It runs where oneDNN
-    /// does not (float64, the managed backend): (32,128,28x28) 3x3 forward 11.3 -> 5.7 ms, about oneDNN's time with its
-    /// reorders; the loop-per-tap kernel below made a call per row and tap.</summary>
+    /// (as <see cref="Padded"/>), output (oh, ow) is the sum over taps (a, b) of w[a, b] * xp[(oh + a) * Wp + ow + b], whole
+    /// vectors along each output row stored straight into y as <see cref="DirectRun{TV, S}"/> does. It runs every depthwise
+    /// forward pass at stride 1, oneDNN's included (see Functional.Compute): (32,128,28x28) 3x3 forward 11.3 -> 5.7 ms
+    /// against the loop-per-tap kernel below, which made a call per row and tap; 2.4-2.9 -> 2.4-2.6 ms once rows no longer
+    /// went through a buffer.</summary>
     private static unsafe void DepthwiseDirect(ConvGeometry g, T[] x, T[] w, T[] y)
     {
         int lanes = Vector<T>.Count, chunk = 4 * lanes, kh = g.K[1], kw = g.K[2], kv = kh * kw, hi = g.In[1], wi = g.In[2], ho = g.Out[1], wo = g.Out[2];
         int wp = wi + g.PadLo[2] + g.PadHi[2], planeP = (hi + g.PadLo[1] + g.PadHi[1]) * wp;
-        int flat = (ho * wp + chunk - 1) / chunk * chunk, length = Math.Max(planeP, flat + (kh - 1) * wp + kw - 1);
+        // The padded plane, with a tail for the last row's vectors, and a scratch block for a plane's last row.
+        int length = planeP + kw + chunk, outVol = g.OutVol;
         int planes = g.N * g.Cin;
         Threads.Ranges(planes, (long)planes * kv * g.OutVol < 1 << 16 ? 1 : Math.Min(planes, 8 * Environment.ProcessorCount), (_, p0, p1) =>
         {
-            var buffer = ArrayPool<T>.Shared.Rent(length + flat);
+            var buffer = ArrayPool<T>.Shared.Rent(length + chunk);
             var taps = ArrayPool<Vector<T>>.Shared.Rent(kv);
             try
             {
@@ -842,32 +848,38 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                 Array.Clear(buffer, 0, length);
                 fixed (T* xp = buffer, px = x, py = y)
                 {
-                    T* o = xp + length;
+                    T* scratch = xp + length;
                     for (int plane = p0; plane < p1; plane++)
                     {
                         int ch = plane % g.Cin;
                         for (int t = 0; t < kv; t++) taps[t] = new Vector<T>(w[ch * kv + t]);
                         for (int ih = 0; ih < hi; ih++) Copy(px + plane * g.InVol + ih * wi, xp + (ih + g.PadLo[1]) * wp + g.PadLo[2], wi);
-                        // Four vectors of outputs at a time: four independent chains of multiply-adds.
-                        for (int p = 0; p < flat; p += chunk)
-                        {
-                            Vector<T> a0 = default, a1 = default, a2 = default, a3 = default;
-                            for (int a = 0, t = 0; a < kh; a++)
-                                for (int b = 0; b < kw; b++, t++)
-                                {
-                                    var tap = taps[t];
-                                    T* s = xp + p + a * wp + b;
-                                    a0 = SimdAny<T>.MulAdd(tap, Vector.Load(s), a0);
-                                    a1 = SimdAny<T>.MulAdd(tap, Vector.Load(s + lanes), a1);
-                                    a2 = SimdAny<T>.MulAdd(tap, Vector.Load(s + 2 * lanes), a2);
-                                    a3 = SimdAny<T>.MulAdd(tap, Vector.Load(s + 3 * lanes), a3);
-                                }
-                            a0.Store(o + p);
-                            a1.Store(o + p + lanes);
-                            a2.Store(o + p + 2 * lanes);
-                            a3.Store(o + p + 3 * lanes);
-                        }
-                        for (int oh = 0; oh < ho; oh++) Copy(o + oh * wp, py + plane * g.OutVol + oh * wo, wo);
+                        T* yp = py + (long)plane * outVol;
+                        // Per output row, four vectors of outputs at a time (four independent chains of multiply-adds), stored
+                        // straight into y as the direct kernels do (see DirectRun).
+                        for (int oh = 0; oh < ho; oh++)
+                            for (int ow = 0; ow < wo; ow += chunk)
+                            {
+                                int at = oh * wo + ow, nv = Math.Min(4, (wo - ow + lanes - 1) / lanes);
+                                bool past = at + nv * lanes > outVol;
+                                Vector<T> a0 = default, a1 = default, a2 = default, a3 = default;
+                                for (int a = 0, t = 0; a < kh; a++)
+                                    for (int b = 0; b < kw; b++, t++)
+                                    {
+                                        var tap = taps[t];
+                                        T* s = xp + (oh + a) * wp + ow + b;
+                                        a0 = SimdAny<T>.MulAdd(tap, Vector.Load(s), a0);
+                                        a1 = SimdAny<T>.MulAdd(tap, Vector.Load(s + lanes), a1);
+                                        a2 = SimdAny<T>.MulAdd(tap, Vector.Load(s + 2 * lanes), a2);
+                                        a3 = SimdAny<T>.MulAdd(tap, Vector.Load(s + 3 * lanes), a3);
+                                    }
+                                T* o = past ? scratch : yp + at;
+                                a0.Store(o);
+                                if (nv > 1) a1.Store(o + lanes);
+                                if (nv > 2) a2.Store(o + 2 * lanes);
+                                if (nv > 3) a3.Store(o + 3 * lanes);
+                                if (past) Copy(scratch, yp + at, wo - ow);
+                            }
                     }
                 }
             }
