@@ -116,6 +116,25 @@ public class PoolingTests
     }
 
     [Test]
+    public void A_3d_max_pool_over_a_single_slice_padded_in_depth_fills_every_output_slice_and_its_gradient()
+    {
+        // Depth 1 with kernel 2, stride 1 and padding 1 makes two output slices, both windows holding the one input slice:
+        // each equals the 2-d pool of that slice, and its gradient is the 2-d pool's for the two slices' gradients summed.
+        // The row kernels and the dense 2x2 backward of 2-d pooling had taken it for 2-d, writing only the first slice.
+        var x = Tensor.Randn([2, 3, 1, 8, 8], 7).RequiresGrad_();
+        var (y, _) = MaxPool3dWithIndices(x, [2, 2, 2], stride: [1, 2, 2], padding: [1, 0, 0]);
+        Assert.That(y.Dims, Is.EqualTo(new[] { 2, 3, 2, 4, 4 }));
+        var u = Tensor.Randn(y.Dims, 8);
+        y.Backward(u);
+        var x2 = x.Detach().Reshape(2, 3, 8, 8).RequiresGrad_();
+        var y2 = MaxPool2d(x2, 2);
+        y2.Backward(u.Narrow(2, 0, 1).Reshape(2, 3, 4, 4) + u.Narrow(2, 1, 1).Reshape(2, 3, 4, 4));
+        for (int d = 0; d < 2; d++)
+            Assert.That(y.Narrow(2, d, 1).ToFloatArray(), Is.EqualTo(y2.ToFloatArray()), $"output slice {d}");
+        Assert.That(x.Grad!.ToFloatArray(), Is.EqualTo(x2.Grad!.ToFloatArray()).Within(1e-6));
+    }
+
+    [Test]
     public void Overlapping_max_windows_add_their_gradients()
     {
         // k = 2, stride 1 over [1, 5, 2]: both windows pick the 5.

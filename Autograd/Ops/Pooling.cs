@@ -401,7 +401,7 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
     public static int[] ArgMax(PoolGeometry g, T[] x, T[] values)
     {
         var map = GC.AllocateUninitializedArray<int>(g.Planes * g.OutVol);
-        if (g.In[0] == 1 && Regular(g, 1, out int sh) && Regular(g, 2, out int sw))
+        if (g.In[0] == 1 && g.Out[0] == 1 && Regular(g, 1, out int sh) && Regular(g, 2, out int sw))
         {
             ForPlaneRuns(g, (p0, p1) => ArgMaxRows(g, sh, sw, x, map, values, p0, p1));
             return map;
@@ -500,7 +500,7 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
     /// <summary>Whether the windows of <paramref name="g"/> are 2x2 at stride 2 from the planes' corner, without dilation, at
     /// least four to a row (LeNet-5's and VGG's pools), and AVX2 runs <see cref="Unpool2x2"/>: each input element then lies
     /// in at most one window.</summary>
-    public static bool Tiles2x2(PoolGeometry g) => Avx2.IsSupported && g.In[0] == 1 && g.Out[2] >= 4 && Regular(g, 1, out int sh)
+    public static bool Tiles2x2(PoolGeometry g) => Avx2.IsSupported && g.In[0] == 1 && g.Out[0] == 1 && g.Out[2] >= 4 && Regular(g, 1, out int sh)
         && Regular(g, 2, out int sw) && sh == 2 && sw == 2 && g.Len[1][0] == 2 && g.Len[2][0] == 2 && g.Step[1] == 1 && g.Step[2] == 1
         && g.Start[1][0] == 0 && g.Start[2][0] == 0;
 
