@@ -654,8 +654,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                                     DirectChunk<TV, S>(px + oh * pd.Wp + ow, pw + co * weights, count, weights, past ? ps : yc + at,
                                         past ? chunk : plane, g.Cin, pd.PlaneP, pd.Wp, g.K[1], g.K[2], nv);
                                     if (past)
-                                        for (int k = 0; k < count; k++)
-                                            for (int i = 0; i < wo - ow; i++) yc[k * plane + at + i] = ps[k * chunk + i];
+                                        for (int k = 0; k < count; k++) Copy(ps + k * chunk, yc + k * plane + at, wo - ow);
                                 }
                         }
                     }
@@ -706,18 +705,19 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                     }
                 }
             }
-        Store(o, a0, a1, a2, a3);
-        if (count > 1) Store(o + planeOut, b0, b1, b2, b3);
-        if (count > 2) Store(o + 2 * planeOut, c0, c1, c2, c3);
+        StoreRow<TV, S>(o, nv, a0, a1, a2, a3);
+        if (count > 1) StoreRow<TV, S>(o + planeOut, nv, b0, b1, b2, b3);
+        if (count > 2) StoreRow<TV, S>(o + 2 * planeOut, nv, c0, c1, c2, c3);
+    }
 
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        void Store(T* o, TV v0, TV v1, TV v2, TV v3)
-        {
-            S.Store(o, v0);
-            if (nv > 1) S.Store(o + lanes, v1);
-            if (nv > 2) S.Store(o + 2 * lanes, v2);
-            if (nv > 3) S.Store(o + 3 * lanes, v3);
-        }
+    /// <summary>Stores the first <paramref name="nv"/> (1-4) of a row chunk's vectors at <paramref name="o"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void StoreRow<TV, S>(T* o, int nv, TV v0, TV v1, TV v2, TV v3) where TV : unmanaged where S : ISimd<TV, T>
+    {
+        S.Store(o, v0);
+        if (nv > 1) S.Store(o + S.Width, v1);
+        if (nv > 2) S.Store(o + 2 * S.Width, v2);
+        if (nv > 3) S.Store(o + 3 * S.Width, v3);
     }
 
     /// <summary>dW[co, ci, a, b] = sum over samples and output positions of u[n, co, oh, ow] * xpad[n, ci, oh + a, ow + b] for a
@@ -874,11 +874,7 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
                                         a2 = SimdAny<T>.MulAdd(tap, Vector.Load(s + 2 * lanes), a2);
                                         a3 = SimdAny<T>.MulAdd(tap, Vector.Load(s + 3 * lanes), a3);
                                     }
-                                T* o = past ? scratch : yp + at;
-                                a0.Store(o);
-                                if (nv > 1) a1.Store(o + lanes);
-                                if (nv > 2) a2.Store(o + 2 * lanes);
-                                if (nv > 3) a3.Store(o + 3 * lanes);
+                                StoreRow<Vector<T>, SimdAny<T>>(past ? scratch : yp + at, nv, a0, a1, a2, a3);
                                 if (past) Copy(scratch, yp + at, wo - ow);
                             }
                     }

@@ -401,7 +401,7 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
     public static int[] ArgMax(PoolGeometry g, T[] x, T[] values)
     {
         var map = GC.AllocateUninitializedArray<int>(g.Planes * g.OutVol);
-        if (g.In[0] == 1 && g.Out[0] == 1 && Regular(g, 1, out int sh) && Regular(g, 2, out int sw))
+        if (RegularRows(g, out int sh, out int sw))
         {
             ForPlaneRuns(g, (p0, p1) => ArgMaxRows(g, sh, sw, x, map, values, p0, p1));
             return map;
@@ -411,6 +411,15 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
         for (int ow = 0; ow < cols.Length; ow++) cols[ow] = Shape.InRange(g.Start[2][ow], g.Step[2], g.In[2], g.Len[2][ow]);
         ForPlanes(g, p => ArgMaxPlane(g, cols, x, map, values, p));
         return map;
+    }
+
+    /// <summary>Whether <paramref name="g"/> pools 2-d planes (one input and one output slice in depth) with <see cref="Regular"/>
+    /// windows along both of their dims, which start <paramref name="sh"/> rows and <paramref name="sw"/> columns apart: the
+    /// geometries of the row kernels (<see cref="ArgMaxRows"/>, <see cref="Unpool2x2"/>).</summary>
+    private static bool RegularRows(PoolGeometry g, out int sh, out int sw)
+    {
+        (sh, sw) = (0, 0);
+        return g.In[0] == 1 && g.Out[0] == 1 && Regular(g, 1, out sh) && Regular(g, 2, out sw);
     }
 
     /// <summary>Whether the windows along dim <paramref name="d"/> all have the same length, lie inside the input and start
@@ -500,9 +509,8 @@ internal static class PoolKernels<T> where T : unmanaged, IFloatingPointIeee754<
     /// <summary>Whether the windows of <paramref name="g"/> are 2x2 at stride 2 from the planes' corner, without dilation, at
     /// least four to a row (LeNet-5's and VGG's pools), and AVX2 runs <see cref="Unpool2x2"/>: each input element then lies
     /// in at most one window.</summary>
-    public static bool Tiles2x2(PoolGeometry g) => Avx2.IsSupported && g.In[0] == 1 && g.Out[0] == 1 && g.Out[2] >= 4 && Regular(g, 1, out int sh)
-        && Regular(g, 2, out int sw) && sh == 2 && sw == 2 && g.Len[1][0] == 2 && g.Len[2][0] == 2 && g.Step[1] == 1 && g.Step[2] == 1
-        && g.Start[1][0] == 0 && g.Start[2][0] == 0;
+    public static bool Tiles2x2(PoolGeometry g) => Avx2.IsSupported && g.Out[2] >= 4 && RegularRows(g, out int sh, out int sw) && sh == 2
+        && sw == 2 && g.Len[1][0] == 2 && g.Len[2][0] == 2 && g.Step[1] == 1 && g.Step[2] == 1 && g.Start[1][0] == 0 && g.Start[2][0] == 0;
 
     /// <summary>The adjoint of the argmax <paramref name="map"/> of a <see cref="Tiles2x2"/> pooling over planes p0..p1, written
     /// densely: each input element is its window's gradient where it is the window's maximum, else 0 (so are the last row
