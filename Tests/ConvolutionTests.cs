@@ -210,6 +210,29 @@ public class ConvolutionTests
         Assert.That(Winograd.Keeps(w.Version), Is.False);
     }
 
+    [Test]
+    public void Inference_convolutions_keep_oneDNNs_Winograd_weights_and_follow_in_place_updates()
+    {
+        // Batch 1, 14x14: oneDNN's Winograd kernel (AVX-512) only with the transformed weights kept from call to call.
+        var x = Tensor.Randn([1, 32, 14, 14], 3);
+        var w = (Tensor.Randn([48, 32, 3, 3], 4) * 0.1).RequiresGrad_();
+        var g = ConvGeometry.Create("Conv2d", 2, x.Shape, w.Shape, [1, 1], [1, 1], [1, 1], [1, 1], 1);
+        if (!Dnnl.Active) Assert.Ignore("oneDNN is not active on this backend");
+        var kept = Dnnl.Implementation(ConvPass.Forward, g, kept: true);
+        Assert.That(Dnnl.Implementation(ConvPass.Forward, g), Does.Not.Contain("wino"), "weights not kept: direct at batch 1");
+        if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported) Assert.That(kept, Does.Contain("wino"));
+        double[] Expected() => Conv2d(x.To(DType.Float64), w.Detach().To(DType.Float64), null, 1, 1).ToDoubleArray();
+        using (AutoGrad.NoGrad())
+        {
+            Assert.That(Conv2d(x, w, null, 1, 1).ToDoubleArray(), Is.EqualTo(Expected()).Within(1e-4), kept);
+            // The in-place update bumps the version: the next call transforms the new weights.
+            w.Mul_(-2);
+            Assert.That(Conv2d(x, w, null, 1, 1).ToDoubleArray(), Is.EqualTo(Expected()).Within(1e-4), "after the update");
+        }
+        // With a gradient recorded the same conv runs on the direct kernel and agrees.
+        Assert.That(Conv2d(x, w, null, 1, 1).ToDoubleArray(), Is.EqualTo(Expected()).Within(1e-4), "training");
+    }
+
     /// <summary>Batch 1, 3 (split unevenly on two cores) and one more than twice the cores.</summary>
     public static IEnumerable<int> PointwiseBatches => [1, 3, 2 * Environment.ProcessorCount + 1];
 

@@ -253,7 +253,7 @@ public static partial class Functional
         var r = Tensor.Uninitialized(a.DType, shape);
         var fused = pass == ConvPass.Forward ? bias : null;
         if (winograd) Winograd.Run(pass, g, a.Data<float>(), b.Data<float>(), r.Data<float>(), transformKept);
-        else if (native && Dnnl.Convolution(pass, g, a.Data<float>(), b.Data<float>(), fused?.Data<float>(), r.Data<float>(), weightVersion, relu))
+        else if (native && Dnnl.Convolution(pass, g, a.Data<float>(), b.Data<float>(), fused?.Data<float>(), r.Data<float>(), weightVersion, relu, inference: transformKept != null))
         {
             if (fused != null) bias = null;
             relu = false;
