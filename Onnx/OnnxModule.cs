@@ -327,7 +327,7 @@ public sealed class OnnxModule : Module
             var inputLayout = node.OpType is "MaxPool" or "Dropout" && !wanted.Contains(node.Outputs[0]) && !replaced.ContainsKey(node.Outputs[0])
                 ? layouts.GetValueOrDefault(node.Inputs[0]) : null;
             foreach (var input in node.Inputs.Skip(inputLayout == null ? 0 : 1).Where(layouts.ContainsKey)) Value(input);
-            var context = Context(node, env, Training, floatDType);
+            var context = Context(node, env, Training, floatDType, needed);
             context.InputLayout = inputLayout;
             var outs = Ops.Run(context);
             for (int i = 0; i < node.Outputs.Count && i < outs.Length; i++)
@@ -401,8 +401,8 @@ public sealed class OnnxModule : Module
     private OnnxValue[] RunNode(NodeProto node, Dictionary<string, OnnxValue> env, bool training, DType floatDType) =>
         Ops.Run(Context(node, env, training, floatDType));
 
-    private OpContext Context(NodeProto node, Dictionary<string, OnnxValue> env, bool training, DType floatDType) =>
-        new(node, Opset, node.Inputs.Select(n => n.Length == 0 ? (OnnxValue?)null : env[n]).ToArray(), training, env, floatDType, baseDir);
+    private OpContext Context(NodeProto node, Dictionary<string, OnnxValue> env, bool training, DType floatDType, IReadOnlySet<string>? needed = null) =>
+        new(node, Opset, node.Inputs.Select(n => n.Length == 0 ? (OnnxValue?)null : env[n]).ToArray(), training, env, floatDType, baseDir) { Needed = needed };
 
     /// <summary>The values computed only from Constant nodes, integer initializers (shapes) and each other, evaluated once per
     /// float type on the first run, as ONNX Runtime folds them at load: e.g. the weights the light models build with
