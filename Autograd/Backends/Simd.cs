@@ -14,6 +14,10 @@ internal unsafe interface ISimd<TV, T> where TV : unmanaged where T : unmanaged
     static abstract TV MulAdd(TV a, TV b, TV c);
     /// <summary>The sum of the lanes.</summary>
     static abstract T Sum(TV v);
+    /// <summary>The larger of each pair of lanes, as one instruction does it (b where either is NaN).</summary>
+    static abstract TV MaxNative(TV a, TV b);
+    /// <summary>acc with the lanes where v is NaN made NaN (all bits set).</summary>
+    static abstract TV OrNaN(TV acc, TV v);
 }
 
 internal readonly unsafe struct Simd512<T> : ISimd<Vector512<T>, T> where T : unmanaged
@@ -23,6 +27,8 @@ internal readonly unsafe struct Simd512<T> : ISimd<Vector512<T>, T> where T : un
     public static void Store(T* p, Vector512<T> v) => v.Store(p);
     public static Vector512<T> Splat(T x) => Vector512.Create(x);
     public static T Sum(Vector512<T> v) => Vector512.Sum(v);
+    public static Vector512<T> MaxNative(Vector512<T> a, Vector512<T> b) => Vector512.MaxNative(a, b);
+    public static Vector512<T> OrNaN(Vector512<T> acc, Vector512<T> v) => acc | Vector512.IsNaN(v);
     // The typeof tests are JIT-time constants, so each instantiation compiles to a single vfmadd.
     public static Vector512<T> MulAdd(Vector512<T> a, Vector512<T> b, Vector512<T> c) => typeof(T) == typeof(float)
         ? Vector512.FusedMultiplyAdd(a.AsSingle(), b.AsSingle(), c.AsSingle()).As<float, T>()
@@ -37,6 +43,8 @@ internal readonly unsafe struct SimdAny<T> : ISimd<Vector<T>, T> where T : unman
     public static void Store(T* p, Vector<T> v) => v.Store(p);
     public static Vector<T> Splat(T x) => new(x);
     public static T Sum(Vector<T> v) => Vector.Sum(v);
+    public static Vector<T> MaxNative(Vector<T> a, Vector<T> b) => Vector.MaxNative(a, b);
+    public static Vector<T> OrNaN(Vector<T> acc, Vector<T> v) => acc | Vector.IsNaN(v);
     // MultiplyAddEstimate fuses where FMA exists instead of falling back to a very slow software FMA.
     public static Vector<T> MulAdd(Vector<T> a, Vector<T> b, Vector<T> c) => typeof(T) == typeof(float)
         ? Vector.MultiplyAddEstimate(a.As<T, float>(), b.As<T, float>(), c.As<T, float>()).As<float, T>()

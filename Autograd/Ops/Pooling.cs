@@ -186,7 +186,7 @@ public static partial class Functional
 public static partial class Functional
 {
     /// <summary>2-d max pooling for inference of float32 values a convolution kernel left in a layout of channel blocks
-    /// (<paramref name="layout"/>, [N][C/b][H][W][b] with b a multiple of 8 dividing C): windows start at o * stride - lo and
+    /// (<paramref name="layout"/>, [N][C/b][H][W][b] with b a multiple of the vector width dividing C): windows start at o * stride - lo and
     /// take the in-range positions of kernel x dilation; the output, of spatial size <paramref name="output"/>, is in the same
     /// kind of layout (returned in <paramref name="yLayout"/>), so the reorders to and from NCHW around it are saved. Null
     /// (nothing done) when the layout is not such one.</summary>
@@ -196,43 +196,59 @@ public static partial class Functional
         yLayout = null;
         int[] dims = x.Dims;
         int b = x.DType == DType.Float32 && dims.Length == 4 ? Dnnl.ChannelBlock(layout, dims) : 0;
-        if (b == 0 || b % Vector256<float>.Count != 0 || dims[1] % b != 0) return null;
+        if (b == 0 || b % Vector<float>.Count != 0 || dims[1] % b != 0) return null;
         int[] outDims = [dims[0], dims[1], output[0], output[1]];
         yLayout = Dnnl.BlockedLike(layout, dims, outDims);
         var y = Tensor.Uninitialized(DType.Float32, outDims);
         float[] src = x.Data<float>(), dst = y.Data<float>();
-        int h = dims[2], w = dims[3], ho = output[0], wo = output[1], rows = dims[0] * dims[1] / b * ho;
-        int kh = kernel[0], kw = kernel[1], sh = stride[0], sw = stride[1], dh = dilation[0], dw = dilation[1], top = lo[0], left = lo[1];
-        Threads.For(rows, (long)rows * wo * b * kh * kw, r =>
+        int rows = dims[0] * dims[1] / b * output[0];
+        var p = new BlockedPool(dims[2], dims[3], output[0], output[1], b, kernel[0], kernel[1], stride[0], stride[1], dilation[0], dilation[1], lo[0], lo[1]);
+        Threads.For(rows, (long)rows * output[1] * b * kernel[0] * kernel[1], r =>
         {
-            int plane = r / ho, oh = r % ho, ih0 = oh * sh - top;
-            // The window's rows (and below its columns) that lie inside the input: the rest is padding, skipped.
-            var (kh0, kh1) = Shape.InRange(ih0, dh, h, kh);
-            ref float from = ref src[plane * h * w * b];
-            ref float to = ref dst[(plane * ho + oh) * wo * b];
-            for (int ow = 0; ow < wo; ow++)
-            {
-                int iw0 = ow * sw - left;
-                var (kw0, kw1) = Shape.InRange(iw0, dw, w, kw);
-                for (int v = 0; v < b; v += Vector256<float>.Count)
-                {
-                    // MaxNative (one vmaxps) keeps the second operand when either is NaN: a NaN found is tracked on the side.
-                    Vector256<float> max = Vector256.Create(float.NegativeInfinity), nan = Vector256<float>.Zero;
-                    for (int i = kh0; i < kh1; i++)
-                    {
-                        int at = ((ih0 + i * dh) * w + iw0) * b + v;
-                        for (int j = kw0; j < kw1; j++)
-                        {
-                            var e = Vector256.LoadUnsafe(ref from, (nuint)(at + j * dw * b));
-                            max = Vector256.MaxNative(e, max);
-                            nan |= Vector256.IsNaN(e);
-                        }
-                    }
-                    Vector256.ConditionalSelect(nan, Vector256.Create(float.NaN), max).StoreUnsafe(ref to, (nuint)(ow * b + v));
-                }
-            }
+            // Whole 512-bit vectors where the blocks hold them (16 channels on AVX-512): SqueezeNet's three 3x3 stride-2 pools
+            // 0.36 -> 0.31 ms (the first reads 3 MB).
+            if (Vector512.IsHardwareAccelerated && b % Vector512<float>.Count == 0) p.Row<Vector512<float>, Simd512<float>>(src, dst, r);
+            else p.Row<Vector<float>, SimdAny<float>>(src, dst, r);
         });
         return y;
+    }
+}
+
+/// <summary>The geometry of <see cref="Functional.MaxPoolBlocked"/>: planes h x w of channel blocks of b, outputs ho x wo.</summary>
+internal readonly record struct BlockedPool(int H, int W, int Ho, int Wo, int B, int Kh, int Kw, int Sh, int Sw, int Dh, int Dw, int Top, int Left)
+{
+    /// <summary>Output row <paramref name="r"/> (of all planes' rows) from <paramref name="src"/> into <paramref name="dst"/>.</summary>
+    public unsafe void Row<TV, S>(float[] src, float[] dst, int r) where TV : unmanaged where S : ISimd<TV, float>
+    {
+        int plane = r / Ho, oh = r % Ho, ih0 = oh * Sh - Top;
+        // The window's rows (and below its columns) that lie inside the input: the rest is padding, skipped.
+        var (kh0, kh1) = Shape.InRange(ih0, Dh, H, Kh);
+        fixed (float* ps = src, pd = dst)
+        {
+            float* from = ps + (long)plane * H * W * B, to = pd + ((long)plane * Ho + oh) * Wo * B;
+            var negInf = S.Splat(float.NegativeInfinity);
+            for (int ow = 0; ow < Wo; ow++)
+            {
+                int iw0 = ow * Sw - Left;
+                var (kw0, kw1) = Shape.InRange(iw0, Dw, W, Kw);
+                for (int v = 0; v < B; v += S.Width)
+                {
+                    // MaxNative (one vmaxps) keeps the second operand when either is NaN: a NaN found is tracked on the side.
+                    TV max = negInf, nan = default;
+                    for (int i = kh0; i < kh1; i++)
+                    {
+                        float* at = from + ((ih0 + i * Dh) * W + iw0) * B + v;
+                        for (int j = kw0; j < kw1; j++)
+                        {
+                            var e = S.Load(at + j * Dw * B);
+                            max = S.MaxNative(e, max);
+                            nan = S.OrNaN(nan, e);
+                        }
+                    }
+                    S.Store(to + ow * B + v, S.OrNaN(max, nan));   // nan holds all-bits-set (NaN) lanes
+                }
+            }
+        }
     }
 }
 
