@@ -233,6 +233,20 @@ public class ConvolutionTests
         Assert.That(Conv2d(x, w, null, 1, 1).ToDoubleArray(), Is.EqualTo(Expected()).Within(1e-4), "training");
     }
 
+    [Test]
+    public void Strided_forward_passes_run_on_oneDNNs_channels_last_brgconv_kernel_and_equal_the_float64_convolution()
+    {
+        var x = Tensor.Randn([2, 32, 15, 13], 5);
+        var w = Tensor.Randn([48, 32, 3, 3], 6) * 0.1;
+        var g = ConvGeometry.Create("Conv2d", 2, x.Shape, w.Shape, [2, 2], [1, 1], [1, 1], [1, 1], 1);
+        if (!Dnnl.Active) Assert.Ignore("oneDNN is not active on this backend");
+        var impl = Dnnl.Implementation(ConvPass.Forward, g);
+        if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported) Assert.That(impl, Does.StartWith("brg"));
+        Assert.That(Dnnl.Implementation(ConvPass.Adjoint, g), Does.Not.StartWith("brg"), "backward passes keep the blocked layouts");
+        var expected = Conv2d(x.To(DType.Float64), w.To(DType.Float64), null, 2, 1).ToDoubleArray();
+        Assert.That(Conv2d(x, w, null, 2, 1).ToDoubleArray(), Is.EqualTo(expected).Within(1e-4), impl);
+    }
+
     /// <summary>Batch 1, 3 (split unevenly on two cores) and one more than twice the cores.</summary>
     public static IEnumerable<int> PointwiseBatches => [1, 3, 2 * Environment.ProcessorCount + 1];
 

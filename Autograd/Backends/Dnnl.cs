@@ -261,7 +261,7 @@ internal static unsafe partial class Dnnl
     {
         yLayout = null;
         if (!Active) return false;
-        var plan = PlanFor(ConvPass.Forward, g, bias != null, relu, add != null, kept: weightVersion != null);
+        var plan = PlanFor(ConvPass.Forward, g, bias != null, relu, add != null, kept: weightVersion != null, chain: true);
         if (plan == null) return false;
         var (src, dst) = (plan.Operands[0], plan.Operands[^1]);
         if (xLayout != null && (src.Reorder == IntPtr.Zero || dnnl_memory_desc_equal((void*)xLayout.Output.KernelMd, (void*)src.KernelMd) == 0)) return false;
@@ -442,11 +442,13 @@ internal static unsafe partial class Dnnl
 
     /// <summary>The cached plan of a pass for a geometry (created on first use), or null when oneDNN has no usable kernel;
     /// <paramref name="kept"/> says that the weights in the kernel's layout are kept from call to call (an inference forward
-    /// pass with <see cref="Reordered"/> weights).</summary>
-    private static Plan? PlanFor(ConvPass pass, ConvGeometry g, bool bias, bool relu, bool sum, bool kept = false)
+    /// pass with <see cref="Reordered"/> weights); <paramref name="chain"/>, that it is one of a chain of convolutions passing
+    /// activations on in the kernels' layouts (<see cref="Forward"/>).</summary>
+    private static Plan? PlanFor(ConvPass pass, ConvGeometry g, bool bias, bool relu, bool sum, bool kept = false, bool chain = false)
     {
         kept &= pass == ConvPass.Forward;
-        return plans.GetOrAdd(Key(pass, g, bias, relu, sum) + (kept ? " kept" : ""), _ => Best(pass, g, bias, relu, sum, kept));
+        chain &= pass == ConvPass.Forward;
+        return plans.GetOrAdd(Key(pass, g, bias, relu, sum) + (kept ? " kept" : "") + (chain ? " chain" : ""), _ => Best(pass, g, bias, relu, sum, kept, chain));
     }
 
     private static string Key(ConvPass pass, ConvGeometry g, bool bias, bool relu, bool sum) =>
@@ -553,9 +555,16 @@ internal static unsafe partial class Dnnl
     /// 2.06 against 1.34 for two; the whole model 31.4 against 27.6 ms;
     /// activations in 16-channel blocks where the channels allow, else in the layouts oneDNN prefers; none when oneDNN only has its reference loops for the geometry (hundreds of times slower than ours, e.g. the
     /// weight gradient of LeNet-5's second convolution).</summary>
-    private static Plan? Best(ConvPass pass, ConvGeometry g, bool bias, bool relu, bool sum, bool kept)
+    private static Plan? Best(ConvPass pass, ConvGeometry g, bool bias, bool relu, bool sum, bool kept, bool chain)
     {
         var plan = Backend.ConvWinograd && (kept || (long)g.N * g.OutVol >= WinogradMinOutputs) ? Create(pass, g, bias, relu, sum, blocked: true, AlgWinograd) : null;
+        // A strided forward pass from and to NCHW runs faster on the brgconv kernel, whose channels-last layout oneDNN picks
+        // when left to choose: (16,128,28x28) -> 256 3x3 stride 2 6.3-6.9 against 9.3-10.1 ms, (8,256,14x14) -> 512 2.8-2.9
+        // against 3.7-3.9, (32,64,32x32) -> 128 4.9 against 5.1-5.7, batch 1 (128,56x56) -> 256 1.4 against 1.7 (stride-1
+        // layers about equal). Not in a chain, whose neighbours pass on blocked activations: ResNet-50 imported took 36-39
+        // against 28 ms with it.
+        if (plan == null && !chain && pass == ConvPass.Forward && g.Stride.Any(s => s > 1) && Create(pass, g, bias, relu, sum, blocked: false, AlgDirect) is { } any
+            && any.Impl.StartsWith("brg")) plan = any;
         if (plan == null) plan = Create(pass, g, bias, relu, sum, blocked: true, AlgDirect);
         if (plan == null || plan.Impl.StartsWith("ref")) plan = Create(pass, g, bias, relu, sum, blocked: false, AlgDirect);
         return plan == null || plan.Impl.StartsWith("ref") ? null : plan;
