@@ -188,7 +188,10 @@ internal static class StoragePool
         lock (free)
         {
             var shelf = ShelfOf(t, a.Length);
-            if (small && !Room(shelf, bytes, smallOnly: true) || !Room(shelf, bytes, smallOnly: false)) return false;
+            // Both limits checked before anything is dropped for either.
+            if (small && !Room(shelf, bytes, smallOnly: true, drop: false) || !Room(shelf, bytes, smallOnly: false, drop: false)) return false;
+            if (small) Room(shelf, bytes, smallOnly: true, drop: true);
+            Room(shelf, bytes, smallOnly: false, drop: true);
             shelf.Arrays.Push(a);
             pooledBytes += bytes;
             if (small) pooledSmallBytes += bytes;
@@ -198,16 +201,17 @@ internal static class StoragePool
     }
 
     /// <summary>Whether <paramref name="bytes"/> more fit under <see cref="Capacity"/> (or, <paramref name="smallOnly"/>,
-    /// the arrays below the large-object threshold under <see cref="SmallCapacity"/>), after dropping as many of those
-    /// arrays as needed from the shelves asked for less recently than <paramref name="shelf"/>; nothing is dropped when even
-    /// all of them would not make room (under the pool's lock).</summary>
-    private static bool Room(Shelf shelf, long bytes, bool smallOnly)
+    /// the arrays below the large-object threshold under <see cref="SmallCapacity"/>) once as many of those arrays as needed
+    /// are dropped from the shelves asked for less recently than <paramref name="shelf"/>, which happens when
+    /// <paramref name="drop"/> and they do fit (under the pool's lock).</summary>
+    private static bool Room(Shelf shelf, long bytes, bool smallOnly, bool drop)
     {
         long capacity = smallOnly ? SmallCapacity : Capacity;
         long Pooled() => smallOnly ? pooledSmallBytes : pooledBytes;
         if (Pooled() + bytes <= capacity) return true;
         var older = free.Values.Where(s => s.Used < shelf.Used && s.Arrays.Count > 0 && (!smallOnly || s.Bytes < LargeBytes)).OrderBy(s => s.Used).ToList();
         if (Pooled() + bytes - older.Sum(s => s.Arrays.Count * s.Bytes) > capacity) return false;
+        if (!drop) return true;
         foreach (var s in older)
             while (s.Arrays.Count > 0 && Pooled() + bytes > capacity) Unlease(Withdraw(s));
         return true;

@@ -26,8 +26,8 @@ internal sealed class OpContext(NodeProto node, long opset, OnnxValue?[] inputs,
     /// <summary>The layout the op's first output is in, when not NCHW (see <see cref="InputLayout"/>).</summary>
     public Backends.Dnnl.Layout? OutputLayout { get; set; }
     public int InputCount => inputs.Length;
-    /// <summary>The values the run needs (its outputs and every input of a node it runs), when known: an output outside them
-    /// is not made.</summary>
+    /// <summary>The values the run needs (its outputs, every input of a node it runs and the values Gradient nodes
+    /// differentiate), when known: an output outside them is not made.</summary>
     public IReadOnlySet<string>? Needed { get; init; }
     /// <summary>Whether the node names its output <paramref name="i"/> and the run needs it (an unnamed or missing optional
     /// output is not made, nor one nothing reads, such as the mask of an inference Dropout).</summary>

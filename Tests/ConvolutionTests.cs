@@ -225,9 +225,15 @@ public class ConvolutionTests
         using (AutoGrad.NoGrad())
         {
             Assert.That(Conv2d(x, w, null, 1, 1).ToDoubleArray(), Is.EqualTo(Expected()).Within(1e-4), kept);
+            if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported) Assert.That(Dnnl.KeptKernels(w.Version), Has.Some.Contains("wino"), "the call ran on the kept plan");
             // The in-place update bumps the version: the next call transforms the new weights.
             w.Mul_(-2);
             Assert.That(Conv2d(x, w, null, 1, 1).ToDoubleArray(), Is.EqualTo(Expected()).Within(1e-4), "after the update");
+            // Weights computed under no_grad are new each call: no Winograd transform is kept for them.
+            var computed = w * 1.5;
+            Assert.That(Conv2d(x, computed, null, 1, 1).ToDoubleArray(),
+                Is.EqualTo(Conv2d(x.To(DType.Float64), computed.To(DType.Float64), null, 1, 1).ToDoubleArray()).Within(1e-4));
+            Assert.That(Dnnl.KeptKernels(computed.Version), Has.None.Contains("wino"));
         }
         // With a gradient recorded the same conv runs on the direct kernel and agrees.
         Assert.That(Conv2d(x, w, null, 1, 1).ToDoubleArray(), Is.EqualTo(Expected()).Within(1e-4), "training");

@@ -194,7 +194,10 @@ internal static unsafe partial class Dnnl
     /// <remarks>When <paramref name="weightVersion"/> is given (a leaf weight, in the forward and adjoint passes), the weight
     /// in the kernel's layout is kept beside the weight's version counter and reordered again only when the version changes:
     /// an optimizer step or any other in-place update bumps it. The counter, not the array, keys the cache, since an array
-    /// can be recycled as another tensor's storage (<see cref="StoragePool"/>) and a counter cannot.</remarks>
+    /// can be recycled as another tensor's storage (<see cref="StoragePool"/>) and a counter cannot. With
+    /// <paramref name="inference"/> (a forward pass whose weights are a parameter's, outside gradient recording) the weights
+    /// in the kernel's layout are known to serve the next calls too, so kernels that transform them (Winograd) pay at any
+    /// size.</remarks>
     public static bool Convolution(ConvPass pass, ConvGeometry g, float[] a, float[] b, float[]? bias, float[] result, Tensor.VersionCounter? weightVersion = null,
         bool relu = false, bool inference = false)
     {
@@ -408,7 +411,7 @@ internal static unsafe partial class Dnnl
         lock (entries)
         {
             var e = entries.Find(e => dnnl_memory_desc_equal((void*)e.Md, (void*)o.KernelMd) != 0);
-            if (e == null) entries.Add(e = new CachedWeight { Md = o.KernelMd, Data = GC.AllocateUninitializedArray<float>((int)(o.Bytes / sizeof(float)), pinned: true) });
+            if (e == null) entries.Add(e = new CachedWeight { Md = o.KernelMd, Kernel = p.Impl, Data = GC.AllocateUninitializedArray<float>((int)(o.Bytes / sizeof(float)), pinned: true) });
             if (e.Version != version)
             {
                 Reorder(o.Reorder, o.UserMd, w, o.KernelMd, e.Data);
@@ -421,11 +424,20 @@ internal static unsafe partial class Dnnl
     private sealed class CachedWeight
     {
         public required IntPtr Md;
+        /// <summary>The kernel of the plan that first asked for this layout.</summary>
+        public required string Kernel;
         public required float[] Data;
         public int Version = -1;
     }
 
     private static readonly ConditionalWeakTable<Tensor.VersionCounter, List<CachedWeight>> weightCache = new();
+
+    /// <summary>The kernels whose layouts of the weights behind <paramref name="counter"/> are kept (for tests).</summary>
+    internal static string[] KeptKernels(Tensor.VersionCounter counter)
+    {
+        if (!weightCache.TryGetValue(counter, out var entries)) return [];
+        lock (entries) return entries.Select(e => e.Kernel).ToArray();
+    }
 
     private static IntPtr Stream(Buffers buf)
     {
@@ -436,7 +448,8 @@ internal static unsafe partial class Dnnl
     /// <summary>Whether the weight gradient of <paramref name="g"/> comes back from oneDNN's layout by <see cref="Unblocking"/>.</summary>
     internal static bool UnblocksWeightGradient(ConvGeometry g) => engine.Value != IntPtr.Zero && PlanFor(ConvPass.Weight, g, false, false, false)?.Operands[^1].Unblock != null;
 
-    /// <summary>The implementation oneDNN chose for a pass (e.g. <c>jit:avx512_core</c>), or null if it has none.</summary>
+    /// <summary>The implementation oneDNN chose for a pass (e.g. <c>jit:avx512_core</c>), or null if it has none; with
+    /// <paramref name="kept"/>, for an inference forward pass whose weights in the kernel's layout are kept from call to call.</summary>
     public static string? Implementation(ConvPass pass, ConvGeometry g, bool bias = false, bool kept = false) =>
         engine.Value == IntPtr.Zero ? null : PlanFor(pass, g, bias, relu: false, sum: false, kept)?.Impl;
 
@@ -563,7 +576,8 @@ internal static unsafe partial class Dnnl
         // against 3.7-3.9, (32,64,32x32) -> 128 4.9 against 5.1-5.7, batch 1 (128,56x56) -> 256 1.4 against 1.7 (stride-1
         // layers about equal). Not in a chain, whose neighbours pass on blocked activations: ResNet-50 imported took 36-39
         // against 28 ms with it.
-        if (plan == null && !chain && pass == ConvPass.Forward && g.Stride.Any(s => s > 1) && Create(pass, g, bias, relu, sum, blocked: false, AlgDirect) is { } any
+        // (brgconv needs AVX-512 in oneDNN 2.x: elsewhere the plan is not even tried, as a rejected plan stays allocated.)
+        if (plan == null && !chain && pass == ConvPass.Forward && g.Stride.Any(s => s > 1) && System.Runtime.Intrinsics.X86.Avx512F.IsSupported && Create(pass, g, bias, relu, sum, blocked: false, AlgDirect) is { } any
             && any.Impl.StartsWith("brg")) plan = any;
         if (plan == null) plan = Create(pass, g, bias, relu, sum, blocked: true, AlgDirect);
         if (plan == null || plan.Impl.StartsWith("ref")) plan = Create(pass, g, bias, relu, sum, blocked: false, AlgDirect);

@@ -14,7 +14,8 @@ internal unsafe interface ISimd<TV, T> where TV : unmanaged where T : unmanaged
     static abstract TV MulAdd(TV a, TV b, TV c);
     /// <summary>The sum of the lanes.</summary>
     static abstract T Sum(TV v);
-    /// <summary>The larger of each pair of lanes, as one instruction does it (b where either is NaN).</summary>
+    /// <summary>The larger of each pair of lanes, as one instruction does it: where either is NaN the result depends on the
+    /// platform (b on x86, NaN on Arm64), so callers track NaNs themselves.</summary>
     static abstract TV MaxNative(TV a, TV b);
     /// <summary>acc with the lanes where v is NaN made NaN (all bits set).</summary>
     static abstract TV OrNaN(TV acc, TV v);

@@ -240,7 +240,9 @@ public static partial class Functional
     private static Tensor Compute(ConvPass pass, ConvGeometry g, int[] shape, Tensor a, Tensor b, Tensor? bias, bool relu = false)
     {
         // A leaf weight (a parameter) keeps its reordered copy until its version changes, and in inference (no gradient
-        // recorded, outside a backward pass: weights stay as they are) its Winograd transform too.
+        // recorded, outside a backward pass: weights stay as they are) its Winograd transform too. oneDNN's Winograd plans
+        // for any size only for a parameter's weights (requiring gradients), which the next calls use again: a weight
+        // computed under no_grad is a leaf too, but a new one each call.
         var weightVersion = pass != ConvPass.Weight && b.IsLeaf ? b.Version : null;
         var transformKept = AutoGrad.IsGradEnabled || AutoGrad.InBackward ? null : weightVersion;
         // A depthwise forward pass at stride 1 runs the direct kernel rather than oneDNN, which reorders the activations into
@@ -253,7 +255,7 @@ public static partial class Functional
         var r = Tensor.Uninitialized(a.DType, shape);
         var fused = pass == ConvPass.Forward ? bias : null;
         if (winograd) Winograd.Run(pass, g, a.Data<float>(), b.Data<float>(), r.Data<float>(), transformKept);
-        else if (native && Dnnl.Convolution(pass, g, a.Data<float>(), b.Data<float>(), fused?.Data<float>(), r.Data<float>(), weightVersion, relu, inference: transformKept != null))
+        else if (native && Dnnl.Convolution(pass, g, a.Data<float>(), b.Data<float>(), fused?.Data<float>(), r.Data<float>(), weightVersion, relu, inference: transformKept != null && b.RequiresGrad))
         {
             if (fused != null) bias = null;
             relu = false;
