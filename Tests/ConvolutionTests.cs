@@ -122,6 +122,47 @@ public class ConvolutionTests
     }
 
     [Test]
+    public void Depthwise_stride_1_forward_passes_equal_a_naive_loop_for_odd_and_even_heights([Values] bool float64)
+    {
+        // The depthwise kernel computes two output rows at a time (a plane of odd height ends with one), rows of one to
+        // several chunks of four vectors (a row's last vector runs onto the next row; at a plane's last rows into scratch
+        // blocks), kernels of 1 to 5 taps each way (not 1x1, a pointwise conv), with and without padding.
+        foreach (var (n, c, h, w, kh, kw, ph, pw) in new[] { (2, 3, 7, 5, 3, 3, 1, 1), (1, 4, 6, 33, 3, 3, 1, 1), (2, 2, 1, 9, 1, 3, 0, 1),
+            (1, 3, 9, 70, 5, 3, 2, 0), (2, 2, 5, 8, 2, 5, 0, 2), (1, 2, 28, 28, 3, 3, 1, 1), (1, 1, 4, 1, 3, 1, 1, 0) })
+        {
+            var x = Tensor.Randn([n, c, h, w], 1, DType.Float64);
+            var wt = Tensor.Randn([c, 1, kh, kw], 2, DType.Float64);
+            var g = ConvGeometry.Create("Conv2d", 2, x.Shape, wt.Shape, [1, 1], [ph, pw], [ph, pw], [1, 1], c);
+            Assert.That(ConvKernels<double>.DepthwiseSliding(g), Is.True);
+            int ho = h + 2 * ph - kh + 1, wo = w + 2 * pw - kw + 1;
+            var (xs, ws) = (x.ToDoubleArray(), wt.ToDoubleArray());
+            var y = new double[n * c * ho * wo];
+            for (int p = 0; p < n * c; p++)
+                for (int oh = 0; oh < ho; oh++)
+                    for (int ow = 0; ow < wo; ow++)
+                        for (int a = 0; a < kh; a++)
+                            for (int b = 0; b < kw; b++)
+                            {
+                                int ih = oh + a - ph, iw = ow + b - pw;
+                                if (ih >= 0 && ih < h && iw >= 0 && iw < w) y[(p * ho + oh) * wo + ow] += ws[((p % c) * kh + a) * kw + b] * xs[(p * h + ih) * w + iw];
+                            }
+            double[] result;
+            if (float64)
+            {
+                result = new double[y.Length];
+                ConvKernels<double>.Run(ConvPass.Forward, g, x.Data<double>(), wt.Data<double>(), result);
+            }
+            else
+            {
+                var rf = new float[y.Length];
+                ConvKernels<float>.Run(ConvPass.Forward, g, x.To(DType.Float32).Data<float>(), wt.To(DType.Float32).Data<float>(), rf);
+                result = rf.Select(v => (double)v).ToArray();
+            }
+            Assert.That(result, Is.EqualTo(y).Within((float64 ? 1e-12 : 1e-5) * y.Max(Math.Abs)), $"[{n}, {c}, {h}, {w}], kernel {kh}x{kw}, padding {ph},{pw}");
+        }
+    }
+
+    [Test]
     public void Direct_kernels_equal_a_naive_loop_for_rows_of_one_to_several_chunks([Values] bool float64)
     {
         // Stride-1 convs of at most 16 input channels run the direct kernels, whatever geometries the dispatch gives them:

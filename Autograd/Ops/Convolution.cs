@@ -838,47 +838,73 @@ internal static class ConvKernels<T> where T : unmanaged, IFloatingPointIeee754<
     {
         int lanes = Vector<T>.Count, chunk = 4 * lanes, kh = g.K[1], kw = g.K[2], kv = kh * kw, hi = g.In[1], wi = g.In[2], ho = g.Out[1], wo = g.Out[2];
         int wp = wi + g.PadLo[2] + g.PadHi[2], planeP = (hi + g.PadLo[1] + g.PadHi[1]) * wp;
-        // The padded plane, with a tail for the last row's vectors, and a scratch block for a plane's last row.
+        // The padded plane, with a tail for the last row's vectors, and scratch blocks for a plane's last two rows.
         int length = planeP + kw + chunk, outVol = g.OutVol;
         int planes = g.N * g.Cin;
         Threads.Ranges(planes, (long)planes * kv * g.OutVol < 1 << 16 ? 1 : Math.Min(planes, 8 * Environment.ProcessorCount), (_, p0, p1) =>
         {
-            var buffer = ArrayPool<T>.Shared.Rent(length + chunk);
-            var taps = ArrayPool<Vector<T>>.Shared.Rent(kv);
+            var buffer = ArrayPool<T>.Shared.Rent(length + 2 * chunk);
+            // The kernel's taps as vectors, between a row of zero taps above and one below.
+            var taps = ArrayPool<Vector<T>>.Shared.Rent(kv + 2 * kw);
             try
             {
                 // The padding and the tail stay zero; each plane overwrites the interior.
                 Array.Clear(buffer, 0, length);
+                Array.Clear(taps, 0, kw);
+                Array.Clear(taps, kw + kv, kw);
                 fixed (T* xp = buffer, px = x, py = y)
+                fixed (Vector<T>* tp = taps)
                 {
                     T* scratch = xp + length;
                     for (int plane = p0; plane < p1; plane++)
                     {
                         int ch = plane % g.Cin;
-                        for (int t = 0; t < kv; t++) taps[t] = new Vector<T>(w[ch * kv + t]);
+                        for (int t = 0; t < kv; t++) taps[kw + t] = new Vector<T>(w[ch * kv + t]);
                         for (int ih = 0; ih < hi; ih++) Copy(px + plane * g.InVol + ih * wi, xp + (ih + g.PadLo[1]) * wp + g.PadLo[2], wi);
                         T* yp = py + (long)plane * outVol;
-                        // Per output row, four vectors of outputs at a time (four independent chains of multiply-adds), stored
-                        // straight into y as the direct kernels do (see DirectRun).
-                        for (int oh = 0; oh < ho; oh++)
-                            for (int ow = 0; ow < wo; ow += chunk)
+                        // Two output rows at a time, four vectors of outputs of each (eight independent chains of
+                        // multiply-adds): each input row's vectors, loaded once, feed both rows, a third fewer loads for 3x3
+                        // kernels ((32,128,28x28) 3x3 forward 1.44-1.54 -> 1.24-1.33 ms, same machine, builds in turn). Rows
+                        // are stored straight into y as the direct kernels do (see DirectRun).
+                        for (int oh = 0; oh < ho; oh += 2)
+                        {
+                            bool two = oh + 1 < ho;
+                            int rows = kh + (two ? 1 : 0);
+                            // Chunks from the last: the upper row's last vector runs onto the lower row's first outputs,
+                            // which its first chunk, stored last, then writes.
+                            for (int ow = (wo - 1) / chunk * chunk; ow >= 0; ow -= chunk)
                             {
                                 int at = oh * wo + ow, nv = Math.Min(4, (wo - ow + lanes - 1) / lanes);
-                                bool past = at + nv * lanes > outVol;
-                                Vector<T> a0 = default, a1 = default, a2 = default, a3 = default;
-                                for (int a = 0, t = 0; a < kh; a++)
-                                    for (int b = 0; b < kw; b++, t++)
+                                Vector<T> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+                                for (int r = 0; r < rows; r++)
+                                {
+                                    T* s = xp + (oh + r) * wp + ow;
+                                    for (int c = 0; c < kw; c++, s++)
                                     {
-                                        var tap = taps[t];
-                                        T* s = xp + (oh + a) * wp + ow + b;
-                                        a0 = SimdAny<T>.MulAdd(tap, Vector.Load(s), a0);
-                                        a1 = SimdAny<T>.MulAdd(tap, Vector.Load(s + lanes), a1);
-                                        a2 = SimdAny<T>.MulAdd(tap, Vector.Load(s + 2 * lanes), a2);
-                                        a3 = SimdAny<T>.MulAdd(tap, Vector.Load(s + 3 * lanes), a3);
+                                        // Taps of the rows above and below the kernel are zero (see taps), so both rows
+                                        // take every input row without a branch, which would make the JIT spill them.
+                                        Vector<T> v0 = Vector.Load(s), v1 = Vector.Load(s + lanes), v2 = Vector.Load(s + 2 * lanes), v3 = Vector.Load(s + 3 * lanes);
+                                        Vector<T> upper = tp[(r + 1) * kw + c], lower = tp[r * kw + c];
+                                        a0 = SimdAny<T>.MulAdd(upper, v0, a0);
+                                        a1 = SimdAny<T>.MulAdd(upper, v1, a1);
+                                        a2 = SimdAny<T>.MulAdd(upper, v2, a2);
+                                        a3 = SimdAny<T>.MulAdd(upper, v3, a3);
+                                        b0 = SimdAny<T>.MulAdd(lower, v0, b0);
+                                        b1 = SimdAny<T>.MulAdd(lower, v1, b1);
+                                        b2 = SimdAny<T>.MulAdd(lower, v2, b2);
+                                        b3 = SimdAny<T>.MulAdd(lower, v3, b3);
                                     }
-                                StoreRow<Vector<T>, SimdAny<T>>(past ? scratch : yp + at, nv, a0, a1, a2, a3);
-                                if (past) Copy(scratch, yp + at, wo - ow);
+                                }
+                                // A row whose vectors would pass the plane's end goes to a scratch block, and only its own
+                                // outputs from there, after both stores: no call while the rows are in registers.
+                                bool pastA = at + nv * lanes > outVol, pastB = two && at + wo + nv * lanes > outVol;
+                                StoreRow<Vector<T>, SimdAny<T>>(pastA ? scratch : yp + at, nv, a0, a1, a2, a3);
+                                if (two) StoreRow<Vector<T>, SimdAny<T>>(pastB ? scratch + chunk : yp + at + wo, nv, b0, b1, b2, b3);
+                                int n = Math.Min(chunk, wo - ow);
+                                if (pastA) Copy(scratch, yp + at, n);
+                                if (pastB) Copy(scratch + chunk, yp + at + wo, n);
                             }
+                        }
                     }
                 }
             }
