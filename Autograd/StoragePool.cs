@@ -189,9 +189,11 @@ internal static class StoragePool
         {
             var shelf = ShelfOf(t, a.Length);
             // Both limits checked before anything is dropped for either.
-            if (small && !Room(shelf, bytes, smallOnly: true, drop: false) || !Room(shelf, bytes, smallOnly: false, drop: false)) return false;
-            if (small) Room(shelf, bytes, smallOnly: true, drop: true);
-            Room(shelf, bytes, smallOnly: false, drop: true);
+            var smallOlder = small ? Older(shelf, bytes, smallOnly: true) : [];
+            var older = Older(shelf, bytes, smallOnly: false);
+            if (smallOlder == null || older == null) return false;
+            Drop(smallOlder, bytes, smallOnly: true);
+            Drop(older, bytes, smallOnly: false);
             shelf.Arrays.Push(a);
             pooledBytes += bytes;
             if (small) pooledSmallBytes += bytes;
@@ -200,20 +202,25 @@ internal static class StoragePool
         }
     }
 
-    /// <summary>Whether <paramref name="bytes"/> more fit under <see cref="Capacity"/> (or, <paramref name="smallOnly"/>,
-    /// the arrays below the large-object threshold under <see cref="SmallCapacity"/>) once as many of those arrays as needed
-    /// are dropped from the shelves asked for less recently than <paramref name="shelf"/>, which happens when
-    /// <paramref name="drop"/> and they do fit (under the pool's lock).</summary>
-    private static bool Room(Shelf shelf, long bytes, bool smallOnly, bool drop)
+    /// <summary>The arrays to drop, least recently asked-for lengths first, for <paramref name="bytes"/> more to fit under
+    /// <see cref="Capacity"/> (or, <paramref name="smallOnly"/>, the arrays below the large-object threshold under
+    /// <see cref="SmallCapacity"/>): the shelves of those arrays asked for less recently than <paramref name="shelf"/> (none
+    /// when the bytes fit already), or null when even all of them would not make room (under the pool's lock).</summary>
+    private static List<Shelf>? Older(Shelf shelf, long bytes, bool smallOnly)
+    {
+        long capacity = smallOnly ? SmallCapacity : Capacity, pooled = smallOnly ? pooledSmallBytes : pooledBytes;
+        if (pooled + bytes <= capacity) return [];
+        var older = free.Values.Where(s => s.Used < shelf.Used && s.Arrays.Count > 0 && (!smallOnly || s.Bytes < LargeBytes)).OrderBy(s => s.Used).ToList();
+        return pooled + bytes - older.Sum(s => s.Arrays.Count * s.Bytes) > capacity ? null : older;
+    }
+
+    /// <summary>Drops arrays of the <paramref name="older"/> shelves, in order, until <paramref name="bytes"/> more fit
+    /// under the limit <see cref="Older"/> found them for (under the pool's lock).</summary>
+    private static void Drop(List<Shelf> older, long bytes, bool smallOnly)
     {
         long capacity = smallOnly ? SmallCapacity : Capacity;
         long Pooled() => smallOnly ? pooledSmallBytes : pooledBytes;
-        if (Pooled() + bytes <= capacity) return true;
-        var older = free.Values.Where(s => s.Used < shelf.Used && s.Arrays.Count > 0 && (!smallOnly || s.Bytes < LargeBytes)).OrderBy(s => s.Used).ToList();
-        if (Pooled() + bytes - older.Sum(s => s.Arrays.Count * s.Bytes) > capacity) return false;
-        if (!drop) return true;
         foreach (var s in older)
             while (s.Arrays.Count > 0 && Pooled() + bytes > capacity) Unlease(Withdraw(s));
-        return true;
     }
 }
