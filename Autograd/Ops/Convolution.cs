@@ -247,7 +247,8 @@ public static partial class Functional
         var transformKept = AutoGrad.IsGradEnabled || AutoGrad.InBackward ? null : weightVersion;
         // A depthwise forward pass at stride 1 runs the direct kernel rather than oneDNN, which reorders the activations into
         // channel blocks and back around it: (32,128,28x28) 3x3 2.5-3.0 against 3.2-4.1 ms, same process. Its backward passes
-        // stay on oneDNN (13-14 ms for the three passes against 18-20 on the direct kernels).
+        // stay on oneDNN (13-14 ms for the three passes against 18-20 on the direct kernels on AVX2; 6.8-7.1 against 12 on
+        // AVX-512, and the input gradient alone on the direct kernel gained nothing).
         bool winograd = Winograd.Takes(g, a.DType, transformKept != null);
         bool native = !winograd && Native(g, a.DType) && !PointwiseGemm(g) && !(pass == ConvPass.Forward && ConvKernels<float>.DepthwiseSliding(g));
         // Every kernel writes every element of its result, which so needs no zeroing first (for the 1x1 layer of the
